@@ -1,0 +1,296 @@
+/**
+ * Hostile inputs: huge strings, deep JSON, pathological regexes. Each case must
+ * return a valid result or throw an Error quickly. The design target is about
+ * 1 s per item; BUDGET_MS leaves room for a loaded 2-core CI machine while still
+ * catching a hang or a quadratic blow-up (which would take minutes).
+ */
+import { describe, expect, it } from 'vitest';
+import { compileEvaluator, type EvaluatorConfigInput } from '../../jobs/evaluators/index.js';
+import { stringifyJson } from '../../jobs/evaluators/value-utils.js';
+import { checkResult, item, thresholdOf, timed } from './evaluators.helpers.js';
+
+const BUDGET_MS = 2_500;
+const TEN_MB = 10 * 1024 * 1024;
+
+function words(chars: number, swap?: [string, string]): string {
+  const vocab = ['alpha', 'beta', 'gamma', 'delta', 'eps', 'zeta', 'eta', 'theta', 'iota', 'kappa'];
+  const parts: string[] = [];
+  let length = 0;
+  for (let i = 0; length < chars; i++) {
+    let w = vocab[(i * 7) % vocab.length]!;
+    if (swap && w === swap[0]) w = swap[1];
+    parts.push(w);
+    length += w.length + 1;
+  }
+  return parts.join(' ');
+}
+
+const big = words(TEN_MB);
+const bigOther = words(TEN_MB, ['alpha', 'omega']);
+
+function deepArrayText(depth: number): string {
+  return '['.repeat(depth) + ']'.repeat(depth);
+}
+function deepObject(depth: number, leaf: unknown = 1): unknown {
+  let v: unknown = leaf;
+  for (let i = 0; i < depth; i++) v = { a: v };
+  return v;
+}
+
+/** Runs one item; asserts it finished within budget with a valid result or an Error. */
+function hostile(config: EvaluatorConfigInput, output: unknown, expected: unknown = null) {
+  const ev = compileEvaluator(config);
+  const t = timed(() => ev(item(output, expected)));
+  expect(t.ms, `${config.type} took ${Math.round(t.ms)} ms`).toBeLessThan(BUDGET_MS);
+  if (t.error !== undefined) {
+    expect(t.error).toBeInstanceOf(Error);
+    return { error: t.error as Error, result: undefined };
+  }
+  return { error: undefined, result: checkResult(t.value!, thresholdOf(config)) };
+}
+
+describe('hostile: 10 MB strings', () => {
+  it('exact_match compares 10 MB strings', () => {
+    expect(hostile({ type: 'exact_match' }, big, big).result?.score).toBe(1);
+    const r = hostile({ type: 'exact_match' }, big, bigOther).result!;
+    expect(r.score).toBe(0);
+    expect(r.reason.length).toBeLessThanOrEqual(500);
+  });
+
+  it('substring checks scan 10 MB', () => {
+    expect(hostile({ type: 'contains', value: 'not-there' }, big).result?.score).toBe(0);
+    expect(hostile({ type: 'icontains', value: 'ALPHA BETA' }, big).result?.score).toBe(0);
+    expect(hostile({ type: 'icontains', value: 'ETA IOTA' }, big).result?.score).toBe(1);
+    expect(hostile({ type: 'ends_with' }, big, big.slice(-1000)).result?.score).toBe(1);
+    expect(hostile({ type: 'contains_all', values: ['omega', 'zeta'] }, bigOther).result?.score).toBe(1);
+  });
+
+  it('contains_any / contains_all refuse 10 MB against many values with a clear message', () => {
+    // Partial matches everywhere: the worst case for substring search.
+    const values = Array.from({ length: 1_000 }, (_, i) => `alpha theta eps beta X${i}`);
+    const { error } = hostile({ type: 'contains_any', values }, big);
+    expect(error?.message).toMatch(/^inputs too large for contains_any \(\d+ chars × 1000 values > 1000000000\)$/);
+    const few = values.slice(0, 90);
+    expect(hostile({ type: 'contains_all', values: few }, big).result?.score).toBe(0);
+  });
+
+  it('a 10 MB target is quoted briefly in the reason', () => {
+    const r = hostile({ type: 'contains' }, 'short output', big).result!;
+    expect(r.score).toBe(0);
+    expect(r.reason.length).toBeLessThan(200);
+  });
+
+  it('regex with a simple pattern runs on 10 MB', () => {
+    expect(hostile({ type: 'regex', pattern: 'omega', flags: 'i' }, big).result?.score).toBe(0);
+    expect(hostile({ type: 'regex', pattern: 'kappa$' }, `${big} kappa`).result?.score).toBe(1);
+  });
+
+  it('regex refuses a complex pattern on 10 MB with a clear message', () => {
+    const { error } = hostile({ type: 'regex', pattern: '(x[a-z]{30}y)+$' }, big);
+    expect(error?.message).toMatch(/^input too large for regex \(\d+ chars × program size \d+ > 100000000\)$/);
+  });
+
+  it('levenshtein refuses two different 10 MB strings with a clear message', () => {
+    const { error } = hostile({ type: 'levenshtein' }, big, bigOther);
+    expect(error?.message).toMatch(/^inputs too large for levenshtein \(\d+ chars × \d+ chars > 500000000\)$/);
+  });
+
+  it('levenshtein answers identical or one-sided 10 MB inputs without the table', () => {
+    expect(hostile({ type: 'levenshtein' }, big, big).result?.score).toBe(1);
+    expect(hostile({ type: 'levenshtein' }, big, '').result?.score).toBe(0);
+  });
+
+  it('levenshtein computes the largest allowed size quickly', () => {
+    const a = words(20_000);
+    const b = words(20_000, ['beta', 'bete']);
+    const r = hostile({ type: 'levenshtein' }, a, b).result!;
+    expect(r.score).toBeGreaterThan(0.9);
+    expect(r.score).toBeLessThan(1);
+  });
+
+  it('rouge_l refuses two long different texts with a clear message', () => {
+    const { error } = hostile({ type: 'rouge_l' }, big, bigOther);
+    expect(error?.message).toMatch(/^inputs too large for rouge_l \(\d+ tokens × \d+ tokens > 25000000\)$/);
+  });
+
+  it('rouge_l just under the bound finishes and is exact', () => {
+    const a = words(24_000); // ~4,500 tokens each: ~20 million LCS cells
+    const b = words(24_000, ['alpha', 'omega']);
+    const { result, error } = hostile({ type: 'rouge_l' }, a, b);
+    expect(error).toBeUndefined();
+    const r = result!;
+    expect(r.score).toBeCloseTo(0.9, 2); // every 10th token differs
+  });
+
+  it('rouge_l handles identical 10 MB texts through the common prefix', () => {
+    expect(hostile({ type: 'rouge_l' }, big, big).result?.score).toBe(1);
+  });
+
+  it('token_f1 handles two 10 MB texts', () => {
+    const r = hostile({ type: 'token_f1' }, big, bigOther).result!;
+    expect(r.score).toBeCloseTo(0.9, 3);
+  });
+
+  it('token_f1 refuses texts beyond the tokenising bound', () => {
+    const { error } = hostile({ type: 'token_f1' }, big + big, 'x');
+    expect(error?.message).toMatch(/^output too large for token_f1 \(\d+ chars > 16777216\)$/);
+  });
+
+  it('numeric_diff rejects a 10 MB output quickly', () => {
+    const { error } = hostile({ type: 'numeric_diff', value: 1 }, '1'.repeat(TEN_MB));
+    expect(error?.message).toMatch(/^output is not a number: "1{50,}…"$/);
+  });
+
+  it('is_json and json_schema parse a 10 MB JSON document', () => {
+    const doc = JSON.stringify({ text: big, n: 1 });
+    expect(hostile({ type: 'is_json' }, doc).result?.score).toBe(1);
+    const schema = { type: 'object', properties: { text: { type: 'string', maxLength: 10 } } };
+    const r = hostile({ type: 'json_schema', schema }, doc).result!;
+    expect(r.score).toBe(0);
+    expect(r.reason).toContain('/text must NOT have more than 10 characters');
+  });
+
+  it('json_schema with a million failing items lists only a few errors', () => {
+    const arr = Array.from({ length: 1_000_000 }, (_, i) => ({ id: i }));
+    const r = hostile({ type: 'json_schema', schema: { type: 'array', items: { properties: { id: { type: 'string' } } } } }, arr)
+      .result!;
+    expect(r.score).toBe(0);
+    expect(r.reason).toMatch(/; and 999997 more$/);
+  });
+});
+
+describe('hostile: deep JSON (10,000 levels)', () => {
+  const deepText = deepArrayText(10_000);
+  const deepParsed: unknown = JSON.parse(deepText);
+  const deepObj = deepObject(10_000);
+
+  it('exact_match compares deep values without overflowing the stack', () => {
+    expect(hostile({ type: 'exact_match' }, deepText, deepParsed).result?.score).toBe(1);
+    expect(hostile({ type: 'exact_match' }, deepObj, deepObject(10_000)).result?.score).toBe(1);
+    const r = hostile({ type: 'exact_match' }, deepObj, deepObject(10_000, 2)).result!;
+    expect(r.score).toBe(0);
+    expect(r.reason).toMatch(/^output differs from expected_output at \$….*\.a\.a: values differ$/);
+    expect(r.reason.length).toBeLessThanOrEqual(500);
+  });
+
+  it('text evaluators serialise deep structured output (native JSON.stringify would overflow)', () => {
+    expect(() => JSON.stringify(deepObj)).toThrow(RangeError); // what the fallback is for
+    expect(stringifyJson(deepObj)).toBe('{"a":'.repeat(10_000) + '1' + '}'.repeat(10_000));
+    expect(hostile({ type: 'contains', value: '{"a":1}' }, deepObj).result?.score).toBe(1);
+    expect(hostile({ type: 'regex', pattern: '^(\\{"a":)+1\\}+$' }, deepObj).result?.score).toBe(1);
+    expect(hostile({ type: 'levenshtein' }, deepObj, deepObj).result?.score).toBe(1);
+    expect(hostile({ type: 'token_f1' }, deepObj, 'a 1').result?.score).toBeGreaterThan(0);
+  });
+
+  it('is_json accepts deep JSON text', () => {
+    expect(hostile({ type: 'is_json' }, deepText).result?.score).toBe(1);
+    expect(hostile({ type: 'is_json' }, deepArrayText(1_000_000)).result?.score).toBe(1);
+  });
+
+  it('json_match follows paths into deep values', () => {
+    const path = `$${'.a'.repeat(4_000)}`;
+    const r = hostile({ type: 'json_match', paths: [path, 'a'] }, deepObj, deepObject(10_000)).result!;
+    expect(r.score).toBe(1);
+    expect(hostile({ type: 'json_match', paths: ['a'] }, deepObj, deepObject(10_000, 2)).result?.score).toBe(0);
+  });
+
+  it('json_schema validates deep data, or throws a clean Error for a recursive schema', () => {
+    expect(hostile({ type: 'json_schema', schema: { type: 'array' } }, deepText).result?.score).toBe(1);
+    const recursive = { $ref: '#/definitions/n', definitions: { n: { type: 'array', items: { $ref: '#/definitions/n' } } } };
+    const { error, result } = hostile({ type: 'json_schema', schema: recursive }, deepText);
+    if (error) expect(error.message).toBe('output too deeply nested to validate against this schema');
+    else expect(result!.score).toBe(1);
+    // Shallow data still validates with the same recursive schema.
+    expect(hostile({ type: 'json_schema', schema: recursive }, '[[[]],[]]').result?.score).toBe(1);
+    expect(hostile({ type: 'json_schema', schema: recursive }, '[[1]]').result?.score).toBe(0);
+  });
+
+  it('json_match shares one deep-equal budget across its paths', () => {
+    const doc = { list: Array.from({ length: 200_000 }, (_, i) => ({ i })) };
+    const paths = new Array<string>(100).fill('list');
+    const { error } = hostile({ type: 'json_match', paths }, doc, structuredClone(doc));
+    expect(error?.message).toBe('values too large to compare (more than 10000000 nodes)');
+    expect(hostile({ type: 'json_match', paths: paths.slice(0, 5) }, doc, structuredClone(doc)).result?.score).toBe(1);
+  });
+
+  it('deep-equal gives up cleanly past its node budget instead of hanging', () => {
+    const wide = new Array<number>(11_000_000).fill(0);
+    const { error } = hostile({ type: 'exact_match' }, wide, wide.slice());
+    expect(error?.message).toBe('values too large to compare (more than 10000000 nodes)');
+  });
+});
+
+describe('hostile: pathological regexes', () => {
+  it('(a+)+$ against 50,000 a’s and a ! finishes fast (linear-time RE2)', () => {
+    const ev = compileEvaluator({ type: 'regex', pattern: '(a+)+$' });
+    const subject = `${'a'.repeat(50_000)}!`;
+    const t = timed(() => ev(item(subject)));
+    expect(t.ms).toBeLessThan(500);
+    // No run of a's ends the subject, so there is no match; a backtracking engine would take forever to say so.
+    expect(t.value).toMatchObject({ score: 0, passed: false });
+    expect(ev(item('a'.repeat(50_000))).score).toBe(1);
+  });
+
+  it.each([
+    ['(a|aa)+$', `${'a'.repeat(100_000)}!`],
+    ['^(\\w+\\s?)+$', `${'word '.repeat(20_000)}!`],
+    ['(.*a){20}', 'a'.repeat(100_000)],
+    ['^(([a-z])+.)+[A-Z]([a-z])+$', 'a'.repeat(100_000)],
+  ])('%s on a hostile subject finishes fast', (pattern, subject) => {
+    const r = hostile({ type: 'regex', pattern }, subject);
+    expect(r.error).toBeUndefined();
+    expect(r.result!.reason).toMatch(/^output (does not )?match/);
+  });
+
+  it('a ReDoS pattern inside a JSON schema runs on RE2 too', () => {
+    const schema = { type: 'string', pattern: '^(a+)+$' };
+    const r = hostile({ type: 'json_schema', schema }, JSON.stringify(`${'a'.repeat(50_000)}!`)).result!;
+    expect(r.score).toBe(0);
+    expect(r.reason).toContain('must match pattern');
+  });
+});
+
+describe('hostile: JSON schemas written by tenants', () => {
+  /** `a{n}` = allOf [a{n-1}, a{n-1}]: validating against a40 would apply a0 2^40 times. */
+  function laughs(container: string): Record<string, unknown> {
+    const defs: Record<string, unknown> = { a0: { type: 'string', minLength: 1 } };
+    for (let i = 1; i <= 40; i++) {
+      defs[`a${i}`] = { allOf: [{ $ref: `#/${container}/a${i - 1}` }, { $ref: `#/${container}/a${i - 1}` }] };
+    }
+    return { [container]: defs, $ref: `#/${container}/a40` };
+  }
+
+  it.each(['definitions', 'x-unknown-keyword'])(
+    'exponential $ref fan-out (under %s) stops at the work budget',
+    (container) => {
+      const { error } = hostile({ type: 'json_schema', schema: laughs(container) }, '"x"');
+      expect(error?.message).toBe('json_schema validation exceeded its work budget (5000000 units)');
+    },
+  );
+
+  it('uniqueItems is linear: 200,000 distinct objects validate', () => {
+    const arr = Array.from({ length: 200_000 }, (_, i) => ({ id: i, v: 'x'.repeat(20) }));
+    expect(hostile({ type: 'json_schema', schema: { type: 'array', uniqueItems: true } }, arr).result?.score).toBe(1);
+  });
+
+  it('uniqueItems on a million objects stops at the work budget', () => {
+    const arr = Array.from({ length: 1_000_000 }, (_, i) => ({ id: i, v: 'x'.repeat(20) }));
+    const { error } = hostile({ type: 'json_schema', schema: { type: 'array', uniqueItems: true } }, arr);
+    expect(error?.message).toMatch(/exceeded its work budget/);
+  });
+
+  it('uniqueItems on a million scalars validates', () => {
+    const arr = Array.from({ length: 1_000_000 }, (_, i) => `item-${i}`);
+    expect(hostile({ type: 'json_schema', schema: { type: 'array', uniqueItems: true } }, arr).result?.score).toBe(1);
+  });
+
+  it('a big const compared many times is charged for its size', () => {
+    // Each item is a 5,000-key object one level down (so the data itself is cheap to visit),
+    // compared in full with the const every time: the const's size is what must be charged.
+    const big = Object.fromEntries(Array.from({ length: 5_000 }, (_, i) => [`k${i}`, i]));
+    const schema = { type: 'array', items: { not: { const: { a: big } } } };
+    const arr = new Array<unknown>(3_000).fill({ a: { ...big } });
+    const { error } = hostile({ type: 'json_schema', schema }, arr);
+    expect(error?.message).toMatch(/exceeded its work budget/);
+  });
+});
