@@ -1,0 +1,20 @@
+import { defineEntity } from '@mikro-orm/core';
+import { EvalRun } from './eval-run.entity.ts';
+
+/**
+ * A slice (first_item_id..last_item_id, in id order) of a run's pinned items.
+ * Written by `run start` before any chunk job is enqueued, so the reconciler
+ * can rebuild every missing job from Postgres alone.
+ */
+export const EvalRunChunk = defineEntity({
+  name: 'EvalRunChunk',
+  tableName: 'eval_run_chunks',
+  properties: (p) => ({
+    run_id: p.manyToOne(EvalRun).mapToPk().fieldName('run_id').primary().deleteRule('cascade'),
+    chunk_index: p.integer().primary(),
+    first_item_id: p.uuid(),
+    last_item_id: p.uuid(),
+    item_count: p.integer(),
+    done_at: p.datetime().columnType('timestamptz').nullable(),
+  }),
+});

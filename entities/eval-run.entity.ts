@@ -1,0 +1,47 @@
+import { defineEntity } from '@mikro-orm/core';
+import { Dataset } from './dataset.entity.ts';
+import { DatasetVersion } from './dataset-version.entity.ts';
+import { EvalVersion } from './eval-version.entity.ts';
+import { Tenant } from './tenant.entity.ts';
+
+export const RUN_STATUSES = ['pending', 'running', 'completed', 'failed'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/**
+ * One run of an eval version over a pinned dataset version. The counters are
+ * only ever changed in the transaction that inserts or deletes the results
+ * they count, so they always equal count(eval_run_items).
+ */
+export const EvalRun = defineEntity({
+  name: 'EvalRun',
+  tableName: 'eval_runs',
+  properties: (p) => ({
+    id: p.uuid().primary(),
+    tenant_id: p.manyToOne(Tenant).mapToPk().fieldName('tenant_id').deleteRule('cascade'),
+    dataset_id: p.manyToOne(Dataset).mapToPk().fieldName('dataset_id').deleteRule('cascade'),
+    dataset_version_id: p.manyToOne(DatasetVersion).mapToPk().fieldName('dataset_version_id').deleteRule('cascade'),
+    eval_version_id: p.manyToOne(EvalVersion).mapToPk().fieldName('eval_version_id').deleteRule('cascade'),
+    status: p.enum([...RUN_STATUSES]),
+    item_count: p.integer(),
+    completed_count: p.integer().default(0),
+    passed_count: p.integer().default(0),
+    failed_count: p.integer().default(0),
+    error_count: p.integer().default(0),
+    /** sum of the scores of passed and failed items; mean_score = score_sum / (passed + failed) */
+    score_sum: p.double().default(0),
+    started_at: p.datetime().columnType('timestamptz').nullable(),
+    completed_at: p.datetime().columnType('timestamptz').nullable(),
+    error_message: p.text().nullable(),
+    created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),
+    updated_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()).onUpdate(() => new Date()),
+  }),
+  indexes: [
+    { name: 'eval_runs_dataset_created_idx', properties: ['dataset_id', 'created_at', 'id'] },
+    { name: 'eval_runs_dataset_version_idx', properties: ['dataset_version_id'] },
+    // The reconciler only ever looks for unfinished runs; keep that index tiny.
+    {
+      name: 'eval_runs_unfinished_idx',
+      expression: `create index "eval_runs_unfinished_idx" on "eval_runs" ("status", "updated_at") where "status" in ('pending', 'running')`,
+    },
+  ],
+});

@@ -1,0 +1,29 @@
+/** The explicit entity list given to MikroORM (no folder discovery). */
+import { ApiKey } from './api-key.entity.ts';
+import { Dataset } from './dataset.entity.ts';
+import { DatasetItem } from './dataset-item.entity.ts';
+import { DatasetVersion } from './dataset-version.entity.ts';
+import { Eval } from './eval.entity.ts';
+import { EvalRun } from './eval-run.entity.ts';
+import { EvalRunChunk } from './eval-run-chunk.entity.ts';
+import { EvalRunItem } from './eval-run-item.entity.ts';
+import { EvalVersion } from './eval-version.entity.ts';
+import { Tenant } from './tenant.entity.ts';
+
+export { ApiKey, Dataset, DatasetItem, DatasetVersion, Eval, EvalRun, EvalRunChunk, EvalRunItem, EvalVersion, Tenant };
+export { ROLES, type Role } from './api-key.entity.ts';
+export { RUN_STATUSES, type RunStatus } from './eval-run.entity.ts';
+export { ITEM_STATUSES, type ItemStatus } from './eval-run-item.entity.ts';
+
+export const entities = [
+  Tenant,
+  ApiKey,
+  Dataset,
+  DatasetVersion,
+  DatasetItem,
+  Eval,
+  EvalVersion,
+  EvalRun,
+  EvalRunItem,
+  EvalRunChunk,
+];

@@ -1,0 +1,262 @@
+/**
+ * The SQL of the run lifecycle. Every statement that changes a run's counters
+ * also inserts or deletes the results it counts, in the same statement, so
+ * `completed_count = count(eval_run_items)` holds after every commit.
+ */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { ItemStatus } from '../../entities/index.ts';
+import { EVAL_RUN_COLUMNS, type EvalRunRow } from '../../routers/eval-runs/eval-run.mapper.ts';
+import { DomainError, notFound } from '../../server/errors.ts';
+import { sql } from '../../server/sql.ts';
+
+export interface RunForStart {
+  id: string;
+  tenant_id: string;
+  dataset_id: string;
+  status: EvalRunRow['status'];
+  item_count: number;
+  version: number;
+}
+
+/**
+ * Moves a pending run to running and cuts its pinned items into chunks, in one
+ * transaction. The cut happens in Postgres (window over the keyset index), so
+ * no item reaches this process whatever the dataset's size. Idempotent: a run
+ * already running keeps its chunks.
+ */
+export async function startRun(
+  em: EntityManager,
+  runId: string,
+  chunkSize: number,
+): Promise<{ run: RunForStart | null; chunks: number; completedEmpty: boolean }> {
+  return em.transactional(async (tx) => {
+    const [run] = await sql<RunForStart>(
+      tx,
+      `select r.id, r.tenant_id, r.dataset_id, r.status, r.item_count, v.version
+         from eval_runs r join dataset_versions v on v.id = r.dataset_version_id
+        where r.id = ? for update of r`,
+      [runId],
+    );
+    if (!run || (run.status !== 'pending' && run.status !== 'running')) return { run: run ?? null, chunks: 0, completedEmpty: false };
+    if (run.item_count === 0) {
+      await sql(
+        tx,
+        `update eval_runs set status = 'completed', started_at = coalesce(started_at, now()), completed_at = now(), updated_at = now()
+          where id = ?`,
+        [runId],
+      );
+      return { run, chunks: 0, completedEmpty: true };
+    }
+    if (run.status === 'pending') {
+      await sql(tx, `update eval_runs set status = 'running', started_at = coalesce(started_at, now()), updated_at = now() where id = ?`, [runId]);
+    }
+    const [existing] = await sql<{ n: number }>(tx, 'select count(*)::int as n from eval_run_chunks where run_id = ?', [runId]);
+    if (existing && existing.n > 0) return { run, chunks: existing.n, completedEmpty: false };
+    const inserted = await sql<{ chunk_index: number }>(
+      tx,
+      `insert into eval_run_chunks (run_id, chunk_index, first_item_id, last_item_id, item_count)
+       select ?, b.chunk_index, (array_agg(b.id order by b.rn))[1], (array_agg(b.id order by b.rn desc))[1], max(b.rn) - min(b.rn) + 1
+         from (
+           select n.id, n.rn, n.rn / ? as chunk_index
+             from (
+               select id, row_number() over (order by id) - 1 as rn, lead(id) over (order by id) as next_id
+                 from dataset_items
+                where dataset_id = ? and valid_from <= ? and (valid_to is null or valid_to > ?)
+             ) n
+            where n.rn % ? = 0 or n.rn % ? = ? - 1 or n.next_id is null
+         ) b
+        group by b.chunk_index
+       returning chunk_index`,
+      [runId, chunkSize, run.dataset_id, run.version, run.version, chunkSize, chunkSize, chunkSize],
+    );
+    return { run, chunks: inserted.length, completedEmpty: false };
+  });
+}
+
+/** Undone chunk indexes of a run, a page at a time (keyset on chunk_index). */
+export async function undoneChunks(em: EntityManager, runId: string, after: number, limit: number): Promise<number[]> {
+  const rows = await sql<{ chunk_index: number }>(
+    em,
+    `select chunk_index from eval_run_chunks where run_id = ? and done_at is null and chunk_index > ? order by chunk_index limit ?`,
+    [runId, after, limit],
+  );
+  return rows.map((r) => r.chunk_index);
+}
+
+export interface ChunkContext {
+  run_id: string;
+  tenant_id: string;
+  status: EvalRunRow['status'];
+  eval_version_id: string;
+  dataset_id: string;
+  version: number;
+  first_item_id: string;
+  last_item_id: string;
+  done: boolean;
+}
+
+export async function loadChunk(em: EntityManager, runId: string, chunkIndex: number): Promise<ChunkContext | null> {
+  const [row] = await sql<ChunkContext>(
+    em,
+    `select r.id as run_id, r.tenant_id, r.status, r.eval_version_id, r.dataset_id, v.version,
+            c.first_item_id, c.last_item_id, c.done_at is not null as done
+       from eval_run_chunks c
+       join eval_runs r on r.id = c.run_id
+       join dataset_versions v on v.id = r.dataset_version_id
+      where c.run_id = ? and c.chunk_index = ?`,
+    [runId, chunkIndex],
+  );
+  return row ?? null;
+}
+
+export interface ItemToScore {
+  id: string;
+  input: unknown;
+  output: unknown;
+  expected_output: unknown;
+  metadata: unknown;
+}
+
+/** The chunk's items that have no result yet in this run. */
+export async function loadPendingItems(em: EntityManager, c: ChunkContext): Promise<ItemToScore[]> {
+  return sql<ItemToScore>(
+    em,
+    `select i.id, i.input, i.output, i.expected_output, i.metadata
+       from dataset_items i
+      where i.dataset_id = ? and i.id between ? and ?
+        and i.valid_from <= ? and (i.valid_to is null or i.valid_to > ?)
+        and not exists (select 1 from eval_run_items r where r.run_id = ? and r.item_id = i.id)
+      order by i.id`,
+    [c.dataset_id, c.first_item_id, c.last_item_id, c.version, c.version, c.run_id],
+  );
+}
+
+export interface ItemResult {
+  item_id: string;
+  status: ItemStatus;
+  score: number | null;
+  passed: boolean | null;
+  reason: string | null;
+  error: string | null;
+  latency_ms: number;
+}
+
+/**
+ * One statement, so one transaction: insert the results (a duplicate delivery
+ * inserts nothing), add exactly the inserted rows to the counters, complete
+ * the run when the last item lands, and mark the chunk done when `chunkDone`.
+ */
+export async function recordResults(
+  em: EntityManager,
+  c: { run_id: string; tenant_id: string },
+  chunkIndex: number,
+  attempts: number,
+  results: readonly ItemResult[],
+  chunkDone: boolean,
+): Promise<{ status: EvalRunRow['status']; completed_count: number; item_count: number; inserted: number } | null> {
+  // One JSON parameter unpacked by Postgres: a fixed statement whatever the chunk size.
+  const payload = JSON.stringify(
+    results.map((r) => ({ ...r, latency_ms: Math.max(0, Math.round(r.latency_ms)) })),
+  );
+  const [row] = await sql<{ status: EvalRunRow['status']; completed_count: number; item_count: number; inserted: number }>(
+    em,
+    `with ins as (
+       insert into eval_run_items (run_id, item_id, tenant_id, status, score, passed, reason, error, attempts, latency_ms, created_at)
+       select ?, x.item_id, ?, x.status, x.score, x.passed, x.reason, x.error, ?, x.latency_ms, now()
+         from jsonb_to_recordset(?::jsonb)
+              as x(item_id uuid, status text, score float8, passed bool, reason text, error text, latency_ms int)
+        -- a canceled (failed) run takes no more results, even from a chunk that was mid-flight
+        where exists (select 1 from eval_runs er where er.id = ? and er.status = 'running')
+       on conflict (run_id, item_id) do nothing
+       returning status, score
+     ), agg as (
+       select count(*)::int as n,
+              (count(*) filter (where status = 'passed'))::int as p,
+              (count(*) filter (where status = 'failed'))::int as f,
+              (count(*) filter (where status = 'error'))::int as e,
+              coalesce(sum(score) filter (where status <> 'error'), 0) as s
+         from ins
+     ), chunk as (
+       update eval_run_chunks set done_at = now()
+        where run_id = ? and chunk_index = ? and done_at is null and ?::boolean
+       returning 1
+     )
+     update eval_runs r set
+       completed_count = r.completed_count + agg.n,
+       passed_count = r.passed_count + agg.p,
+       failed_count = r.failed_count + agg.f,
+       error_count = r.error_count + agg.e,
+       score_sum = r.score_sum + agg.s,
+       status = case when r.status = 'running' and r.completed_count + agg.n >= r.item_count then 'completed' else r.status end,
+       completed_at = case when r.status = 'running' and r.completed_count + agg.n >= r.item_count then now() else r.completed_at end,
+       updated_at = now()
+     from agg
+     where r.id = ?
+     returning r.status, r.completed_count, r.item_count, agg.n as inserted`,
+    [
+      c.run_id,
+      c.tenant_id,
+      attempts,
+      payload,
+      c.run_id,
+      c.run_id,
+      chunkIndex,
+      chunkDone,
+      c.run_id,
+    ],
+  );
+  return row ?? null;
+}
+
+/** Ends a run `failed` unless it already ended. Returns the run when this call ended it. */
+export async function failRun(em: EntityManager, runId: string, message: string, tenantId?: string): Promise<EvalRunRow | null> {
+  const rows = await sql<EvalRunRow>(
+    em,
+    `update eval_runs set status = 'failed', error_message = ?, completed_at = now(), updated_at = now()
+      where id = ? ${tenantId ? 'and tenant_id = ?' : ''} and status in ('pending', 'running')
+      returning ${EVAL_RUN_COLUMNS}`,
+    tenantId ? [message.slice(0, 2000), runId, tenantId] : [message.slice(0, 2000), runId],
+  );
+  return rows[0] ?? null;
+}
+
+/**
+ * Re-opens a finished run for its `error` items: deletes those results and
+ * takes exactly them off the counters (one statement), re-opens the chunks
+ * that held them and sets the run running again.
+ */
+export async function reopenForRetry(em: EntityManager, tenantId: string, runId: string): Promise<{ run: EvalRunRow; removed: number }> {
+  return em.transactional(async (tx) => {
+    const [current] = await sql<EvalRunRow>(
+      tx,
+      `select ${EVAL_RUN_COLUMNS} from eval_runs where id = ? and tenant_id = ? for update`,
+      [runId, tenantId],
+    );
+    if (!current) throw notFound('eval run', runId);
+    if (current.status === 'pending' || current.status === 'running') {
+      throw new DomainError('CONFLICT', `eval run ${runId} is still ${current.status}; retry it once it has finished`);
+    }
+    if (current.error_count === 0 && current.completed_count >= current.item_count) {
+      throw new DomainError('CONFLICT', `eval run ${runId} has no error items to retry`);
+    }
+    const [deleted] = await sql<{ n: number }>(
+      tx,
+      `with del as (
+         delete from eval_run_items where run_id = ? and tenant_id = ? and status = 'error' returning item_id
+       ), reopened as (
+         update eval_run_chunks c set done_at = null
+          where c.run_id = ? and exists (select 1 from del where del.item_id between c.first_item_id and c.last_item_id)
+         returning 1
+       ), agg as (select count(*)::int as n from del)
+       update eval_runs r set
+         completed_count = r.completed_count - agg.n,
+         error_count = r.error_count - agg.n,
+         status = 'running', completed_at = null, error_message = null, updated_at = now()
+       from agg where r.id = ?
+       returning agg.n as n`,
+      [runId, tenantId, runId, runId],
+    );
+    const [run] = await sql<EvalRunRow>(tx, `select ${EVAL_RUN_COLUMNS} from eval_runs where id = ?`, [runId]);
+    return { run: run as EvalRunRow, removed: deleted?.n ?? 0 };
+  });
+}

@@ -1,0 +1,72 @@
+/**
+ * Queue contracts in one place: names, payload schemas (ids only, never
+ * secrets) and job options. Producers (API) and consumers (workers) both
+ * import from here.
+ */
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { z } from 'zod';
+
+export const QUEUE_NAMES = {
+  runStart: 'run-start',
+  runChunk: 'run-chunk',
+  reconcile: 'reconcile',
+} as const;
+export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
+
+export const runStartPayload = z.object({ run_id: z.uuid() });
+export type RunStartPayload = z.infer<typeof runStartPayload>;
+
+export const runChunkPayload = z.object({ run_id: z.uuid(), chunk_index: z.int().min(0) });
+export type RunChunkPayload = z.infer<typeof runChunkPayload>;
+
+export const reconcilePayload = z.object({});
+
+/** Deterministic job ids: a re-enqueue of the same work is a no-op while the job exists. */
+export const jobIds = {
+  runStart: (runId: string) => runId,
+  runChunk: (runId: string, chunkIndex: number) => `${runId}-${chunkIndex}`,
+};
+
+export interface JobTuning {
+  chunkAttempts: number;
+}
+
+export function jobOptions(t: JobTuning): Record<'runStart' | 'runChunk', JobsOptions> {
+  const common: JobsOptions = {
+    // Completed jobs are forgotten so a deterministic id can be enqueued again
+    // (retry, reconcile); Postgres, not Redis, remembers what was done.
+    removeOnComplete: true,
+    // Failed jobs stay a week for the board; the reconciler retries them.
+    removeOnFail: { age: 7 * 24 * 3600 },
+    backoff: { type: 'exponential', delay: 1_000 },
+  };
+  return {
+    runStart: { ...common, attempts: 10 },
+    runChunk: { ...common, attempts: t.chunkAttempts },
+  };
+}
+
+export interface Queues {
+  runStart: Queue<RunStartPayload>;
+  runChunk: Queue<RunChunkPayload>;
+  reconcile: Queue;
+  all(): Queue[];
+  close(): Promise<void>;
+}
+
+/** Producer-side queues. The connection is the caller's: BullMQ does not close connections it is given. */
+export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
+  const runStart = new Queue<RunStartPayload>(QUEUE_NAMES.runStart, { connection, prefix });
+  const runChunk = new Queue<RunChunkPayload>(QUEUE_NAMES.runChunk, { connection, prefix });
+  const reconcile = new Queue(QUEUE_NAMES.reconcile, { connection, prefix });
+  const all = () => [runStart, runChunk, reconcile] as Queue[];
+  return {
+    runStart,
+    runChunk,
+    reconcile,
+    all,
+    close: async () => {
+      await Promise.all(all().map((q) => q.close()));
+    },
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * startWorkers: the BullMQ workers of one process. Thin: each queue calls its
+ * feature handler. Workers own their Redis connections (BullMQ creates them
+ * from options and closes them).
+ */
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { workerRedisOptions, type Container } from '../server/container.ts';
+import { sanitizeError } from '../server/errors.ts';
+import type { Logger } from '../server/logger.ts';
+import { EvaluatorCache } from './eval-runs/evaluator-cache.ts';
+import { reconcile } from './eval-runs/reconcile.job.ts';
+import { processRunChunk } from './eval-runs/run-chunk.job.ts';
+import { processRunStart } from './eval-runs/run-start.job.ts';
+import { QUEUE_NAMES } from './queues.ts';
+
+export interface WorkerDeps {
+  container: Container;
+  log: Logger;
+  evaluators: EvaluatorCache;
+}
+
+export interface Workers {
+  workers: Worker[];
+  /** When this process last took or finished a job, or ran its heartbeat. */
+  lastHeartbeat(): number;
+  /** Stops taking jobs, lets in-flight ones finish until `deadlineMs`, then closes. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+const RECONCILE_SCHEDULER_ID = 'reconcile-every';
+
+export async function startWorkers(container: Container): Promise<Workers> {
+  const { env } = container;
+  const log = container.log.child({ component: 'worker' });
+  const deps: WorkerDeps = { container, log, evaluators: new EvaluatorCache() };
+  const connection = workerRedisOptions(env.REDIS_URL);
+  let heartbeat = Date.now();
+
+  const common = {
+    connection,
+    prefix: env.EVALGATE_QUEUE_PREFIX,
+    lockDuration: env.LOCK_DURATION_MS,
+    stalledInterval: env.STALLED_INTERVAL_MS,
+    maxStalledCount: 5,
+  };
+  const wrap =
+    <R>(fn: (deps: WorkerDeps, job: Job) => Promise<R>) =>
+    async (job: Job): Promise<R> => {
+      heartbeat = Date.now();
+      try {
+        return await fn({ ...deps, log: log.child({ jobId: job.id, queue: job.queueName }) }, job);
+      } catch (err) {
+        // BullMQ stores the message in Redis as failedReason: never item data or SQL.
+        if (err instanceof UnrecoverableError) throw err;
+        throw sanitizeError(err);
+      } finally {
+        heartbeat = Date.now();
+      }
+    };
+
+  const workers = [
+    new Worker(QUEUE_NAMES.runStart, wrap(processRunStart), { ...common, concurrency: Math.max(1, Math.ceil(env.WORKER_CONCURRENCY / 2)) }),
+    new Worker(QUEUE_NAMES.runChunk, wrap(processRunChunk), { ...common, concurrency: env.WORKER_CONCURRENCY }),
+    new Worker(QUEUE_NAMES.reconcile, wrap((d) => reconcile(d)), { ...common, concurrency: 1 }),
+  ];
+  for (const w of workers) {
+    let lastError = '';
+    w.on('error', (err) => {
+      if (err.message !== lastError) log.warn({ err: err.message, queue: w.name }, 'worker error');
+      lastError = err.message;
+    });
+    w.on('failed', (job, err) => {
+      const final = job ? job.attemptsMade >= (job.opts.attempts ?? 1) : true;
+      log[final ? 'error' : 'warn']({ jobId: job?.id, queue: w.name, attempts: job?.attemptsMade, err: err.message }, final ? 'job failed for good; the reconciler will retry it' : 'job failed; will retry');
+    });
+  }
+
+  // The scheduler lives in Redis; re-asserting it on a timer heals a FLUSHALL.
+  const ensureScheduler = async () => {
+    try {
+      await container.queues.reconcile.upsertJobScheduler(
+        RECONCILE_SCHEDULER_ID,
+        { every: env.RECONCILE_INTERVAL_MS },
+        { name: QUEUE_NAMES.reconcile, data: {}, opts: { removeOnComplete: true, removeOnFail: 50 } },
+      );
+      heartbeat = Date.now();
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'could not register the reconcile scheduler; retrying');
+    }
+  };
+  await ensureScheduler();
+  const timer = setInterval(() => void ensureScheduler(), env.RECONCILE_INTERVAL_MS);
+  timer.unref();
+
+  log.info({ concurrency: env.WORKER_CONCURRENCY, chunkSize: env.CHUNK_SIZE }, 'workers started');
+  return {
+    workers,
+    lastHeartbeat: () => heartbeat,
+    async close(deadlineMs = env.SHUTDOWN_TIMEOUT_MS) {
+      clearInterval(timer);
+      const graceful = Promise.all(workers.map((w) => w.close()));
+      let timeout: NodeJS.Timeout | undefined;
+      const expired = new Promise<'expired'>((resolve) => {
+        timeout = setTimeout(() => resolve('expired'), deadlineMs);
+      });
+      const outcome = await Promise.race([graceful.then(() => 'closed' as const), expired]);
+      clearTimeout(timeout);
+      if (outcome === 'expired') {
+        log.warn({ deadlineMs }, 'in-flight jobs did not finish before the deadline; forcing close (their locks expire and they are retried)');
+        await Promise.all(workers.map((w) => w.close(true)));
+      }
+    },
+  };
+}

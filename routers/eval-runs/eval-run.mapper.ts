@@ -1,0 +1,49 @@
+import type { EvalRunDto } from './eval-run.schema.ts';
+
+/** An eval_runs row as the pg driver returns it. */
+export interface EvalRunRow {
+  id: string;
+  tenant_id: string;
+  dataset_id: string;
+  dataset_version_id: string;
+  eval_version_id: string;
+  status: EvalRunDto['status'];
+  item_count: number;
+  completed_count: number;
+  passed_count: number;
+  failed_count: number;
+  error_count: number;
+  score_sum: number;
+  // timestamps arrive as strings from MikroORM's raw queries, as Dates from pg directly
+  started_at: Date | string | null;
+  completed_at: Date | string | null;
+  error_message: string | null;
+  created_at: Date | string;
+}
+
+const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
+
+export function toEvalRunDto(r: EvalRunRow): EvalRunDto {
+  const scored = r.passed_count + r.failed_count;
+  return {
+    id: r.id,
+    tenant_id: r.tenant_id,
+    dataset_id: r.dataset_id,
+    eval_version_id: r.eval_version_id,
+    status: r.status,
+    item_count: r.item_count,
+    completed_count: r.completed_count,
+    started_at: iso(r.started_at),
+    completed_at: iso(r.completed_at),
+    error_message: r.error_message,
+    created_at: iso(r.created_at) as string,
+    dataset_version_id: r.dataset_version_id,
+    passed_count: r.passed_count,
+    failed_count: r.failed_count,
+    error_count: r.error_count,
+    mean_score: scored > 0 ? Number(r.score_sum) / scored : null,
+  };
+}
+
+export const EVAL_RUN_COLUMNS =
+  'id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count, completed_count, passed_count, failed_count, error_count, score_sum, started_at, completed_at, error_message, created_at';

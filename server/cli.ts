@@ -1,0 +1,132 @@
+/**
+ * `npm run -s cli -- <command> [--flags]`: one JSON object on stdout, errors on
+ * stderr with a non-zero exit code. Logs go to stderr so stdout stays parseable.
+ */
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { z } from 'zod';
+import { ROLES } from '../entities/index.ts';
+import { evaluatorConfigSchema } from '../jobs/evaluators/evaluator.schema.ts';
+import { addDatasetItems, createDataset } from '../routers/datasets/dataset.service.ts';
+import { createEval } from '../routers/evals/eval.service.ts';
+import { createApiKey, createTenant, revokeApiKey } from '../routers/tenants/tenant.service.ts';
+import { createContainer, type Container } from './container.ts';
+import { loadEnv } from './env.ts';
+import { formatIssues } from './errors.ts';
+import { createLogger } from './logger.ts';
+
+const USAGE = `usage: cli <command> [options]
+  migrate                                   create the database if needed and apply migrations
+  tenants:create --name N [--org ORG_ID]    create a tenant (ORG_ID: the session JWT org claim)
+  keys:create --tenant ID [--role owner|member|viewer] [--name N]
+  keys:revoke --id ID
+  demo                                      a tenant, an owner key, a 10-item dataset and an exact_match eval`;
+
+class UsageError extends Error {}
+
+function flags(args: string[], spec: Record<string, { type: 'string' }>) {
+  try {
+    return parseArgs({ args, options: spec, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new UsageError(formatIssues(r.error.issues));
+  return r.data;
+}
+
+const commands: Record<string, (c: Container, args: string[]) => Promise<unknown>> = {
+  async migrate(c) {
+    const executed = await c.orm.getMigrator().getExecutedMigrations();
+    return { status: 'ok', migrations: executed.map((m) => m.name) };
+  },
+  async 'tenants:create'(c, args) {
+    const f = parse(z.object({ name: z.string().min(1), org: z.string().min(1).optional() }), flags(args, { name: { type: 'string' }, org: { type: 'string' } }));
+    const t = await createTenant(c.orm.em.fork(), { name: f.name, externalOrgId: f.org });
+    return f.org ? t : { id: t.id, name: t.name };
+  },
+  async 'keys:create'(c, args) {
+    const f = parse(
+      z.object({ tenant: z.uuid(), role: z.enum(ROLES).default('member'), name: z.string().optional() }),
+      flags(args, { tenant: { type: 'string' }, role: { type: 'string' }, name: { type: 'string' } }),
+    );
+    return createApiKey(c.orm.em.fork(), { tenantId: f.tenant, role: f.role, name: f.name });
+  },
+  async 'keys:revoke'(c, args) {
+    const f = parse(z.object({ id: z.uuid() }), flags(args, { id: { type: 'string' } }));
+    return revokeApiKey(c.orm.em.fork(), f.id);
+  },
+  async demo(c) {
+    const em = c.orm.em.fork();
+    const tenant = await createTenant(em, { name: 'demo' });
+    const key = await createApiKey(em, { tenantId: tenant.id, role: 'owner', name: 'demo owner key' });
+    const { dataset } = await createDataset(em, tenant.id, { name: 'capitals', description: 'demo dataset' });
+    const capitals: [string, string, string][] = [
+      ['France', 'Paris', 'Paris'],
+      ['Japan', 'Tokyo', 'Tokyo'],
+      ['Italy', 'Rome', 'Rome'],
+      ['Canada', 'Ottawa', 'Toronto'],
+      ['Australia', 'Canberra', 'Sydney'],
+      ['Germany', 'Berlin', 'Berlin'],
+      ['Brazil', 'Brasília', 'Rio de Janeiro'],
+      ['Spain', 'Madrid', 'Madrid'],
+      ['Egypt', 'Cairo', 'Cairo'],
+      ['Turkey', 'Ankara', 'Istanbul'],
+    ];
+    const version = await addDatasetItems(
+      em,
+      tenant.id,
+      dataset.id,
+      capitals.map(([country, expected, output]) => ({
+        input: `What is the capital of ${country}?`,
+        expected_output: expected,
+        output,
+      })),
+    );
+    const created = await createEval(em, tenant.id, {
+      name: 'exact capital',
+      evaluator: evaluatorConfigSchema.parse({ type: 'exact_match' }),
+    });
+    return {
+      tenant_id: tenant.id,
+      api_key: key.key,
+      dataset_id: dataset.id,
+      dataset_version_id: version.id,
+      eval_id: created.eval.id,
+      eval_version_id: created.version.id,
+    };
+  },
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  const command = name ? commands[name] : undefined;
+  if (!command) {
+    process.stderr.write(`${name ? `unknown command "${name}"\n` : ''}${USAGE}\n`);
+    return 2;
+  }
+  const env = loadEnv();
+  const log = createLogger(env.LOG_LEVEL === 'info' ? 'warn' : env.LOG_LEVEL, pino.destination(2));
+  const container = await createContainer(env, { log });
+  try {
+    const out = await command(container, args);
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return 0;
+  } finally {
+    await container.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    const usage = err instanceof UsageError;
+    process.stderr.write(`error: ${err.message}\n${usage ? `${USAGE}\n` : ''}`);
+    process.exitCode = usage ? 2 : 1;
+  },
+);

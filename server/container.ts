@@ -1,0 +1,105 @@
+/**
+ * The composition root: the only place that opens connections (Postgres pool,
+ * Redis) and builds the long-lived services. No hidden singletons: tests build
+ * as many containers as they like, each with its own database and queue prefix.
+ */
+import { MikroORM } from '@mikro-orm/postgresql';
+import { Redis } from 'ioredis';
+import { createQueues, jobOptions, type Queues } from '../jobs/queues.ts';
+import { ApiKeyResolver, JwtVerifier } from './auth.ts';
+import { ensureDatabase } from './db.ts';
+import type { Env } from './env.ts';
+import { parseFaults, type Faults } from './faults.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createOrmConfig } from './mikro-orm.config.ts';
+
+export interface Container {
+  env: Env;
+  log: Logger;
+  orm: MikroORM;
+  /** Producer connection: fails fast instead of queueing commands while Redis is away. */
+  redis: Redis;
+  queues: Queues;
+  jobOptions: ReturnType<typeof jobOptions>;
+  apiKeys: ApiKeyResolver;
+  jwt: JwtVerifier | null;
+  faults: Faults;
+  close(): Promise<void>;
+}
+
+export interface ContainerOptions {
+  log?: Logger;
+  /** Create the database if missing and apply pending migrations (default true). */
+  migrate?: boolean;
+}
+
+export async function createContainer(env: Env, opts: ContainerOptions = {}): Promise<Container> {
+  const log = opts.log ?? createLogger(env.LOG_LEVEL);
+  if (opts.migrate ?? true) {
+    if (await ensureDatabase(env.DATABASE_URL)) log.info('created database');
+  }
+  const orm = await MikroORM.init(createOrmConfig({ databaseUrl: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX }));
+  if (opts.migrate ?? true) {
+    const applied = await orm.getMigrator().up();
+    if (applied.length) log.info({ migrations: applied.map((m) => m.name) }, 'applied migrations');
+  }
+
+  const redis = createProducerRedis(env.REDIS_URL);
+  let lastRedisError = '';
+  redis.on('error', (err: Error) => {
+    // ioredis reconnects by itself; log each distinct failure once, not every retry.
+    if (err.message !== lastRedisError) log.warn({ err: err.message }, 'redis (producer) connection error');
+    lastRedisError = err.message;
+  });
+  redis.on('ready', () => {
+    lastRedisError = '';
+  });
+  const queues = createQueues(redis, env.EVALGATE_QUEUE_PREFIX);
+  for (const q of queues.all()) q.on('error', (err) => log.warn({ err: err.message, queue: q.name }, 'queue error'));
+
+  const jwt = await JwtVerifier.create(env);
+  let closed = false;
+  return {
+    env,
+    log,
+    orm,
+    redis,
+    queues,
+    jobOptions: jobOptions({ chunkAttempts: env.CHUNK_ATTEMPTS }),
+    apiKeys: new ApiKeyResolver(env.API_KEY_CACHE_TTL_MS),
+    jwt,
+    faults: parseFaults(env.EVALGATE_FAULT),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await queues.close().catch((err: Error) => log.warn({ err: err.message }, 'closing queues'));
+      await orm.close(true);
+      redis.disconnect();
+    },
+  };
+}
+
+/** Producers fail fast: one try per command and no offline queue, so a request never waits on a dead Redis. */
+export function createProducerRedis(url: string): Redis {
+  return new Redis(url, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    connectTimeout: 2_000,
+    lazyConnect: false,
+  });
+}
+
+/** Worker connections retry forever (BullMQ requires maxRetriesPerRequest: null for blocking commands). */
+export function workerRedisOptions(url: string) {
+  const u = new URL(url);
+  return {
+    host: u.hostname,
+    port: Number(u.port || 6379),
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+    maxRetriesPerRequest: null,
+    enableOfflineQueue: true,
+  };
+}

@@ -1,0 +1,174 @@
+/**
+ * buildApp: one Fastify instance serving tRPC (/trpc), the same procedures as
+ * REST (/v1 via trpc-to-openapi), the OpenAPI document and health. Every error
+ * a client can see outside /trpc is `{ "error": "…" }`.
+ */
+import { randomUUID } from 'node:crypto';
+import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import { fastifyTRPCOpenApiPlugin } from 'trpc-to-openapi';
+import { appRouter } from '../routers/_app.ts';
+import type { Workers } from '../jobs/registry.ts';
+import type { Container } from './container.ts';
+import { createContext, type Context } from './context.ts';
+import { formatIssues, sanitizeError } from './errors.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import type { Meta } from './trpc.ts';
+
+interface ProcedureLike {
+  _def: { meta?: Meta };
+}
+
+const procedureMeta = (path: string | undefined): Meta | undefined =>
+  path ? (appRouter._def.procedures as Record<string, ProcedureLike>)[path]?._def.meta : undefined;
+
+export type App = Awaited<ReturnType<typeof buildApp>>;
+
+export interface AppOptions {
+  /** Workers running in this process, for /readyz. */
+  workers?: Workers;
+}
+
+export async function buildApp(container: Container, opts: AppOptions = {}) {
+  const { env, log } = container;
+  const app = Fastify({
+    loggerInstance: log,
+    bodyLimit: env.BODY_LIMIT_BYTES,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // One log line per request only at debug: at info, request logs would double the I/O of the hot path.
+    logController: new LogController({ disableRequestLogging: env.LOG_LEVEL !== 'debug' && env.LOG_LEVEL !== 'trace' }),
+    routerOptions: { maxParamLength: 200 },
+    forceCloseConnections: 'idle',
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    return reply.status(status === 415 ? 400 : status).send({ error: fastifyErrorMessage(err, status, env.BODY_LIMIT_BYTES) });
+  });
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: `no route for ${req.method} ${req.url.split('?')[0]}` }));
+
+  const openApiDocument = buildOpenApiDocument();
+  app.get('/openapi.json', async () => openApiDocument);
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const checks = await readiness(container, opts.workers);
+    const ok = Object.values(checks).every((c) => c === 'ok');
+    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', checks });
+  });
+
+  const onError = ({ error, path, ctx }: { error: { code: string; cause?: unknown }; path?: string; ctx?: Context }) => {
+    if (error.code === 'INTERNAL_SERVER_ERROR') (ctx?.log ?? log).error({ err: sanitizeError(error.cause ?? error), path }, 'procedure failed');
+  };
+
+  await app.register(fastifyTRPCPlugin, {
+    prefix: '/trpc',
+    trpcOptions: {
+      router: appRouter,
+      createContext: ({ req }: { req: FastifyRequest }) => createContext(container, req),
+      onError,
+    },
+  });
+
+  await app.register(async (rest) => {
+    rest.addHook('onSend', async (req, reply, payload) => rewriteRestError(req, reply, payload));
+    // POSTs whose input is all in the path (cancel, retry) are sent without a body by most clients;
+    // trpc-to-openapi insists on a JSON content type, so an absent body counts as an empty JSON one.
+    rest.addHook('preHandler', async (req) => {
+      if (req.body === undefined && req.headers['content-type'] === undefined && req.method !== 'GET' && req.method !== 'DELETE') {
+        req.headers['content-type'] = 'application/json';
+      }
+    });
+    await rest.register(fastifyTRPCOpenApiPlugin, {
+      router: appRouter,
+      createContext: ({ req }: { req: FastifyRequest }) => createContext(container, req),
+      responseMeta: ({ ctx, paths, errors }: { ctx?: unknown; paths?: readonly string[]; errors: unknown[] }) => {
+        const headers = (ctx as Context | undefined)?.responseHeaders ?? {};
+        if (errors.length > 0) return { headers };
+        return { status: procedureMeta(paths?.[0])?.successStatus ?? 200, headers };
+      },
+      onError,
+      maxBodySize: env.BODY_LIMIT_BYTES,
+    });
+  });
+
+  return app;
+}
+
+function fastifyErrorMessage(err: FastifyError, status: number, limit: number): string {
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'request body is not valid JSON';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'request body must be JSON (Content-Type: application/json)';
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return `request body is larger than ${limit} bytes`;
+    default:
+      if (err.name === 'SyntaxError') return 'request body is not valid JSON';
+      return status >= 500 ? 'internal server error' : err.message;
+  }
+}
+
+interface TrpcOpenApiErrorBody {
+  message?: string;
+  code?: string;
+  issues?: { path?: PropertyKey[]; message: string }[];
+  error?: string;
+}
+
+/** trpc-to-openapi answers errors as `{message, code, issues}`; the contract says `{ "error": "…" }`. */
+function rewriteRestError(req: FastifyRequest, reply: FastifyReply, payload: unknown): unknown {
+  if (reply.statusCode < 400 || typeof payload !== 'string') return payload;
+  let body: TrpcOpenApiErrorBody;
+  try {
+    body = JSON.parse(payload) as TrpcOpenApiErrorBody;
+  } catch {
+    return JSON.stringify({ error: reply.statusCode >= 500 ? 'internal server error' : payload.slice(0, 200) });
+  }
+  if (typeof body.error === 'string' && Object.keys(body).length === 1) return payload;
+  let message = body.message ?? 'request failed';
+  if (Array.isArray(body.issues) && body.issues.length > 0) message = formatIssues(body.issues);
+  else if (body.code === 'UNSUPPORTED_MEDIA_TYPE') {
+    void reply.status(400);
+    message = 'request body must be JSON (Content-Type: application/json)';
+  } else if (body.code === 'NOT_FOUND' && message === 'Not found') {
+    message = `no route for ${req.method} ${req.url.split('?')[0]}`;
+  } else if (reply.statusCode >= 500 && body.code !== 'SERVICE_UNAVAILABLE') {
+    message = 'internal server error';
+  }
+  void reply.header('content-type', 'application/json; charset=utf-8');
+  return JSON.stringify({ error: message });
+}
+
+/** Postgres, Redis, migrations, and (when in this process) the workers' heartbeat, each with a short bound. */
+async function readiness(container: Container, workers?: Workers): Promise<Record<string, string>> {
+  const bound = <T>(p: Promise<T>, ms = 1_500) =>
+    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref())]);
+  const check = async (fn: () => Promise<unknown>) => {
+    try {
+      await bound(fn());
+      return 'ok';
+    } catch (err) {
+      return `failed: ${(err as Error).message}`;
+    }
+  };
+  const [postgres, redis, migrations] = await Promise.all([
+    check(() => container.orm.em.fork().getConnection().execute('select 1')),
+    check(async () => {
+      if ((await container.redis.ping()) !== 'PONG') throw new Error('no PONG');
+    }),
+    check(async () => {
+      const pending = await container.orm.getMigrator().getPendingMigrations();
+      if (pending.length > 0) throw new Error(`${pending.length} pending`);
+    }),
+  ]);
+  const checks: Record<string, string> = { postgres, redis, migrations };
+  if (workers) {
+    const age = Date.now() - workers.lastHeartbeat();
+    const limit = Math.max(3 * container.env.RECONCILE_INTERVAL_MS, 60_000);
+    checks.workers = age <= limit ? 'ok' : `failed: no heartbeat for ${Math.round(age / 1000)} s`;
+  }
+  return checks;
+}

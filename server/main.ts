@@ -1,0 +1,67 @@
+/**
+ * Process entry: `tsx server/main.ts [all|api|worker]`.
+ * all    — API and workers in one process (`npm start`)
+ * api    — HTTP only (`npm run start:api`)
+ * worker — BullMQ workers only (`npm run start:worker`)
+ */
+import { startWorkers, type Workers } from '../jobs/registry.ts';
+import { createContainer } from './container.ts';
+import { EnvError, loadEnv } from './env.ts';
+import { buildApp, type App } from './http.ts';
+import { createLogger } from './logger.ts';
+import { onShutdown } from './shutdown.ts';
+
+type Mode = 'all' | 'api' | 'worker';
+
+async function main(mode: Mode): Promise<void> {
+  let env;
+  try {
+    env = loadEnv();
+  } catch (err) {
+    if (err instanceof EnvError) {
+      process.stderr.write(`evalgate: ${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const log = createLogger(env.LOG_LEVEL).child({ mode });
+  const container = await createContainer(env, { log });
+  await warnOnEvictionPolicy(container);
+
+  let app: App | undefined;
+  let workers: Workers | undefined;
+  if (mode !== 'api') workers = await startWorkers(container);
+  if (mode !== 'worker') {
+    app = await buildApp(container, { workers });
+    await app.listen({ port: env.PORT, host: env.HOST });
+  }
+
+  onShutdown(log, [
+    { name: 'http', run: async () => void (await app?.close()) },
+    { name: 'workers', run: async () => void (await workers?.close()) },
+    { name: 'container', run: () => container.close() },
+  ]);
+}
+
+/** BullMQ loses jobs under any eviction policy but noeviction; say so loudly at start. */
+async function warnOnEvictionPolicy(container: Awaited<ReturnType<typeof createContainer>>): Promise<void> {
+  try {
+    const res = (await container.redis.config('GET', 'maxmemory-policy')) as string[];
+    const policy = res[1];
+    if (policy && policy !== 'noeviction') {
+      container.log.warn({ policy }, `Redis maxmemory-policy is "${policy}"; BullMQ needs "noeviction" or jobs can be evicted`);
+    }
+  } catch (err) {
+    container.log.warn({ err: (err as Error).message }, 'could not read Redis maxmemory-policy');
+  }
+}
+
+const mode = (process.argv[2] ?? 'all') as Mode;
+if (!['all', 'api', 'worker'].includes(mode)) {
+  process.stderr.write(`usage: main.ts [all|api|worker]\n`);
+  process.exit(2);
+}
+main(mode).catch((err: unknown) => {
+  process.stderr.write(`evalgate: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,35 @@
+import { defineConfig } from '@mikro-orm/postgresql';
+import { Migrator } from '@mikro-orm/migrations';
+import { entities } from '../entities/index.ts';
+import { migrationsList } from './migrations/index.ts';
+
+export interface OrmOptions {
+  databaseUrl: string;
+  poolMax: number;
+  debug?: boolean;
+}
+
+/** The one MikroORM configuration: explicit entities, explicit migrations list, no discovery. */
+export function createOrmConfig(opts: OrmOptions) {
+  return defineConfig({
+    clientUrl: opts.databaseUrl,
+    entities,
+    extensions: [Migrator],
+    discovery: { warnWhenNoEntities: true, checkDuplicateTableNames: true },
+    pool: { min: 0, max: opts.poolMax },
+    migrations: {
+      migrationsList,
+      tableName: 'mikro_orm_migrations',
+      transactional: true,
+      allOrNothing: true,
+      snapshot: false,
+      emit: 'ts',
+      // the container logs applied migrations itself; stdout stays clean for the CLI
+      silent: true,
+      path: 'server/migrations',
+    },
+    forceUtcTimezone: true,
+    debug: opts.debug ?? false,
+    allowGlobalContext: false,
+  });
+}

@@ -1,0 +1,118 @@
+/**
+ * The OpenAPI document, generated from the router by trpc-to-openapi and then
+ * corrected where the generator cannot follow the contract: success statuses
+ * other than 200, `{ "error" }` bodies through components.responses, and
+ * request bodies named as in the contract.
+ */
+import { generateOpenApiDocument, type OpenAPIObject } from 'trpc-to-openapi';
+import { appRouter } from '../routers/_app.ts';
+import { errorResponseSchema, scheduleEvalRunRequest } from '../routers/eval-runs/eval-run.schema.ts';
+import type { Meta } from './trpc.ts';
+
+/** components.responses names, as the contract names 404 `NotFound`. */
+const ERROR_RESPONSES: Record<number, { name: string; description: string }> = {
+  400: { name: 'BadRequest', description: 'Malformed id, missing or ill-typed field, or a body that is not JSON' },
+  401: { name: 'Unauthorized', description: 'Missing, unknown or revoked credentials' },
+  403: { name: 'Forbidden', description: 'The caller\'s role may not do this' },
+  404: { name: 'NotFound', description: 'Resource not found' },
+  409: { name: 'Conflict', description: 'The request conflicts with the current state' },
+  413: { name: 'PayloadTooLarge', description: 'Request body too large' },
+  415: { name: 'UnsupportedMediaType', description: 'Content-Type must be application/json' },
+  422: { name: 'UnprocessableEntity', description: 'The request is well-formed but cannot be processed' },
+  429: { name: 'TooManyRequests', description: 'Rate limit exceeded; see Retry-After' },
+  503: { name: 'ServiceUnavailable', description: 'A dependency is unavailable; retry shortly' },
+};
+
+type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+interface ProcedureLike {
+  _def: { meta?: Meta };
+}
+
+export function buildOpenApiDocument(): OpenAPIObject {
+  const doc = generateOpenApiDocument(appRouter, {
+    title: 'evalgate API',
+    description:
+      'Schedules and executes LLM eval runs. Implements the TruLayer API `scheduleEvalRun` contract.\n\n' +
+      'Authentication: `Authorization: Bearer tl_…` (API key) or a session JWT. Errors are always `{ "error": "…" }`.',
+    version: '0.1.0',
+    openApiVersion: '3.1.0',
+    baseUrl: 'http://localhost:8080',
+    securitySchemes: {
+      BearerAuth: { type: 'http', scheme: 'bearer', description: 'SDK API key (`tl_...`) or Clerk session JWT' },
+    },
+    defs: { ErrorResponse: errorResponseSchema, ScheduleEvalRunRequest: scheduleEvalRunRequest },
+  });
+
+  const procedures = appRouter._def.procedures as Record<string, ProcedureLike>;
+  const usedResponses = new Set<number>();
+  const requestSchemas = new Set<string>();
+  for (const proc of Object.values(procedures)) {
+    const meta = proc._def.meta;
+    if (!meta?.openapi) continue;
+    const method = meta.openapi.method.toLowerCase() as HttpMethod;
+    const op = doc.paths?.[meta.openapi.path]?.[method];
+    if (!op?.responses) throw new Error(`openapi: no operation for ${method} ${meta.openapi.path}`);
+    const status = meta.successStatus ?? 200;
+    if (status !== 200) {
+      op.responses[String(status)] = op.responses['200'];
+      delete op.responses['200'];
+    }
+    for (const code of Object.keys(op.responses)) {
+      const n = Number(code);
+      if (n < 400) continue;
+      if (!ERROR_RESPONSES[n]) throw new Error(`openapi: no shared response for status ${n}`);
+      op.responses[code] = { $ref: `#/components/responses/${ERROR_RESPONSES[n].name}` };
+      usedResponses.add(n);
+    }
+    if (meta.requestSchemaId && op.requestBody && 'content' in op.requestBody) {
+      const json = op.requestBody.content['application/json'];
+      if (json) json.schema = { $ref: `#/components/schemas/${meta.requestSchemaId}` };
+      requestSchemas.add(meta.requestSchemaId);
+    }
+  }
+
+  doc.servers = [
+    { url: 'http://localhost:8080', description: 'Local development' },
+  ];
+  doc.components ??= {};
+  const schemas = (doc.components.schemas ??= {});
+  for (const name of Object.keys(schemas)) if (name.startsWith('error.')) delete schemas[name];
+  // Request bodies may carry more fields than we read (they are ignored), so do not promise otherwise.
+  for (const name of requestSchemas) delete (schemas[name] as { additionalProperties?: unknown } | undefined)?.additionalProperties;
+  doc.components.responses = Object.fromEntries(
+    [...usedResponses]
+      .sort((a, b) => a - b)
+      .map((n) => {
+        const r = ERROR_RESPONSES[n] as { name: string; description: string };
+        return [
+          r.name,
+          { description: r.description, content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } } },
+        ];
+      }),
+  );
+  simplifySchemas(doc);
+  return doc;
+}
+
+const SAFE = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Drops what zod adds but a reader or an SDK generator gains nothing from:
+ * the regexes behind `format: uuid` / `date-time` and the ±2^53 bounds of
+ * every integer. The formats themselves stay.
+ */
+function simplifySchemas(node: unknown): void {
+  if (Array.isArray(node)) {
+    for (const n of node) simplifySchemas(n);
+    return;
+  }
+  if (node === null || typeof node !== 'object') return;
+  const o = node as Record<string, unknown>;
+  if ((o.format === 'uuid' || o.format === 'date-time') && typeof o.pattern === 'string') delete o.pattern;
+  if (o.type === 'integer') {
+    if (o.minimum === -SAFE) delete o.minimum;
+    if (o.maximum === SAFE) delete o.maximum;
+  }
+  for (const v of Object.values(o)) simplifySchemas(v);
+}

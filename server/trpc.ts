@@ -1,0 +1,91 @@
+/**
+ * initTRPC is called once, here. Routers may only use the builders exported
+ * below: `router`, `publicProcedure` and the role-gated procedures.
+ */
+import { initTRPC, TRPCError } from '@trpc/server';
+import type { OpenApiMeta } from 'trpc-to-openapi';
+import type { Role } from '../entities/index.ts';
+import { authenticate, type Principal } from './auth.ts';
+import type { Context } from './context.ts';
+import { publicMessage, sanitizeError, toTRPCError } from './errors.ts';
+
+export interface Meta extends OpenApiMeta {
+  /** HTTP status of a successful REST answer (202 for accepted work, 201 for creations); default 200. */
+  successStatus?: 200 | 201 | 202 | 204;
+  /** components.schemas name of the REST request body, when the contract names one. */
+  requestSchemaId?: string;
+}
+
+const t = initTRPC
+  .context<Context>()
+  .meta<Meta>()
+  .create({
+    errorFormatter({ shape, error }) {
+      // The tRPC shape stays (the tRPC client reads it) but never carries a stack
+      // or an internal message.
+      return {
+        message: publicMessage(error),
+        code: shape.code,
+        data: { code: shape.data.code, httpStatus: shape.data.httpStatus, path: shape.data.path },
+      };
+    },
+  });
+
+/** Builds a router; one per feature, merged in routers/_app.ts. */
+export const router = t.router;
+export const mergeRouters = t.mergeRouters;
+export const createCallerFactory = t.createCallerFactory;
+
+/** Maps every thrown error to a TRPCError and logs the ones that are our fault. */
+const errorMapping = t.middleware(async ({ ctx, next, path }) => {
+  const result = await next();
+  if (!result.ok) {
+    const mapped = toTRPCError(result.error.cause ?? result.error);
+    const error = result.error.code === 'INTERNAL_SERVER_ERROR' ? mapped : result.error;
+    if (error.code === 'INTERNAL_SERVER_ERROR') {
+      ctx.log.error({ err: sanitizeError(error.cause ?? error), path }, 'procedure failed');
+    } else if (error.code === 'SERVICE_UNAVAILABLE') {
+      ctx.log.warn({ err: (error.cause as Error | undefined)?.message, path }, 'dependency unavailable');
+      ctx.responseHeaders['retry-after'] = '1';
+    }
+    return { ...result, error };
+  }
+  return result;
+});
+
+/** A procedure anyone may call (health, docs). */
+export const publicProcedure = t.procedure.use(errorMapping);
+
+const authed = publicProcedure.use(async ({ ctx, next }) => {
+  let principal: Principal;
+  try {
+    principal = await authenticate(ctx.authorization, {
+      em: ctx.em,
+      apiKeys: ctx.container.apiKeys,
+      jwt: ctx.container.jwt,
+    });
+  } catch (err) {
+    throw toTRPCError(err);
+  }
+  ctx.log = ctx.log.child({ tenantId: principal.tenantId });
+  return next({ ctx: { ...ctx, principal } });
+});
+
+function allow(roles: readonly Role[]) {
+  return authed.use(({ ctx, next }) => {
+    if (!roles.includes(ctx.principal.role)) {
+      throw new TRPCError({
+        code: 'FORBIDDEN',
+        message: `role "${ctx.principal.role}" may not do this; allowed: ${roles.join(', ')}`,
+      });
+    }
+    return next();
+  });
+}
+
+/** Reads: owners, members and viewers. */
+export const readProcedure = allow(['owner', 'member', 'viewer']);
+/** Writes: owners and members. */
+export const writeProcedure = allow(['owner', 'member']);
+/** Destructive operations: owners only. */
+export const ownerProcedure = allow(['owner']);

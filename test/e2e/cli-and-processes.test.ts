@@ -1,0 +1,131 @@
+/**
+ * Real processes: the CLI (one JSON object on stdout, errors on stderr with a
+ * non-zero code) and `server/main.ts` in its three modes, against a fresh
+ * database that the processes create themselves.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dropDatabase } from '../../server/db.ts';
+import { freePort, spawnEvalgate, type EvalgateProcess } from '../helpers/processes.ts';
+import { api, scheduleRun, waitForRunEnd } from '../helpers/runs.ts';
+import { deleteKeys, testEnv, waitFor } from '../helpers/stack.ts';
+import { Redis } from 'ioredis';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/cli.ts', ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const env = testEnv({ LOG_LEVEL: 'warn', RECONCILE_INTERVAL_MS: '1000' });
+const procs: EvalgateProcess[] = [];
+
+afterAll(async () => {
+  for (const p of procs) p.kill('SIGKILL');
+  await Promise.all(procs.map((p) => p.exited));
+  const r = new Redis(env.REDIS_URL as string);
+  await deleteKeys(r, `${env.EVALGATE_QUEUE_PREFIX}:*`);
+  r.disconnect();
+  await dropDatabase(env.DATABASE_URL as string);
+});
+
+describe('CLI', () => {
+  let demo: Record<string, string>;
+  beforeAll(async () => {
+    const r = await cli(['demo'], env);
+    expect(r.code, r.stderr).toBe(0);
+    demo = JSON.parse(r.stdout) as Record<string, string>;
+  });
+
+  it('demo prints exactly the documented ids and a key, and stdout is one JSON object', async () => {
+    expect(Object.keys(demo).sort()).toEqual(['api_key', 'dataset_id', 'dataset_version_id', 'eval_id', 'eval_version_id', 'tenant_id']);
+    expect(demo.api_key).toMatch(/^tl_[0-9A-Za-z]{43}$/);
+  });
+
+  it('migrate, tenants:create, keys:create and keys:revoke', async () => {
+    const m = await cli(['migrate'], env);
+    expect(m.code).toBe(0);
+    expect(JSON.parse(m.stdout)).toMatchObject({ status: 'ok' });
+    const t = await cli(['tenants:create', '--name', 'acme'], env);
+    expect(t.code).toBe(0);
+    const tenant = JSON.parse(t.stdout) as { id: string; name: string };
+    expect(tenant).toEqual({ id: expect.any(String), name: 'acme' });
+    const k = await cli(['keys:create', '--tenant', tenant.id], env);
+    expect(k.code).toBe(0);
+    const key = JSON.parse(k.stdout) as Record<string, string>;
+    expect(key).toEqual({ id: expect.any(String), key: expect.stringMatching(/^tl_/), role: 'member', tenant_id: tenant.id });
+    const v = await cli(['keys:create', '--tenant', tenant.id, '--role', 'viewer', '--name', 'ro'], env);
+    expect(JSON.parse(v.stdout)).toMatchObject({ role: 'viewer' });
+    const rv = await cli(['keys:revoke', '--id', key.id as string], env);
+    expect(rv.code).toBe(0);
+    expect(JSON.parse(rv.stdout)).toEqual({ id: key.id, revoked_at: expect.stringMatching(/^\d{4}-/) });
+  });
+
+  it('fails with a message on stderr and a non-zero code, and nothing on stdout', async () => {
+    const cases = [
+      ['keys:create', '--tenant', 'nope'],
+      ['keys:create', '--tenant', '0190a0b0-0000-7000-8000-000000000009'],
+      ['keys:create', '--tenant', '0190a0b0-0000-7000-8000-000000000009', '--role', 'god'],
+      ['nope'],
+      ['keys:revoke'],
+    ];
+    const results = await Promise.all(cases.map((args) => cli(args, env)));
+    for (const [i, r] of results.entries()) {
+      expect(r.code, cases[i]?.join(' ')).not.toBe(0);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/error|usage/);
+    }
+  });
+
+  it('`main.ts all` serves and scores the demo run: 6 of 10 pass', async () => {
+    const port = await freePort();
+    const p = spawnEvalgate('all', { ...env, PORT: String(port), HOST: '127.0.0.1' });
+    procs.push(p);
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${base}/healthz`)).ok, { timeoutMs: 30_000, what: `server up: ${p.output()}` });
+    const run = await scheduleRun(base, demo.api_key as string, demo.dataset_id as string, demo.eval_version_id as string);
+    const done = await waitForRunEnd(base, demo.api_key as string, run.id);
+    expect(done).toMatchObject({ status: 'completed', item_count: 10, completed_count: 10, passed_count: 6, failed_count: 4, error_count: 0, mean_score: 0.6 });
+    const ready = await api(base, 'GET', '/readyz', demo.api_key as string);
+    expect(ready.body).toMatchObject({ status: 'ok', checks: { workers: 'ok' } });
+    p.kill('SIGTERM');
+    expect(await p.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('`main.ts api` and `main.ts worker` run apart and together finish a run', async () => {
+    const port = await freePort();
+    const apiProc = spawnEvalgate('api', { ...env, PORT: String(port), HOST: '127.0.0.1' });
+    procs.push(apiProc);
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${base}/healthz`)).ok, { timeoutMs: 30_000, what: 'api up' });
+    const run = await scheduleRun(base, demo.api_key as string, demo.dataset_id as string, demo.eval_version_id as string);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await api<{ status: string }>(base, 'GET', `/v1/eval-runs/${run.id}`, demo.api_key as string)).body.status).toBe('pending');
+    const worker = spawnEvalgate('worker', env);
+    procs.push(worker);
+    const done = await waitForRunEnd(base, demo.api_key as string, run.id, 30_000);
+    expect(done.status).toBe('completed');
+    worker.kill('SIGTERM');
+    apiProc.kill('SIGTERM');
+    expect((await worker.exited).code).toBe(0);
+    expect((await apiProc.exited).code).toBe(0);
+  });
+
+  it('refuses to start with a bad variable, naming it', async () => {
+    const p = spawnEvalgate('api', { ...env, PORT: 'eighty' });
+    const exit = await p.exited;
+    expect(exit.code).not.toBe(0);
+    expect(p.output()).toMatch(/PORT/);
+  });
+});

@@ -1,0 +1,89 @@
+/** Factories over the real services: tenants, keys, datasets, evals, random names. */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Role } from '../../entities/index.ts';
+import { evaluatorConfigSchema } from '../../jobs/evaluators/evaluator.schema.ts';
+import { addDatasetItems, createDataset, type NewItem } from '../../routers/datasets/dataset.service.ts';
+import { createEval } from '../../routers/evals/eval.service.ts';
+import { createApiKey, createTenant } from '../../routers/tenants/tenant.service.ts';
+import type { Container } from '../../server/container.ts';
+import { sql } from '../../server/sql.ts';
+
+export interface TenantFixture {
+  id: string;
+  keys: Record<Role, string>;
+  keyIds: Record<Role, string>;
+}
+
+export async function makeTenant(c: Container, name = 'tenant', externalOrgId?: string): Promise<TenantFixture> {
+  const em = c.orm.em.fork();
+  const t = await createTenant(em, { name, externalOrgId });
+  const keys = {} as Record<Role, string>;
+  const keyIds = {} as Record<Role, string>;
+  for (const role of ['owner', 'member', 'viewer'] as const) {
+    const k = await createApiKey(em, { tenantId: t.id, role });
+    keys[role] = k.key;
+    keyIds[role] = k.id;
+  }
+  return { id: t.id, keys, keyIds };
+}
+
+/** `n` items; item i passes exact_match when `passes(i)`. */
+export function items(n: number, passes: (i: number) => boolean = () => true): NewItem[] {
+  return Array.from({ length: n }, (_, i) => ({
+    input: `question ${i}`,
+    expected_output: `answer ${i}`,
+    output: passes(i) ? `answer ${i}` : `wrong ${i}`,
+    metadata: { i },
+  }));
+}
+
+export async function makeDataset(c: Container, tenantId: string, data: NewItem[] = items(10)) {
+  const em = c.orm.em.fork();
+  const { dataset } = await createDataset(em, tenantId, { name: 'ds' });
+  let version = null;
+  for (let i = 0; i < data.length; i += 5_000) {
+    version = await addDatasetItems(em, tenantId, dataset.id, data.slice(i, i + 5_000));
+  }
+  return { datasetId: dataset.id, versionId: version?.id ?? null };
+}
+
+export async function makeEval(c: Container, tenantId: string, evaluator: unknown = { type: 'exact_match' }) {
+  const em = c.orm.em.fork();
+  const created = await createEval(em, tenantId, { name: 'ev', evaluator: evaluatorConfigSchema.parse(evaluator) });
+  return { evalId: created.eval.id, evalVersionId: created.version.id };
+}
+
+/** The invariant every test checks: counters equal count(results), per status. */
+export async function assertCountersExact(em: EntityManager, runId: string) {
+  const [row] = await sql<{
+    completed_count: number;
+    passed_count: number;
+    failed_count: number;
+    error_count: number;
+    score_sum: number;
+    n: number;
+    p: number;
+    f: number;
+    e: number;
+    s: number;
+  }>(
+    em,
+    `select r.completed_count, r.passed_count, r.failed_count, r.error_count, r.score_sum,
+            (select count(*)::int from eval_run_items i where i.run_id = r.id) as n,
+            (select count(*)::int from eval_run_items i where i.run_id = r.id and i.status = 'passed') as p,
+            (select count(*)::int from eval_run_items i where i.run_id = r.id and i.status = 'failed') as f,
+            (select count(*)::int from eval_run_items i where i.run_id = r.id and i.status = 'error') as e,
+            (select coalesce(sum(score), 0) from eval_run_items i where i.run_id = r.id and i.status <> 'error') as s
+       from eval_runs r where r.id = ?`,
+    [runId],
+  );
+  if (!row) throw new Error(`run ${runId} not found`);
+  const ok =
+    row.completed_count === row.n &&
+    row.passed_count === row.p &&
+    row.failed_count === row.f &&
+    row.error_count === row.e &&
+    Math.abs(Number(row.score_sum) - Number(row.s)) < 1e-6;
+  if (!ok) throw new Error(`counters drifted from results: ${JSON.stringify(row)}`);
+  return row;
+}
