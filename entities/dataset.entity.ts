@@ -14,5 +14,6 @@ export const Dataset = defineEntity({
     created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),
     updated_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()).onUpdate(() => new Date()),
   }),
-  indexes: [{ properties: ['tenant_id', 'created_at'] }],
+  // lists are newest first by id (UUIDv7, so creation order)
+  indexes: [{ properties: ['tenant_id', 'id'] }],
 });

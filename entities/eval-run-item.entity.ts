@@ -23,4 +23,6 @@ export const EvalRunItem = defineEntity({
     latency_ms: p.integer(),
     created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),
   }),
+  // listEvalRunItems?status=error must not scan a million passed rows to find the errors
+  indexes: [{ name: 'eval_run_items_status_idx', properties: ['run_id', 'status', 'item_id'] }],
 });

@@ -36,7 +36,7 @@ export const EvalRun = defineEntity({
     updated_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()).onUpdate(() => new Date()),
   }),
   indexes: [
-    { name: 'eval_runs_dataset_created_idx', properties: ['dataset_id', 'created_at', 'id'] },
+    { name: 'eval_runs_dataset_id_idx', properties: ['dataset_id', 'id'] },
     { name: 'eval_runs_dataset_version_idx', properties: ['dataset_version_id'] },
     // The reconciler only ever looks for unfinished runs; keep that index tiny.
     {

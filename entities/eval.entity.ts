@@ -12,5 +12,5 @@ export const Eval = defineEntity({
     created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),
     updated_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()).onUpdate(() => new Date()),
   }),
-  indexes: [{ properties: ['tenant_id', 'created_at'] }],
+  indexes: [{ properties: ['tenant_id', 'id'] }],
 });

@@ -1,7 +1,7 @@
 /**
  * Generates the next migration: applies the committed ones to a scratch
  * database, diffs it against the entities, writes server/migrations/<name>.ts.
- * Append the new class to server/migrations/index.ts afterwards.
+ * Rename it to say what it does, and append it to server/migrations/index.ts.
  */
 import { MikroORM } from '@mikro-orm/postgresql';
 import { dropDatabase, ensureDatabase } from '../server/db.ts';

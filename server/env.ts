@@ -43,6 +43,12 @@ export const envSchema = z.object({
 
   /** Largest accepted JSON request body. */
   BODY_LIMIT_BYTES: int(1024, 512 * 1024 * 1024).default(10 * 1024 * 1024),
+  /** Most items in one addDatasetItems JSON request (the NDJSON upload has no such cap). */
+  MAX_ITEMS_PER_REQUEST: int(1, 1_000_000).default(10_000),
+  /** Largest item (its JSON) in a request or an NDJSON line. */
+  MAX_ITEM_BYTES: int(64, 64 * 1024 * 1024).default(1024 * 1024),
+  /** Most items in one NDJSON upload. */
+  MAX_UPLOAD_ITEMS: int(1, 100_000_000).default(5_000_000),
 
   /** Worker settings (issue: run execution). */
   WORKER_CONCURRENCY: int(1, 1000).default(4),

@@ -5,9 +5,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
-import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import { fastifyTRPCOpenApiPlugin } from 'trpc-to-openapi';
 import { appRouter } from '../routers/_app.ts';
+import { registerDatasetUpload } from '../routers/datasets/dataset-upload.route.ts';
 import type { Workers } from '../jobs/registry.ts';
 import type { Container } from './container.ts';
 import { createContext, type Context } from './context.ts';
@@ -32,7 +33,7 @@ export interface AppOptions {
 export async function buildApp(container: Container, opts: AppOptions = {}) {
   const { env, log } = container;
   const app = Fastify({
-    loggerInstance: log,
+    loggerInstance: log as FastifyBaseLogger,
     bodyLimit: env.BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
@@ -70,6 +71,8 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
       onError,
     },
   });
+
+  await registerDatasetUpload(app, container);
 
   await app.register(async (rest) => {
     rest.addHook('onSend', async (req, reply, payload) => rewriteRestError(req, reply, payload));

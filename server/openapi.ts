@@ -55,7 +55,7 @@ export function buildOpenApiDocument(): OpenAPIObject {
     if (!op?.responses) throw new Error(`openapi: no operation for ${method} ${meta.openapi.path}`);
     const status = meta.successStatus ?? 200;
     if (status !== 200) {
-      op.responses[String(status)] = op.responses['200'];
+      op.responses[String(status)] = status === 204 ? { description: op.responses['200']?.description ?? 'No content' } : op.responses['200'];
       delete op.responses['200'];
     }
     for (const code of Object.keys(op.responses)) {
@@ -71,6 +71,36 @@ export function buildOpenApiDocument(): OpenAPIObject {
       requestSchemas.add(meta.requestSchemaId);
     }
   }
+
+  // The NDJSON upload streams, so it is a plain Fastify route: describe it by hand.
+  const uploadErrors = [400, 401, 403, 404, 413, 429, 503];
+  doc.paths ??= {};
+  doc.paths['/v1/datasets/{id}/items/upload'] = {
+    post: {
+      operationId: 'uploadDatasetItems',
+      tags: ['datasets'],
+      summary: 'Upload items as NDJSON: a new version holding the previous items plus these',
+      description:
+        'One `NewDatasetItem` JSON object per line (Content-Type: application/x-ndjson). The body is streamed and ' +
+        'stored in one transaction: if any line is bad, nothing is stored and the 400 names the bad lines by number. ' +
+        'Each line may be up to MAX_ITEM_BYTES (1 MiB).',
+      security: [{ BearerAuth: [] }],
+      parameters: [{ in: 'path', name: 'id', required: true, description: 'Dataset id', schema: { type: 'string', format: 'uuid' } }],
+      requestBody: {
+        required: true,
+        content: { 'application/x-ndjson': { schema: { type: 'string', description: 'NDJSON: one NewDatasetItem per line' } } },
+      },
+      responses: {
+        '201': { description: 'Version created', content: { 'application/json': { schema: { $ref: '#/components/schemas/DatasetVersion' } } } },
+        ...Object.fromEntries(
+          uploadErrors.map((n) => {
+            usedResponses.add(n);
+            return [String(n), { $ref: `#/components/responses/${(ERROR_RESPONSES[n] as { name: string }).name}` }];
+          }),
+        ),
+      },
+    },
+  };
 
   doc.servers = [
     { url: 'http://localhost:8080', description: 'Local development' },

@@ -4,7 +4,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
-import { notFound } from '../../server/errors.ts';
+import { DomainError, notFound } from '../../server/errors.ts';
 import { sql } from '../../server/sql.ts';
 
 export interface NewItem {
@@ -138,5 +138,113 @@ export async function addDatasetItems(
     const { version, previousCount } = await openNextVersion(tx, tenantId, datasetId);
     await insertItems(tx, tenantId, datasetId, version, items);
     return insertVersionRow(tx, tenantId, datasetId, version, previousCount + items.length);
+  });
+}
+
+export async function findDataset(em: EntityManager, tenantId: string, datasetId: string): Promise<DatasetRow> {
+  const [row] = await sql<DatasetRow>(em, 'select * from datasets where id = ? and tenant_id = ?', [datasetId, tenantId]);
+  if (!row) throw notFound('dataset', datasetId);
+  return row;
+}
+
+export async function listDatasets(em: EntityManager, tenantId: string, after: string | undefined, limit: number): Promise<DatasetRow[]> {
+  return sql<DatasetRow>(
+    em,
+    `select * from datasets where tenant_id = ? ${after ? 'and id < ?' : ''} order by id desc limit ?`,
+    after ? [tenantId, after, limit + 1] : [tenantId, limit + 1],
+  );
+}
+
+/** A new version without `itemIds`; every id must be an item of the latest version. */
+export async function deleteDatasetItems(
+  em: EntityManager,
+  tenantId: string,
+  datasetId: string,
+  itemIds: readonly string[],
+): Promise<DatasetVersionRow> {
+  const unique = [...new Set(itemIds)];
+  return em.transactional(async (tx) => {
+    const { version, previousCount } = await openNextVersion(tx, tenantId, datasetId);
+    const closed = await sql<{ id: string }>(
+      tx,
+      `update dataset_items set valid_to = ?
+        where dataset_id = ? and tenant_id = ? and valid_to is null
+          and id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
+        returning id`,
+      [version, datasetId, tenantId, JSON.stringify(unique)],
+    );
+    if (closed.length !== unique.length) {
+      const found = new Set(closed.map((r) => r.id));
+      const missing = unique.filter((id) => !found.has(id));
+      throw new DomainError(
+        'NOT_FOUND',
+        `${missing.length} item(s) are not in the latest version of dataset ${datasetId}: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`,
+      );
+    }
+    return insertVersionRow(tx, tenantId, datasetId, version, previousCount - closed.length);
+  });
+}
+
+export async function listDatasetVersions(
+  em: EntityManager,
+  tenantId: string,
+  datasetId: string,
+  before: number | undefined,
+  limit: number,
+): Promise<DatasetVersionRow[]> {
+  await findDataset(em, tenantId, datasetId);
+  return sql<DatasetVersionRow>(
+    em,
+    `select id, dataset_id, version, item_count, created_at from dataset_versions
+      where dataset_id = ? and tenant_id = ? ${before !== undefined ? 'and version < ?' : ''}
+      order by version desc limit ?`,
+    before !== undefined ? [datasetId, tenantId, before, limit + 1] : [datasetId, tenantId, limit + 1],
+  );
+}
+
+export interface DatasetItemRow {
+  id: string;
+  input: unknown;
+  expected_output: unknown;
+  output: unknown;
+  metadata: Record<string, unknown> | null;
+  created_at: Date | string;
+}
+
+/** A version's items in id order, a keyset page at a time. */
+export async function listDatasetItems(
+  em: EntityManager,
+  tenantId: string,
+  datasetId: string,
+  version: number | undefined,
+  after: string | undefined,
+  limit: number,
+): Promise<DatasetItemRow[]> {
+  const ds = await findDataset(em, tenantId, datasetId);
+  const v = version ?? ds.latest_version;
+  if (v > ds.latest_version) throw notFound(`version ${v} of dataset`, datasetId);
+  return sql<DatasetItemRow>(
+    em,
+    `select id, input, expected_output, output, metadata, created_at from dataset_items
+      where dataset_id = ? and valid_from <= ? and (valid_to is null or valid_to > ?) ${after ? 'and id > ?' : ''}
+      order by id limit ?`,
+    after ? [datasetId, v, v, after, limit + 1] : [datasetId, v, v, limit + 1],
+  );
+}
+
+/** Deletes a dataset with its versions, items, runs and results; refused while one of its runs is unfinished. */
+export async function deleteDataset(em: EntityManager, tenantId: string, datasetId: string): Promise<void> {
+  await em.transactional(async (tx) => {
+    const [ds] = await sql<{ id: string }>(tx, 'select id from datasets where id = ? and tenant_id = ? for update', [datasetId, tenantId]);
+    if (!ds) throw notFound('dataset', datasetId);
+    const [active] = await sql<{ id: string; status: string }>(
+      tx,
+      `select id, status from eval_runs where dataset_id = ? and status in ('pending', 'running') limit 1`,
+      [datasetId],
+    );
+    if (active) {
+      throw new DomainError('CONFLICT', `dataset ${datasetId} has a ${active.status} run (${active.id}); cancel it or wait for it to finish`);
+    }
+    await sql(tx, 'delete from datasets where id = ?', [datasetId]);
   });
 }

@@ -8,9 +8,22 @@ import { failRun, reopenForRetry } from '../../jobs/eval-runs/run-lifecycle.ts';
 import { DomainError } from '../../server/errors.ts';
 import { crashNow } from '../../server/faults.ts';
 import { readProcedure, router, writeProcedure } from '../../server/trpc.ts';
+import { decodeCursor, toPage } from '../../server/pagination.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
-import { evalRunIdInput, evalRunSchema, scheduleEvalRunInput } from './eval-run.schema.ts';
-import { enqueueRunStart, findRun, insertPendingRun } from './eval-run.service.ts';
+import {
+  compareEvalRunsInput,
+  compareEvalRunsOutput,
+  evalRunIdInput,
+  evalRunSchema,
+  listEvalRunItemsInput,
+  listEvalRunItemsOutput,
+  listEvalRunsInput,
+  listEvalRunsOutput,
+  scheduleEvalRunInput,
+} from './eval-run.schema.ts';
+import { compareRuns, enqueueRunStart, findRun, insertPendingRun, listRunItems, listRuns } from './eval-run.service.ts';
+
+const READ_ERRORS = [400, 401, 403, 404, 429, 503];
 
 export const evalRunRouter = router({
   scheduleEvalRun: writeProcedure
@@ -35,6 +48,54 @@ export const evalRunRouter = router({
       if (ctx.container.faults.crashBeforeEnqueue) crashNow();
       await enqueueRunStart(ctx.container, run.id);
       return toEvalRunDto(run);
+    }),
+
+  listEvalRuns: readProcedure
+    .meta({
+      openapi: { method: 'GET', path: '/v1/datasets/{id}/runs', operationId: 'listEvalRuns', tags: ['eval-runs'], summary: 'List a dataset\'s eval runs, newest first', errorResponses: READ_ERRORS },
+    })
+    .input(listEvalRunsInput)
+    .output(listEvalRunsOutput)
+    .query(async ({ ctx, input }) => {
+      const rows = await listRuns(ctx.em, ctx.principal.tenantId, input.id, input.status, decodeCursor(input.cursor, 'string'), input.limit);
+      return toPage(rows, input.limit, (r) => r.id, toEvalRunDto);
+    }),
+
+  // Declared before getEvalRun: REST paths match in declaration order, and /compare would match /{id}.
+  compareEvalRuns: readProcedure
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/v1/eval-runs/compare',
+        operationId: 'compareEvalRuns',
+        tags: ['eval-runs'],
+        summary: 'Compare two runs item by item',
+        description: 'Items scored in both runs, in item order, with each score and the change; the summary counts every such item.',
+        errorResponses: READ_ERRORS,
+      },
+    })
+    .input(compareEvalRunsInput)
+    .output(compareEvalRunsOutput)
+    .query(async ({ ctx, input }) => {
+      const c = await compareRuns(ctx.em, ctx.principal.tenantId, input.base, input.head, decodeCursor(input.cursor, 'string'), input.limit);
+      const { data, next_cursor } = toPage(c.rows, input.limit, (r) => r.item_id, (r) => {
+        const comparable = r.base_status !== 'error' && r.head_status !== 'error' && r.base_score !== null && r.head_score !== null;
+        const delta = comparable ? (r.head_score as number) - (r.base_score as number) : null;
+        const change = delta === null ? 'not_comparable' : delta > 1e-9 ? 'improved' : delta < -1e-9 ? 'regressed' : 'unchanged';
+        return { ...r, delta, change } as const;
+      });
+      return { base_run_id: c.base.id, head_run_id: c.head.id, summary: c.summary, data, next_cursor };
+    }),
+
+  listEvalRunItems: readProcedure
+    .meta({
+      openapi: { method: 'GET', path: '/v1/eval-runs/{id}/items', operationId: 'listEvalRunItems', tags: ['eval-runs'], summary: 'List a run\'s results with their items, in item order', errorResponses: READ_ERRORS },
+    })
+    .input(listEvalRunItemsInput)
+    .output(listEvalRunItemsOutput)
+    .query(async ({ ctx, input }) => {
+      const rows = await listRunItems(ctx.em, ctx.principal.tenantId, input.id, input.status, decodeCursor(input.cursor, 'string'), input.limit);
+      return toPage(rows, input.limit, (r) => r.item_id, (r) => ({ ...r, output: r.output ?? null, expected_output: r.expected_output ?? null }));
     }),
 
   getEvalRun: readProcedure

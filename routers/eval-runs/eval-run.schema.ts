@@ -3,11 +3,10 @@
  * document and (for ids) job payload. Imports only zod.
  */
 import { z } from 'zod';
+import { cursor, dateTime, limit, page, uuid } from '../shared/common.schema.ts';
 
 export const RUN_STATUS = ['pending', 'running', 'completed', 'failed'] as const;
-
-const uuid = () => z.uuid({ error: 'must be a UUID' });
-const dateTime = () => z.iso.datetime({ offset: true });
+export const ITEM_STATUS = ['passed', 'failed', 'error'] as const;
 
 export const scheduleEvalRunInput = z.object({
   id: uuid().describe('Dataset id'),
@@ -43,3 +42,68 @@ export const evalRunSchema = z
 export type EvalRunDto = z.infer<typeof evalRunSchema>;
 
 export const errorResponseSchema = z.object({ error: z.string() }).meta({ id: 'ErrorResponse' });
+
+export const listEvalRunsInput = z.object({
+  id: uuid().describe('Dataset id'),
+  status: z.enum(RUN_STATUS).optional().describe('Only runs in this status'),
+  cursor,
+  limit,
+});
+export const listEvalRunsOutput = page(evalRunSchema);
+
+export const evalRunItemSchema = z
+  .object({
+    item_id: uuid(),
+    status: z.enum(ITEM_STATUS),
+    score: z.number().nullable(),
+    passed: z.boolean().nullable(),
+    reason: z.string().nullable(),
+    error: z.string().nullable(),
+    attempts: z.int(),
+    latency_ms: z.int(),
+    input: z.unknown(),
+    output: z.unknown().nullable(),
+    expected_output: z.unknown().nullable(),
+  })
+  .meta({ id: 'EvalRunItem' });
+
+export const listEvalRunItemsInput = z.object({
+  id: uuid().describe('Eval run id'),
+  status: z.enum(ITEM_STATUS).optional().describe('Only items with this result'),
+  cursor,
+  limit,
+});
+export const listEvalRunItemsOutput = page(evalRunItemSchema);
+
+export const compareEvalRunsInput = z.object({
+  base: uuid().describe('The run to compare against'),
+  head: uuid().describe('The run compared'),
+  cursor,
+  limit,
+});
+export const compareEvalRunsOutput = z
+  .object({
+    base_run_id: uuid(),
+    head_run_id: uuid(),
+    summary: z.object({
+      improved: z.int().describe('Items scored in both runs whose score went up'),
+      regressed: z.int().describe('Items scored in both runs whose score went down'),
+      unchanged: z.int().describe('Items scored in both runs with the same score'),
+      not_comparable: z.int().describe('Items in both runs that are an error in at least one'),
+      only_in_base: z.int(),
+      only_in_head: z.int(),
+    }),
+    data: z.array(
+      z.object({
+        item_id: uuid(),
+        base_status: z.enum(ITEM_STATUS),
+        head_status: z.enum(ITEM_STATUS),
+        base_score: z.number().nullable(),
+        head_score: z.number().nullable(),
+        delta: z.number().nullable().describe('head_score − base_score; null when either is an error'),
+        change: z.enum(['improved', 'regressed', 'unchanged', 'not_comparable']),
+      }),
+    ),
+    next_cursor: z.string().nullable(),
+  })
+  .meta({ id: 'EvalRunComparison' });

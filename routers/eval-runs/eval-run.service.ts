@@ -7,6 +7,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { jobIds, QUEUE_NAMES } from '../../jobs/queues.ts';
 import type { Container } from '../../server/container.ts';
 import { notFound } from '../../server/errors.ts';
+import { sql } from '../../server/sql.ts';
+import { findDataset } from '../datasets/dataset.service.ts';
 import { EVAL_RUN_COLUMNS, type EvalRunRow } from './eval-run.mapper.ts';
 
 /**
@@ -81,4 +83,118 @@ export async function enqueueRunStart(c: Container, runId: string): Promise<bool
     c.log.warn({ runId, err: (err as Error).message }, 'could not enqueue run start; the reconciler will');
     return false;
   }
+}
+
+export async function listRuns(
+  em: EntityManager,
+  tenantId: string,
+  datasetId: string,
+  status: EvalRunRow['status'] | undefined,
+  before: string | undefined,
+  limit: number,
+): Promise<EvalRunRow[]> {
+  await findDataset(em, tenantId, datasetId);
+  const where = ['dataset_id = ?', 'tenant_id = ?'];
+  const params: unknown[] = [datasetId, tenantId];
+  if (status) {
+    where.push('status = ?');
+    params.push(status);
+  }
+  if (before) {
+    where.push('id < ?');
+    params.push(before);
+  }
+  params.push(limit + 1);
+  return sql<EvalRunRow>(em, `select ${EVAL_RUN_COLUMNS} from eval_runs where ${where.join(' and ')} order by id desc limit ?`, params);
+}
+
+export interface RunItemRow {
+  item_id: string;
+  status: 'passed' | 'failed' | 'error';
+  score: number | null;
+  passed: boolean | null;
+  reason: string | null;
+  error: string | null;
+  attempts: number;
+  latency_ms: number;
+  input: unknown;
+  output: unknown;
+  expected_output: unknown;
+}
+
+/** A run's results joined with their items, in item order, a keyset page at a time. */
+export async function listRunItems(
+  em: EntityManager,
+  tenantId: string,
+  runId: string,
+  status: RunItemRow['status'] | undefined,
+  after: string | undefined,
+  limit: number,
+): Promise<RunItemRow[]> {
+  await findRun(em, tenantId, runId);
+  const where = ['r.run_id = ?'];
+  const params: unknown[] = [runId];
+  if (status) {
+    where.push('r.status = ?');
+    params.push(status);
+  }
+  if (after) {
+    where.push('r.item_id > ?');
+    params.push(after);
+  }
+  params.push(limit + 1);
+  return sql<RunItemRow>(
+    em,
+    `select r.item_id, r.status, r.score, r.passed, r.reason, r.error, r.attempts, r.latency_ms, i.input, i.output, i.expected_output
+       from eval_run_items r join dataset_items i on i.id = r.item_id
+      where ${where.join(' and ')}
+      order by r.item_id limit ?`,
+    params,
+  );
+}
+
+export interface CompareRow {
+  item_id: string;
+  base_status: RunItemRow['status'];
+  head_status: RunItemRow['status'];
+  base_score: number | null;
+  head_score: number | null;
+}
+
+/** Scores of two runs of the tenant side by side, over the items both scored; plus the summary counts. */
+export async function compareRuns(em: EntityManager, tenantId: string, baseId: string, headId: string, after: string | undefined, limit: number) {
+  const [base, head] = [await findRun(em, tenantId, baseId), await findRun(em, tenantId, headId)];
+  const [summary] = await sql<{ improved: number; regressed: number; unchanged: number; not_comparable: number; both: number }>(
+    em,
+    `select count(*) filter (where b.status <> 'error' and h.status <> 'error' and h.score > b.score + 1e-9)::int as improved,
+            count(*) filter (where b.status <> 'error' and h.status <> 'error' and h.score < b.score - 1e-9)::int as regressed,
+            count(*) filter (where b.status <> 'error' and h.status <> 'error' and abs(h.score - b.score) <= 1e-9)::int as unchanged,
+            count(*) filter (where b.status = 'error' or h.status = 'error')::int as not_comparable,
+            count(*)::int as both
+       from eval_run_items b join eval_run_items h on h.run_id = ? and h.item_id = b.item_id
+      where b.run_id = ?`,
+    [headId, baseId],
+  );
+  const rows = await sql<CompareRow>(
+    em,
+    `select b.item_id, b.status as base_status, h.status as head_status, b.score as base_score, h.score as head_score
+       from eval_run_items b join eval_run_items h on h.run_id = ? and h.item_id = b.item_id
+      where b.run_id = ? ${after ? 'and b.item_id > ?' : ''}
+      order by b.item_id limit ?`,
+    after ? [headId, baseId, after, limit + 1] : [headId, baseId, limit + 1],
+  );
+  const both = summary?.both ?? 0;
+  return {
+    base,
+    head,
+    summary: {
+      improved: summary?.improved ?? 0,
+      regressed: summary?.regressed ?? 0,
+      unchanged: summary?.unchanged ?? 0,
+      not_comparable: summary?.not_comparable ?? 0,
+      only_in_base: base.completed_count - both,
+      only_in_head: head.completed_count - both,
+    },
+    rows,
+  };
 }

@@ -1,7 +1,9 @@
 /** Every migration, in order. New ones are generated with `npm run migration:create` and appended here. */
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261125000000Initial } from './Migration20261125000000Initial.ts';
+import { Migration20261125222545ListIndexes } from './Migration20261125222545ListIndexes.ts';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125000000Initial', class: Migration20261125000000Initial },
+  { name: 'Migration20261125222545ListIndexes', class: Migration20261125222545ListIndexes },
 ];

@@ -1,0 +1,112 @@
+/**
+ * POST /v1/datasets/{id}/items/upload (uploadDatasetItems): NDJSON, one item
+ * per line, streamed. The body is never held in memory: lines are parsed and
+ * validated one at a time and inserted in bounded batches inside one
+ * transaction, so either every line lands in the new version or, when any
+ * line is bad, nothing is stored and the answer lists bad lines by number.
+ * A plain Fastify route because tRPC procedures take parsed JSON inputs.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { authenticate } from '../../server/auth.ts';
+import type { Container } from '../../server/container.ts';
+import { DomainError, formatIssues, toTRPCError } from '../../server/errors.ts';
+import { toDatasetVersionDto } from './dataset.mapper.ts';
+import { newItemSchema } from './dataset.schema.ts';
+import { insertItems, insertVersionRow, openNextVersion, type NewItem } from './dataset.service.ts';
+import { ndjsonLines } from './ndjson.ts';
+
+export const UPLOAD_PATH = '/v1/datasets/:id/items/upload';
+export const NDJSON_TYPES = ['application/x-ndjson', 'application/jsonl', 'application/ndjson'];
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const MAX_REPORTED = 20;
+const BATCH_ITEMS = 1_000;
+const BATCH_BYTES = 4 * 1024 * 1024;
+
+class BadLines extends Error {}
+
+export async function registerDatasetUpload(app: FastifyInstance, container: Container): Promise<void> {
+  await app.register(async (scope) => {
+    // Hand the raw stream to the handler: no body parsing, no body limit (lines are bounded instead).
+    for (const type of NDJSON_TYPES) scope.addContentTypeParser(type, (_req, payload, done) => done(null, payload));
+    scope.post<{ Params: { id: string } }>(UPLOAD_PATH, async (req, reply) => {
+      try {
+        return await upload(container, req, reply);
+      } catch (err) {
+        const mapped = err instanceof BadLines ? new DomainError('BAD_REQUEST', err.message) : err;
+        const trpcError = toTRPCError(mapped);
+        const status = getHTTPStatusCodeFromError(trpcError);
+        if (status >= 500 && trpcError.code === 'INTERNAL_SERVER_ERROR') req.log.error({ err }, 'upload failed');
+        // drain what the client still sends, so it reads our answer instead of a reset
+        if (!req.raw.complete) req.raw.resume();
+        return reply.status(status).send({ error: trpcError.code === 'INTERNAL_SERVER_ERROR' ? 'internal server error' : trpcError.message });
+      }
+    });
+  });
+}
+
+async function upload(container: Container, req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) {
+  const em = container.orm.em.fork();
+  const principal = await authenticate(req.headers.authorization, { em, apiKeys: container.apiKeys, jwt: container.jwt });
+  if (principal.role === 'viewer') throw new DomainError('FORBIDDEN', 'role "viewer" may not do this; allowed: owner, member');
+  if (!UUID_RE.test(req.params.id)) throw new DomainError('BAD_REQUEST', 'invalid input: id: must be a UUID');
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (!NDJSON_TYPES.includes(type)) {
+    throw new DomainError('BAD_REQUEST', `body must be NDJSON (Content-Type: application/x-ndjson), one item per line`);
+  }
+  const { MAX_ITEM_BYTES, MAX_UPLOAD_ITEMS } = container.env;
+  const tenantId = principal.tenantId;
+  const datasetId = req.params.id;
+  const stream = req.body as Readable;
+
+  const version = await em.transactional(async (tx) => {
+    const { version: v, previousCount } = await openNextVersion(tx, tenantId, datasetId);
+    const problems: string[] = [];
+    let badLines = 0;
+    let count = 0;
+    let batch: NewItem[] = [];
+    let batchBytes = 0;
+    const flush = async () => {
+      if (batch.length > 0 && badLines === 0) await insertItems(tx, tenantId, datasetId, v, batch);
+      batch = [];
+      batchBytes = 0;
+    };
+    for await (const line of ndjsonLines(stream, MAX_ITEM_BYTES)) {
+      const problem = (message: string) => {
+        badLines++;
+        if (problems.length < MAX_REPORTED) problems.push(`line ${line.lineNo}: ${message}`);
+      };
+      if (line.tooLong) {
+        problem(`longer than ${MAX_ITEM_BYTES} bytes`);
+        continue;
+      }
+      let value: unknown;
+      try {
+        value = JSON.parse(line.text);
+      } catch {
+        problem('not valid JSON');
+        continue;
+      }
+      const parsed = newItemSchema.safeParse(value);
+      if (!parsed.success) {
+        problem(formatIssues(parsed.error.issues).replace(/^invalid input: /, ''));
+        continue;
+      }
+      count++;
+      if (count > MAX_UPLOAD_ITEMS) throw new DomainError('PAYLOAD_TOO_LARGE', `at most ${MAX_UPLOAD_ITEMS} items per upload`);
+      if (badLines > 0) continue; // keep validating to report every bad line, but store nothing
+      batch.push(parsed.data);
+      batchBytes += line.text.length;
+      if (batch.length >= BATCH_ITEMS || batchBytes >= BATCH_BYTES) await flush();
+    }
+    if (badLines > 0) {
+      throw new BadLines(`${badLines} bad line(s), nothing stored: ${problems.join('; ')}${badLines > problems.length ? '; …' : ''}`);
+    }
+    if (count === 0) throw new DomainError('BAD_REQUEST', 'the upload holds no items (one JSON object per line)');
+    await flush();
+    return insertVersionRow(tx, tenantId, datasetId, v, previousCount + count);
+  });
+  req.log.info({ datasetId, version: version.version, items: version.item_count }, 'dataset upload stored');
+  return reply.status(201).send(toDatasetVersionDto(version));
+}

@@ -1,0 +1,157 @@
+/**
+ * datasets: create datasets, add and delete items (each change is a new
+ * immutable version that copies no unchanged item), read versions and items.
+ * The NDJSON bulk upload is a streaming route: datasets/dataset-upload.route.ts.
+ * Entities: Dataset, DatasetVersion, DatasetItem.
+ */
+import { z } from 'zod';
+import { DomainError } from '../../server/errors.ts';
+import { decodeCursor, toPage } from '../../server/pagination.ts';
+import { ownerProcedure, readProcedure, router, writeProcedure } from '../../server/trpc.ts';
+import { iso, toDatasetDto, toDatasetVersionDto } from './dataset.mapper.ts';
+import {
+  addDatasetItemsInput,
+  createDatasetInput,
+  datasetIdInput,
+  datasetSchema,
+  datasetVersionSchema,
+  deleteDatasetItemsInput,
+  listDatasetItemsInput,
+  listDatasetItemsOutput,
+  listDatasetsInput,
+  listDatasetsOutput,
+  listDatasetVersionsInput,
+  listDatasetVersionsOutput,
+} from './dataset.schema.ts';
+import {
+  addDatasetItems,
+  createDataset,
+  deleteDataset,
+  deleteDatasetItems,
+  findDataset,
+  listDatasetItems,
+  listDatasets,
+  listDatasetVersions,
+} from './dataset.service.ts';
+
+const READ_ERRORS = [400, 401, 403, 404, 429, 503];
+const WRITE_ERRORS = [400, 401, 403, 404, 413, 429, 503];
+
+export const datasetRouter = router({
+  createDataset: writeProcedure
+    .meta({
+      openapi: { method: 'POST', path: '/v1/datasets', operationId: 'createDataset', tags: ['datasets'], summary: 'Create a dataset (version 1, no items)', successDescription: 'Dataset created', errorResponses: [400, 401, 403, 413, 429, 503] },
+      successStatus: 201,
+    })
+    .input(createDatasetInput)
+    .output(datasetSchema)
+    .mutation(async ({ ctx, input }) => toDatasetDto((await createDataset(ctx.em, ctx.principal.tenantId, input)).dataset)),
+
+  listDatasets: readProcedure
+    .meta({ openapi: { method: 'GET', path: '/v1/datasets', operationId: 'listDatasets', tags: ['datasets'], summary: 'List datasets, newest first', errorResponses: [400, 401, 403, 429, 503] } })
+    .input(listDatasetsInput)
+    .output(listDatasetsOutput)
+    .query(async ({ ctx, input }) => {
+      const rows = await listDatasets(ctx.em, ctx.principal.tenantId, decodeCursor(input.cursor, 'string'), input.limit);
+      return toPage(rows, input.limit, (r) => r.id, toDatasetDto);
+    }),
+
+  getDataset: readProcedure
+    .meta({ openapi: { method: 'GET', path: '/v1/datasets/{id}', operationId: 'getDataset', tags: ['datasets'], summary: 'Get a dataset', errorResponses: READ_ERRORS } })
+    .input(datasetIdInput)
+    .output(datasetSchema)
+    .query(async ({ ctx, input }) => toDatasetDto(await findDataset(ctx.em, ctx.principal.tenantId, input.id))),
+
+  deleteDataset: ownerProcedure
+    .meta({
+      openapi: {
+        method: 'DELETE',
+        path: '/v1/datasets/{id}',
+        operationId: 'deleteDataset',
+        tags: ['datasets'],
+        summary: 'Delete a dataset with its versions, items, runs and results (owners only)',
+        description: 'Refused with 409 while one of its runs is pending or running.',
+        errorResponses: [400, 401, 403, 404, 409, 429, 503],
+        successDescription: 'Dataset deleted',
+      },
+      successStatus: 204,
+    })
+    .input(datasetIdInput)
+    .output(z.void())
+    .mutation(async ({ ctx, input }) => {
+      await deleteDataset(ctx.em, ctx.principal.tenantId, input.id);
+      ctx.log.info({ datasetId: input.id }, 'dataset deleted');
+    }),
+
+  addDatasetItems: writeProcedure
+    .meta({
+      openapi: {
+        method: 'POST',
+        path: '/v1/datasets/{id}/items',
+        operationId: 'addDatasetItems',
+        tags: ['datasets'],
+        summary: 'Add items: a new version holding the previous items plus these',
+        description: 'At most MAX_ITEMS_PER_REQUEST items (10,000) of MAX_ITEM_BYTES (1 MiB) each, else 413; use `POST /v1/datasets/{id}/items/upload` (NDJSON) for more.',
+        successDescription: 'Version created',
+        errorResponses: WRITE_ERRORS,
+      },
+      successStatus: 201,
+    })
+    .input(addDatasetItemsInput)
+    .output(datasetVersionSchema)
+    .mutation(async ({ ctx, input }) => {
+      const { MAX_ITEMS_PER_REQUEST, MAX_ITEM_BYTES } = ctx.container.env;
+      if (input.items.length > MAX_ITEMS_PER_REQUEST) {
+        throw new DomainError('PAYLOAD_TOO_LARGE', `at most ${MAX_ITEMS_PER_REQUEST} items per request (got ${input.items.length}); upload larger sets as NDJSON to /v1/datasets/{id}/items/upload`);
+      }
+      input.items.forEach((item, i) => {
+        const bytes = Buffer.byteLength(JSON.stringify(item));
+        if (bytes > MAX_ITEM_BYTES) throw new DomainError('PAYLOAD_TOO_LARGE', `items[${i}] is ${bytes} bytes; the limit is ${MAX_ITEM_BYTES}`);
+      });
+      const version = await addDatasetItems(ctx.em, ctx.principal.tenantId, input.id, input.items);
+      return toDatasetVersionDto(version);
+    }),
+
+  deleteDatasetItems: writeProcedure
+    .meta({
+      openapi: {
+        method: 'POST',
+        path: '/v1/datasets/{id}/items/delete',
+        operationId: 'deleteDatasetItems',
+        tags: ['datasets'],
+        summary: 'Delete items: a new version without them',
+        description: 'Every id must be an item of the latest version (404 names the others). Older versions, and runs pinned to them, keep the items.',
+        successDescription: 'Version created',
+        errorResponses: WRITE_ERRORS,
+      },
+      successStatus: 201,
+    })
+    .input(deleteDatasetItemsInput)
+    .output(datasetVersionSchema)
+    .mutation(async ({ ctx, input }) => toDatasetVersionDto(await deleteDatasetItems(ctx.em, ctx.principal.tenantId, input.id, input.item_ids))),
+
+  listDatasetVersions: readProcedure
+    .meta({ openapi: { method: 'GET', path: '/v1/datasets/{id}/versions', operationId: 'listDatasetVersions', tags: ['datasets'], summary: 'List a dataset\'s versions, newest first', errorResponses: READ_ERRORS } })
+    .input(listDatasetVersionsInput)
+    .output(listDatasetVersionsOutput)
+    .query(async ({ ctx, input }) => {
+      const rows = await listDatasetVersions(ctx.em, ctx.principal.tenantId, input.id, decodeCursor(input.cursor, 'number'), input.limit);
+      return toPage(rows, input.limit, (r) => r.version, toDatasetVersionDto);
+    }),
+
+  listDatasetItems: readProcedure
+    .meta({ openapi: { method: 'GET', path: '/v1/datasets/{id}/items', operationId: 'listDatasetItems', tags: ['datasets'], summary: 'List the items of a version (default: the latest), in insertion order', errorResponses: READ_ERRORS } })
+    .input(listDatasetItemsInput)
+    .output(listDatasetItemsOutput)
+    .query(async ({ ctx, input }) => {
+      const rows = await listDatasetItems(ctx.em, ctx.principal.tenantId, input.id, input.version, decodeCursor(input.cursor, 'string'), input.limit);
+      return toPage(rows, input.limit, (r) => r.id, (r) => ({
+        id: r.id,
+        input: r.input,
+        expected_output: r.expected_output ?? null,
+        output: r.output ?? null,
+        metadata: r.metadata ?? null,
+        created_at: iso(r.created_at),
+      }));
+    }),
+});

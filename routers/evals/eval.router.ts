@@ -1,0 +1,63 @@
+/**
+ * evals: evaluator definitions with immutable versions. Configs are checked
+ * twice: by the zod union (shape) and by the engines (a regex must compile
+ * under RE2, a JSON schema under ajv); either failure is a 400 naming the field.
+ * Jobs: jobs/eval-runs/evaluator-cache.ts compiles versions for the workers.
+ * Entities: Eval, EvalVersion.
+ */
+import { TRPCError } from '@trpc/server';
+import { validatedEvaluatorConfigSchema } from '../../jobs/evaluators/index.ts';
+import type { EvaluatorConfig } from '../../jobs/evaluators/evaluator.schema.ts';
+import { formatIssues } from '../../server/errors.ts';
+import { decodeCursor, toPage } from '../../server/pagination.ts';
+import { readProcedure, router, writeProcedure } from '../../server/trpc.ts';
+import { toEvalDto, toEvalVersionDto } from './eval.mapper.ts';
+import { createEvalInput, createEvalVersionInput, evalIdInput, evalSchema, evalVersionSchema, listEvalsInput, listEvalsOutput } from './eval.schema.ts';
+import { createEval, createEvalVersion, findEval, listEvals } from './eval.service.ts';
+
+/** The engine checks the zod union cannot do; issues are reported under `evaluator.`. */
+function checkEvaluator(evaluator: EvaluatorConfig): EvaluatorConfig {
+  const r = validatedEvaluatorConfigSchema.safeParse(evaluator);
+  if (!r.success) {
+    throw new TRPCError({ code: 'BAD_REQUEST', message: formatIssues(r.error.issues.map((i) => ({ ...i, path: ['evaluator', ...i.path] }))) });
+  }
+  return r.data;
+}
+
+export const evalRouter = router({
+  createEval: writeProcedure
+    .meta({
+      openapi: { method: 'POST', path: '/v1/evals', operationId: 'createEval', tags: ['evals'], summary: 'Create an eval with its first version', successDescription: 'Eval created', errorResponses: [400, 401, 403, 413, 429, 503] },
+      successStatus: 201,
+    })
+    .input(createEvalInput)
+    .output(evalSchema)
+    .mutation(async ({ ctx, input }) => {
+      const created = await createEval(ctx.em, ctx.principal.tenantId, { name: input.name, evaluator: checkEvaluator(input.evaluator) });
+      return { ...toEvalDto({ ...created.eval, v_id: created.version.id, v_version: 1, v_evaluator: created.version.evaluator, v_created_at: created.version.created_at }) };
+    }),
+
+  createEvalVersion: writeProcedure
+    .meta({
+      openapi: { method: 'POST', path: '/v1/evals/{id}/versions', operationId: 'createEvalVersion', tags: ['evals'], summary: 'Add a version to an eval (earlier versions stay as they are)', successDescription: 'Version created', errorResponses: [400, 401, 403, 404, 413, 429, 503] },
+      successStatus: 201,
+    })
+    .input(createEvalVersionInput)
+    .output(evalVersionSchema)
+    .mutation(async ({ ctx, input }) => toEvalVersionDto(await createEvalVersion(ctx.em, ctx.principal.tenantId, input.id, checkEvaluator(input.evaluator)))),
+
+  listEvals: readProcedure
+    .meta({ openapi: { method: 'GET', path: '/v1/evals', operationId: 'listEvals', tags: ['evals'], summary: 'List evals with their latest version, newest first', errorResponses: [400, 401, 403, 429, 503] } })
+    .input(listEvalsInput)
+    .output(listEvalsOutput)
+    .query(async ({ ctx, input }) => {
+      const rows = await listEvals(ctx.em, ctx.principal.tenantId, decodeCursor(input.cursor, 'string'), input.limit);
+      return toPage(rows, input.limit, (r) => r.id, toEvalDto);
+    }),
+
+  getEval: readProcedure
+    .meta({ openapi: { method: 'GET', path: '/v1/evals/{id}', operationId: 'getEval', tags: ['evals'], summary: 'Get an eval with its latest version', errorResponses: [400, 401, 403, 404, 429, 503] } })
+    .input(evalIdInput)
+    .output(evalSchema)
+    .query(async ({ ctx, input }) => toEvalDto(await findEval(ctx.em, ctx.principal.tenantId, input.id))),
+});
