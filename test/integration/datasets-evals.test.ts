@@ -302,6 +302,27 @@ describe('runs and results', () => {
     expect((await trpc(a.keys.viewer).listEvalRuns.query({ id: ds, status: 'completed' })).data).toHaveLength(2);
   });
 
+  it('compare, cancel, retry and deleteDataset over tRPC', async () => {
+    const viewer = trpc(a.keys.viewer);
+    const cmp = await viewer.compareEvalRuns.query({ base: run1.id as string, head: run2.id as string, limit: 10 });
+    expect(cmp.summary.unchanged).toBe(270);
+    expect(cmp.data).toHaveLength(10);
+    expect(cmp.next_cursor).toEqual(expect.any(String));
+    const next = await viewer.compareEvalRuns.query({ base: run1.id as string, head: run2.id as string, limit: 10, cursor: cmp.next_cursor as string });
+    expect((next.data[0]?.item_id ?? '') > (cmp.data[9]?.item_id ?? 'z')).toBe(true);
+    const member = trpc(a.keys.member);
+    const retried = await member.retryEvalRun.mutate({ id: run1.id as string });
+    expect(retried).toMatchObject({ status: 'running', error_count: 0, completed_count: 270 });
+    const again = await waitForRunEnd(s.baseUrl, a.keys.member, run1.id as string);
+    expect(again).toMatchObject({ status: 'completed', error_count: 30, completed_count: 300 });
+    await expect(member.cancelEvalRun.mutate({ id: run1.id as string })).rejects.toMatchObject({ data: { code: 'CONFLICT' } });
+    const owner = trpc(a.keys.owner);
+    const tmp = await owner.createDataset.mutate({ name: 'tmp' });
+    await expect(member.deleteDataset.mutate({ id: tmp.id })).rejects.toMatchObject({ data: { code: 'FORBIDDEN' } });
+    await owner.deleteDataset.mutate({ id: tmp.id });
+    await expect(owner.getDataset.query({ id: tmp.id })).rejects.toMatchObject({ data: { code: 'NOT_FOUND' } });
+  });
+
   it('compareEvalRuns counts improved, regressed and unchanged over the items both runs scored', async () => {
     const r = await get(`/v1/eval-runs/compare?base=${run1.id as string}&head=${run2.id as string}&limit=1000`, a.keys.viewer);
     expect(r.status).toBe(200);
