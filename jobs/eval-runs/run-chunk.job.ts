@@ -9,6 +9,7 @@ import { parsePayload } from '../payload.ts';
 import { runChunkPayload } from '../queues.ts';
 import type { WorkerDeps } from '../registry.ts';
 import { EvaluatorConfigError } from './evaluator-cache.ts';
+import { onRunFinished } from './run-events.ts';
 import { failRun, loadChunk, loadPendingItems, recordResults, type ItemResult } from './run-lifecycle.ts';
 
 const MAX_TEXT = 4_000;
@@ -28,8 +29,10 @@ export async function processRunChunk(deps: WorkerDeps, job: Job): Promise<{ sco
     evaluate = await deps.evaluators.get(em, chunk.eval_version_id);
   } catch (err) {
     if (err instanceof EvaluatorConfigError) {
-      await failRun(em, run_id, err.message);
-      deps.log.warn({ runId: run_id, err: err.message }, 'run failed: evaluator config');
+      if (await failRun(em, run_id, err.message)) {
+        deps.log.warn({ runId: run_id, err: err.message }, 'run failed: evaluator config');
+        await onRunFinished(deps.container, run_id);
+      }
       return { scored: 0, skipped: 'run failed' };
     }
     throw err;
@@ -75,8 +78,9 @@ export async function processRunChunk(deps: WorkerDeps, job: Job): Promise<{ sco
   if (faults.chunkDelayMs > 0) await sleep(faults.chunkDelayMs);
   if (faults.crashBeforeRecord) crashNow();
   const out = await recordResults(em, chunk, chunk_index, job.attemptsMade + 1, results, true);
-  if (out?.status === 'completed' && out.inserted > 0 && out.completed_count >= out.item_count) {
+  if (out?.just_completed) {
     deps.log.info({ runId: run_id, items: out.item_count }, 'run completed');
+    await onRunFinished(deps.container, run_id);
   }
   return { scored: out?.inserted ?? 0 };
 }

@@ -141,6 +141,15 @@ export interface ItemResult {
   latency_ms: number;
 }
 
+export interface RecordOutcome {
+  status: EvalRunRow['status'];
+  completed_count: number;
+  item_count: number;
+  inserted: number;
+  /** this statement is the one that completed the run */
+  just_completed: boolean;
+}
+
 /**
  * One statement, so one transaction: insert the results (a duplicate delivery
  * inserts nothing), add exactly the inserted rows to the counters, complete
@@ -153,12 +162,12 @@ export async function recordResults(
   attempts: number,
   results: readonly ItemResult[],
   chunkDone: boolean,
-): Promise<{ status: EvalRunRow['status']; completed_count: number; item_count: number; inserted: number } | null> {
+): Promise<RecordOutcome | null> {
   // One JSON parameter unpacked by Postgres: a fixed statement whatever the chunk size.
   const payload = JSON.stringify(
     results.map((r) => ({ ...r, latency_ms: Math.max(0, Math.round(r.latency_ms)) })),
   );
-  const [row] = await sql<{ status: EvalRunRow['status']; completed_count: number; item_count: number; inserted: number }>(
+  const [row] = await sql<RecordOutcome>(
     em,
     `with ins as (
        insert into eval_run_items (run_id, item_id, tenant_id, status, score, passed, reason, error, attempts, latency_ms, created_at)
@@ -192,7 +201,8 @@ export async function recordResults(
        updated_at = now()
      from agg
      where r.id = ?
-     returning r.status, r.completed_count, r.item_count, agg.n as inserted`,
+     returning r.status, r.completed_count, r.item_count, agg.n as inserted,
+               (r.status = 'completed' and r.completed_count - agg.n < r.item_count) as just_completed`,
     [
       c.run_id,
       c.tenant_id,

@@ -3,6 +3,7 @@ import type { Job } from 'bullmq';
 import { runStartPayload } from '../queues.ts';
 import type { WorkerDeps } from '../registry.ts';
 import { enqueueUndoneChunks } from './enqueue.ts';
+import { onRunFinished } from './run-events.ts';
 import { startRun } from './run-lifecycle.ts';
 import { parsePayload } from '../payload.ts';
 
@@ -10,6 +11,7 @@ export async function processRunStart(deps: WorkerDeps, job: Job): Promise<{ chu
   const { run_id } = parsePayload(runStartPayload, job.data);
   const em = deps.container.orm.em.fork();
   const started = await startRun(em, run_id, deps.container.env.CHUNK_SIZE);
+  if (started.completedEmpty) await onRunFinished(deps.container, run_id);
   if (!started.run || started.completedEmpty) return { chunks: 0, queued: 0 };
   if (started.run.status !== 'pending' && started.run.status !== 'running') return { chunks: 0, queued: 0 };
   const queued = await enqueueUndoneChunks(deps.container, em, run_id, { repair: false });

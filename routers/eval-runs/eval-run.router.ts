@@ -4,6 +4,7 @@
  * Entities: EvalRun, EvalRunChunk, EvalRunItem.
  */
 import { enqueueUndoneChunks } from '../../jobs/eval-runs/enqueue.ts';
+import { onRunFinished } from '../../jobs/eval-runs/run-events.ts';
 import { failRun, reopenForRetry } from '../../jobs/eval-runs/run-lifecycle.ts';
 import { DomainError } from '../../server/errors.ts';
 import { crashNow } from '../../server/faults.ts';
@@ -137,6 +138,7 @@ export const evalRunRouter = router({
       const canceled = await failRun(ctx.em, input.id, 'canceled', tenantId);
       if (canceled) {
         ctx.log.info({ runId: input.id }, 'run canceled');
+        await onRunFinished(ctx.container, canceled.id);
         return toEvalRunDto(canceled);
       }
       const run = await findRun(ctx.em, tenantId, input.id);
