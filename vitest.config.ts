@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The fault suite has its own config and command: npm run test:faults (test/faults/vitest.config.ts).
+    exclude: [...configDefaults.exclude, 'test/faults/**'],
     pool: 'forks',
     // Each file has its own database and queue prefix, so files run in parallel.
     fileParallelism: true,

@@ -21,6 +21,9 @@ export const EvalRunItem = defineEntity({
     error: p.text().nullable(),
     attempts: p.integer(),
     latency_ms: p.integer(),
+    prompt_tokens: p.integer().nullable(),
+    completion_tokens: p.integer().nullable(),
+    cost_usd: p.double().nullable(),
     created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),
   }),
   // listEvalRunItems?status=error must not scan a million passed rows to find the errors

@@ -29,9 +29,15 @@ export const EvalRun = defineEntity({
     error_count: p.integer().default(0),
     /** sum of the scores of passed and failed items; mean_score = score_sum / (passed + failed) */
     score_sum: p.double().default(0),
+    /** tokens and cost spent by llm_judge, every attempt included (so never less than the results' sums) */
+    prompt_tokens: p.bigint('number').default(0),
+    completion_tokens: p.bigint('number').default(0),
+    cost_usd: p.double().nullable(),
     started_at: p.datetime().columnType('timestamptz').nullable(),
     completed_at: p.datetime().columnType('timestamptz').nullable(),
     error_message: p.text().nullable(),
+    /** set once this ending's webhook deliveries are enqueued; null while a finished run still owes them (swept by the reconciler) */
+    notified_at: p.datetime().columnType('timestamptz').nullable(),
     created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),
     updated_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()).onUpdate(() => new Date()),
   }),
@@ -42,6 +48,16 @@ export const EvalRun = defineEntity({
     {
       name: 'eval_runs_unfinished_idx',
       expression: `create index "eval_runs_unfinished_idx" on "eval_runs" ("status", "updated_at") where "status" in ('pending', 'running')`,
+    },
+    // the per-tenant cap on active runs counts these on every schedule
+    {
+      name: 'eval_runs_tenant_active_idx',
+      expression: `create index "eval_runs_tenant_active_idx" on "eval_runs" ("tenant_id") where "status" in ('pending', 'running')`,
+    },
+    // Finished runs whose webhooks are not enqueued yet: normally none, so the sweep costs nothing.
+    {
+      name: 'eval_runs_unnotified_idx',
+      expression: `create index "eval_runs_unnotified_idx" on "eval_runs" ("completed_at") where "notified_at" is null and "status" in ('completed', 'failed')`,
     },
   ],
 });

@@ -8,12 +8,16 @@ import { EvalRun } from './eval-run.entity.ts';
 import { EvalRunChunk } from './eval-run-chunk.entity.ts';
 import { EvalRunItem } from './eval-run-item.entity.ts';
 import { EvalVersion } from './eval-version.entity.ts';
+import { IdempotencyKey } from './idempotency-key.entity.ts';
 import { Tenant } from './tenant.entity.ts';
+import { Webhook } from './webhook.entity.ts';
+import { WebhookDelivery } from './webhook-delivery.entity.ts';
 
-export { ApiKey, Dataset, DatasetItem, DatasetVersion, Eval, EvalRun, EvalRunChunk, EvalRunItem, EvalVersion, Tenant };
+export { ApiKey, Dataset, DatasetItem, DatasetVersion, Eval, EvalRun, EvalRunChunk, EvalRunItem, EvalVersion, IdempotencyKey, Tenant, Webhook, WebhookDelivery };
 export { ROLES, type Role } from './api-key.entity.ts';
 export { RUN_STATUSES, type RunStatus } from './eval-run.entity.ts';
 export { ITEM_STATUSES, type ItemStatus } from './eval-run-item.entity.ts';
+export { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './webhook-delivery.entity.ts';
 
 export const entities = [
   Tenant,
@@ -26,4 +30,7 @@ export const entities = [
   EvalRun,
   EvalRunItem,
   EvalRunChunk,
+  IdempotencyKey,
+  Webhook,
+  WebhookDelivery,
 ];

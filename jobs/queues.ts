@@ -10,6 +10,7 @@ export const QUEUE_NAMES = {
   runStart: 'run-start',
   runChunk: 'run-chunk',
   reconcile: 'reconcile',
+  webhookDelivery: 'webhook-delivery',
 } as const;
 export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
 
@@ -21,10 +22,15 @@ export type RunChunkPayload = z.infer<typeof runChunkPayload>;
 
 export const reconcilePayload = z.object({});
 
+/** `ending`: the run's completed_at in epoch ms, which tells one ending of a retried run from the next. */
+export const webhookDeliveryPayload = z.object({ webhook_id: z.uuid(), run_id: z.uuid(), ending: z.int().min(0) });
+export type WebhookDeliveryPayload = z.infer<typeof webhookDeliveryPayload>;
+
 /** Deterministic job ids: a re-enqueue of the same work is a no-op while the job exists. */
 export const jobIds = {
   runStart: (runId: string) => runId,
   runChunk: (runId: string, chunkIndex: number) => `${runId}-${chunkIndex}`,
+  webhookDelivery: (webhookId: string, runId: string, ending: number) => `${webhookId}-${runId}-${ending}`,
 };
 
 export interface JobTuning {
@@ -46,10 +52,25 @@ export function jobOptions(t: JobTuning): Record<'runStart' | 'runChunk', JobsOp
   };
 }
 
+/** Backoff type served by the webhook worker's strategy: exponential from `delay`, or the receiver's Retry-After. */
+export const WEBHOOK_BACKOFF = 'webhook';
+
+export function webhookJobOptions(t: { attempts: number; backoffMs: number }): JobsOptions {
+  return {
+    attempts: t.attempts,
+    backoff: { type: WEBHOOK_BACKOFF, delay: t.backoffMs },
+    // Postgres (webhook_deliveries) says what was delivered; a re-enqueue of a delivered event is a no-op there.
+    removeOnComplete: true,
+    // An exhausted delivery stays a week: its id then blocks a re-enqueue of the same event, and the board shows it.
+    removeOnFail: { age: 7 * 24 * 3600 },
+  };
+}
+
 export interface Queues {
   runStart: Queue<RunStartPayload>;
   runChunk: Queue<RunChunkPayload>;
   reconcile: Queue;
+  webhookDelivery: Queue<WebhookDeliveryPayload>;
   all(): Queue[];
   close(): Promise<void>;
 }
@@ -59,11 +80,13 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
   const runStart = new Queue<RunStartPayload>(QUEUE_NAMES.runStart, { connection, prefix });
   const runChunk = new Queue<RunChunkPayload>(QUEUE_NAMES.runChunk, { connection, prefix });
   const reconcile = new Queue(QUEUE_NAMES.reconcile, { connection, prefix });
-  const all = () => [runStart, runChunk, reconcile] as Queue[];
+  const webhookDelivery = new Queue<WebhookDeliveryPayload>(QUEUE_NAMES.webhookDelivery, { connection, prefix });
+  const all = () => [runStart, runChunk, reconcile, webhookDelivery] as Queue[];
   return {
     runStart,
     runChunk,
     reconcile,
+    webhookDelivery,
     all,
     close: async () => {
       await Promise.all(all().map((q) => q.close()));

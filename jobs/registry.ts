@@ -11,6 +11,7 @@ import { EvaluatorCache } from './eval-runs/evaluator-cache.ts';
 import { reconcile } from './eval-runs/reconcile.job.ts';
 import { processRunChunk } from './eval-runs/run-chunk.job.ts';
 import { processRunStart } from './eval-runs/run-start.job.ts';
+import { processWebhookDelivery, webhookBackoff } from './webhooks/deliver-webhook.job.ts';
 import { QUEUE_NAMES } from './queues.ts';
 
 export interface WorkerDeps {
@@ -32,7 +33,7 @@ const RECONCILE_SCHEDULER_ID = 'reconcile-every';
 export async function startWorkers(container: Container): Promise<Workers> {
   const { env } = container;
   const log = container.log.child({ component: 'worker' });
-  const deps: WorkerDeps = { container, log, evaluators: new EvaluatorCache() };
+  const deps: WorkerDeps = { container, log, evaluators: new EvaluatorCache(container) };
   const connection = workerRedisOptions(env.REDIS_URL);
   let heartbeat = Date.now();
 
@@ -62,6 +63,11 @@ export async function startWorkers(container: Container): Promise<Workers> {
     new Worker(QUEUE_NAMES.runStart, wrap(processRunStart), { ...common, concurrency: Math.max(1, Math.ceil(env.WORKER_CONCURRENCY / 2)) }),
     new Worker(QUEUE_NAMES.runChunk, wrap(processRunChunk), { ...common, concurrency: env.WORKER_CONCURRENCY }),
     new Worker(QUEUE_NAMES.reconcile, wrap((d) => reconcile(d)), { ...common, concurrency: 1 }),
+    new Worker(QUEUE_NAMES.webhookDelivery, wrap(processWebhookDelivery), {
+      ...common,
+      concurrency: env.WEBHOOK_CONCURRENCY,
+      settings: { backoffStrategy: webhookBackoff },
+    }),
   ];
   for (const w of workers) {
     let lastError = '';
@@ -70,6 +76,8 @@ export async function startWorkers(container: Container): Promise<Workers> {
       lastError = err.message;
     });
     w.on('failed', (job, err) => {
+      // a failed delivery is logged (and recorded) by its processor; the reconciler does not retry it
+      if (w.name === QUEUE_NAMES.webhookDelivery) return;
       const final = job ? job.attemptsMade >= (job.opts.attempts ?? 1) : true;
       log[final ? 'error' : 'warn']({ jobId: job?.id, queue: w.name, attempts: job?.attemptsMade, err: err.message }, final ? 'job failed for good; the reconciler will retry it' : 'job failed; will retry');
     });

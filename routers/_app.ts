@@ -3,7 +3,8 @@ import { mergeRouters } from '../server/trpc.ts';
 import { datasetRouter } from './datasets/dataset.router.ts';
 import { evalRouter } from './evals/eval.router.ts';
 import { evalRunRouter } from './eval-runs/eval-run.router.ts';
+import { webhookRouter } from './webhooks/webhook.router.ts';
 
-export const appRouter = mergeRouters(evalRunRouter, datasetRouter, evalRouter);
+export const appRouter = mergeRouters(evalRunRouter, datasetRouter, evalRouter, webhookRouter);
 
 export type AppRouter = typeof appRouter;

@@ -3,7 +3,7 @@
  * A principal is a tenant plus a role; procedures check the role against an
  * allowlist (server/trpc.ts).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import * as jose from 'jose';
 import { ROLES, type Role } from '../entities/index.ts';
@@ -163,4 +163,10 @@ export async function authenticate(
   const tenant = rows[0];
   if (!tenant) throw new AuthError(`organization "${claims.orgId}" is not registered with evalgate`);
   return { tenantId: tenant.id, role: claims.role, actor: `jwt:${claims.subject}` };
+}
+
+/** Compares fixed-length digests, so neither the length nor the content of a configured secret leaks through timing. */
+export function sameSecret(given: string, expected: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(expected));
 }

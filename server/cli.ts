@@ -10,17 +10,20 @@ import { evaluatorConfigSchema } from '../jobs/evaluators/evaluator.schema.ts';
 import { addDatasetItems, createDataset } from '../routers/datasets/dataset.service.ts';
 import { createEval } from '../routers/evals/eval.service.ts';
 import { createApiKey, createTenant, revokeApiKey } from '../routers/tenants/tenant.service.ts';
+import { watchRunInTerminal } from './cli-watch.ts';
 import { createContainer, type Container } from './container.ts';
-import { loadEnv } from './env.ts';
+import { loadEnv, type Env } from './env.ts';
 import { formatIssues } from './errors.ts';
-import { createLogger } from './logger.ts';
+import { configuredSecrets, createLogger } from './logger.ts';
 
 const USAGE = `usage: cli <command> [options]
   migrate                                   create the database if needed and apply migrations
   tenants:create --name N [--org ORG_ID]    create a tenant (ORG_ID: the session JWT org claim)
   keys:create --tenant ID [--role owner|member|viewer] [--name N]
   keys:revoke --id ID
-  demo                                      a tenant, an owner key, a 10-item dataset and an exact_match eval`;
+  demo                                      a tenant, an owner key, a 10-item dataset and an exact_match eval
+  runs:watch RUN_ID [--url URL] [--key KEY] follow a run live (progress on stderr); exit 0 if it completes, 1 if it fails
+                                            (URL, KEY default to EVALGATE_URL, EVALGATE_API_KEY)`;
 
 class UsageError extends Error {}
 
@@ -101,15 +104,45 @@ const commands: Record<string, (c: Container, args: string[]) => Promise<unknown
   },
 };
 
+/** Clients of a running evalgate: no database, no Redis, so they run anywhere the API is reachable. */
+const remoteCommands: Record<string, (env: Env, args: string[]) => Promise<{ out: unknown; code: number }>> = {
+  async 'runs:watch'(env, args) {
+    let parsed;
+    try {
+      parsed = parseArgs({ args, options: { url: { type: 'string' }, key: { type: 'string' } }, strict: true, allowPositionals: true });
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (parsed.positionals.length > 1) throw new UsageError(`runs:watch takes one run id, got ${parsed.positionals.length}`);
+    const f = parse(
+      z.object({
+        id: z.uuid({ error: 'the run id must be a UUID' }),
+        url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+        key: z.string({ error: 'pass --key tl_… or set EVALGATE_API_KEY' }).min(1),
+      }),
+      { id: parsed.positionals[0], url: parsed.values.url ?? env.EVALGATE_URL, key: parsed.values.key ?? env.EVALGATE_API_KEY },
+    );
+    const run = await watchRunInTerminal({ url: f.url, apiKey: f.key, runId: f.id });
+    return { out: run, code: run.status === 'completed' ? 0 : 1 };
+  },
+};
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   const command = name ? commands[name] : undefined;
-  if (!command) {
+  const remote = name ? remoteCommands[name] : undefined;
+  if (!command && !remote) {
     process.stderr.write(`${name ? `unknown command "${name}"\n` : ''}${USAGE}\n`);
     return 2;
   }
   const env = loadEnv();
-  const log = createLogger(env.LOG_LEVEL === 'info' ? 'warn' : env.LOG_LEVEL, pino.destination(2));
+  if (remote) {
+    const { out, code } = await remote(env, args);
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return code;
+  }
+  if (!command) return 2;
+  const log = createLogger(env.LOG_LEVEL === 'info' ? 'warn' : env.LOG_LEVEL, pino.destination(2), configuredSecrets(env));
   const container = await createContainer(env, { log });
   try {
     const out = await command(container, args);

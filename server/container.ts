@@ -10,7 +10,9 @@ import { ApiKeyResolver, JwtVerifier } from './auth.ts';
 import { ensureDatabase } from './db.ts';
 import type { Env } from './env.ts';
 import { parseFaults, type Faults } from './faults.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { WriteRateLimiter } from './rate-limit.ts';
+import { configuredSecrets, createLogger, type Logger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import { createOrmConfig } from './mikro-orm.config.ts';
 
 export interface Container {
@@ -24,6 +26,9 @@ export interface Container {
   apiKeys: ApiKeyResolver;
   jwt: JwtVerifier | null;
   faults: Faults;
+  writeLimiter: WriteRateLimiter;
+  /** This process's Prometheus registry (served at /metrics). */
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -34,7 +39,7 @@ export interface ContainerOptions {
 }
 
 export async function createContainer(env: Env, opts: ContainerOptions = {}): Promise<Container> {
-  const log = opts.log ?? createLogger(env.LOG_LEVEL);
+  const log = opts.log ?? createLogger(env.LOG_LEVEL, undefined, configuredSecrets(env));
   if (opts.migrate ?? true) {
     if (await ensureDatabase(env.DATABASE_URL)) log.info('created database');
   }
@@ -54,6 +59,9 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
   redis.on('ready', () => {
     lastRedisError = '';
   });
+  // Give the connection a moment so the first commands (and enqueues) do not fail for a Redis that is
+  // merely still connecting; a Redis that is down does not stop start-up (runs are accepted anyway).
+  await waitUntilReady(redis, 2_000);
   const queues = createQueues(redis, env.EVALGATE_QUEUE_PREFIX);
   for (const q of queues.all()) q.on('error', (err) => log.warn({ err: err.message, queue: q.name }, 'queue error'));
 
@@ -69,6 +77,11 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
     apiKeys: new ApiKeyResolver(env.API_KEY_CACHE_TTL_MS),
     jwt,
     faults: parseFaults(env.EVALGATE_FAULT),
+    writeLimiter: new WriteRateLimiter(redis, env.EVALGATE_QUEUE_PREFIX, {
+      tenantPerMinute: env.RATE_LIMIT_TENANT_WRITES_PER_MINUTE,
+      actorPerMinute: env.RATE_LIMIT_KEY_WRITES_PER_MINUTE,
+    }),
+    metrics: createMetrics({ queues, orm, log }),
     async close() {
       if (closed) return;
       closed = true;
@@ -77,6 +90,19 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
       redis.disconnect();
     },
   };
+}
+
+async function waitUntilReady(redis: Redis, ms: number): Promise<void> {
+  if (redis.status === 'ready') return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    redis.once('ready', done);
+  });
 }
 
 /** Producers fail fast: one try per command and no offline queue, so a request never waits on a dead Redis. */
@@ -101,5 +127,9 @@ export function workerRedisOptions(url: string) {
     tls: u.protocol === 'rediss:' ? {} : undefined,
     maxRetriesPerRequest: null,
     enableOfflineQueue: true,
+    // BullMQ's default backs off to one reconnect attempt every 20 s (e^n ms), so after a ~20 s
+    // Redis outage the workers resumed up to 20 s after Redis was back. Capped at 2 s instead
+    // (ioredis' own default cap): a handful of connects per second per process while Redis is down.
+    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2_000),
   };
 }

@@ -11,6 +11,38 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
 
+/** One OpenAI-compatible chat-completions provider for llm_judge. */
+export const providerSchema = z.strictObject({
+  base_url: z.url({ protocol: /^https?$/ }).describe('e.g. https://api.openai.com/v1 (POST {base_url}/chat/completions)'),
+  api_key: z.string().min(1).optional(),
+  /** Requests in flight at once, across every worker process (Redis-backed). */
+  concurrency: z.int().min(1).max(10_000).default(8),
+  /** Requests per minute, across every worker process (Redis-backed). */
+  rpm: z.int().min(1).max(1_000_000).default(600),
+  timeout_ms: z.int().min(100).max(600_000).default(60_000),
+  /** Attempts per item for 5xx, timeouts and unparsable answers (429s wait without using one up). */
+  max_attempts: z.int().min(1).max(20).default(4),
+  /** How to ask for JSON: OpenAI structured outputs, JSON mode, or only the prompt. */
+  response_format: z.enum(['json_schema', 'json_object', 'none']).default('json_object'),
+  prompt_usd_per_1m: z.number().min(0).optional(),
+  completion_usd_per_1m: z.number().min(0).optional(),
+});
+export type ProviderConfig = z.infer<typeof providerSchema>;
+
+const providersJson = z
+  .string()
+  .optional()
+  .transform((raw, ctx) => {
+    if (raw === undefined || raw.trim() === '') return {};
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object: {"name": {"base_url": …, "api_key": …}}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'provider names: letters, digits, _ and -'), providerSchema));
+
 export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(0, 65535).default(8080),
@@ -60,6 +92,44 @@ export const envSchema = z.object({
   /** Attempts of one chunk job before BullMQ marks it failed (the reconciler retries it later). */
   CHUNK_ATTEMPTS: int(1, 100).default(8),
 
+  /** Writes (mutations) per minute per tenant and per API key / session, shared by all API processes. */
+  RATE_LIMIT_TENANT_WRITES_PER_MINUTE: int(1, 10_000_000).default(1_200),
+  RATE_LIMIT_KEY_WRITES_PER_MINUTE: int(1, 10_000_000).default(600),
+  /** Pending + running runs one tenant may have at once (429 above). */
+  MAX_ACTIVE_RUNS_PER_TENANT: int(1, 1_000_000).default(50),
+  /** Items one run may have (422 above). */
+  MAX_ITEMS_PER_RUN: int(1, 1_000_000_000).default(10_000_000),
+  /** llm_judge providers by name, as JSON (see README: LLM judge). Keys never leave this process. */
+  EVALGATE_PROVIDERS: providersJson,
+  /** Items per chunk job for llm_judge runs (slow items: small chunks spread across workers and record often). */
+  JUDGE_CHUNK_SIZE: int(1, 10_000).default(50),
+  /** Items judged at once inside one chunk job (the provider limits still apply on top). */
+  JUDGE_CHUNK_PARALLELISM: int(1, 1_000).default(32),
+
+  /** bull-board at /admin/queues behind HTTP Basic; mounted only when both are set. */
+  EVALGATE_BOARD_USER: optionalString,
+  EVALGATE_BOARD_PASSWORD: optionalString,
+  /** Board shows queues and jobs but cannot retry, remove, pause or add any. */
+  EVALGATE_BOARD_READONLY: z.stringbool().default(false),
+  /** When set, /metrics answers only `Authorization: Bearer <token>`. */
+  EVALGATE_METRICS_TOKEN: optionalString,
+
+  /** Completion webhooks: attempts per delivery before giving up (each one is recorded in webhook_deliveries). */
+  WEBHOOK_ATTEMPTS: int(1, 50).default(10),
+  /** Delay before the first redelivery; doubles with every attempt (a receiver's Retry-After replaces it). */
+  WEBHOOK_BACKOFF_MS: int(10, 3_600_000).default(2_000),
+  /** How long a receiver has to answer one delivery. */
+  WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  /** Deliveries in flight per worker process. */
+  WEBHOOK_CONCURRENCY: int(1, 1_000).default(8),
+  /** How often a watcher of a run (SSE, watchEvalRun) reads the run again: one single-row select per watcher. */
+  RUN_WATCH_INTERVAL_MS: int(50, 60_000).default(500),
+
+  /** CLI `runs:watch`: the evalgate to ask (`--url` wins). */
+  EVALGATE_URL: z.url({ protocol: /^https?$/ }).default('http://localhost:8080'),
+  /** CLI `runs:watch`: the API key to ask with (`--key` wins). */
+  EVALGATE_API_KEY: optionalString,
+
   /** Test-only fault points; never set in production. */
   EVALGATE_FAULT: optionalString,
 });
@@ -76,8 +146,9 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
   if (!result.success) {
     const lines = result.error.issues.map((i) => {
       const name = i.path.join('.');
-      const value = source[name];
-      const shown = value === undefined ? 'unset' : `"${name.includes('KEY') || name.includes('URL') ? '…' : value}"`;
+      const value = source[String(i.path[0])];
+      const secret = /KEY|URL|PROVIDERS|PASSWORD|TOKEN|SECRET/.test(name);
+      const shown = value === undefined ? 'unset' : `"${secret ? '…' : value}"`;
       return `  ${name} (${shown}): ${i.message}`;
     });
     throw new EnvError(`invalid configuration:\n${lines.join('\n')}`);
@@ -85,6 +156,9 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
   const env = result.data;
   if (env.JWT_JWKS_URL && env.JWT_PUBLIC_KEY) {
     throw new EnvError('invalid configuration:\n  JWT_JWKS_URL and JWT_PUBLIC_KEY are exclusive: set one of them');
+  }
+  if (!env.EVALGATE_BOARD_USER !== !env.EVALGATE_BOARD_PASSWORD) {
+    throw new EnvError('invalid configuration:\n  EVALGATE_BOARD_USER and EVALGATE_BOARD_PASSWORD go together: set both or neither');
   }
   return env;
 }

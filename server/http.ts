@@ -1,7 +1,8 @@
 /**
  * buildApp: one Fastify instance serving tRPC (/trpc), the same procedures as
- * REST (/v1 via trpc-to-openapi), the OpenAPI document and health. Every error
- * a client can see outside /trpc is `{ "error": "…" }`.
+ * REST (/v1 via trpc-to-openapi), the OpenAPI document and /docs, health,
+ * /metrics and the BullMQ board. Every error a client can see outside /trpc
+ * (and the board's own API) is `{ "error": "…" }`.
  */
 import { randomUUID } from 'node:crypto';
 import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
@@ -9,10 +10,14 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { fastifyTRPCOpenApiPlugin } from 'trpc-to-openapi';
 import { appRouter } from '../routers/_app.ts';
 import { registerDatasetUpload } from '../routers/datasets/dataset-upload.route.ts';
+import { registerEvalRunEvents } from '../routers/eval-runs/eval-run-events.route.ts';
 import type { Workers } from '../jobs/registry.ts';
+import { registerBoard } from './board.ts';
 import type { Container } from './container.ts';
 import { createContext, type Context } from './context.ts';
+import { registerDocs } from './docs.ts';
 import { formatIssues, sanitizeError } from './errors.ts';
+import { registerMetrics } from './metrics.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import type { Meta } from './trpc.ts';
 
@@ -41,6 +46,22 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
     logController: new LogController({ disableRequestLogging: env.LOG_LEVEL !== 'debug' && env.LOG_LEVEL !== 'trace' }),
     routerOptions: { maxParamLength: 200 },
     forceCloseConnections: 'idle',
+    // Errors the router raises before any route runs (a malformed URL escape, …) answer { error } too.
+    frameworkErrors: (err, _req, reply) => {
+      const raw = reply as unknown as { status(code: number): { send(body: unknown): unknown } };
+      void raw.status(400).send({ error: err.code === 'FST_ERR_BAD_URL' ? 'malformed URL' : `bad request: ${err.message}` });
+    },
+  });
+
+  // JSON bodies: Fastify's own parser (it refuses __proto__ and constructor keys), behind a one-pass
+  // nesting check. Libraries downstream re-serialise bodies recursively, so depth is capped up front.
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (jsonDepthExceeds(body as string, MAX_JSON_DEPTH)) {
+      return done(Object.assign(new Error(`request body is nested deeper than ${MAX_JSON_DEPTH} levels`), { statusCode: 400 }), undefined);
+    }
+    void defaultJson(req, body as string, done);
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
@@ -51,6 +72,8 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: `no route for ${req.method} ${req.url.split('?')[0]}` }));
 
   const openApiDocument = buildOpenApiDocument();
+  // Before any route or plugin: the duration hook only reaches what is registered after it.
+  registerMetrics(app, container, openApiDocument);
   app.get('/openapi.json', async () => openApiDocument);
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
@@ -73,6 +96,9 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
   });
 
   await registerDatasetUpload(app, container);
+  await registerEvalRunEvents(app, container);
+  await registerBoard(app, container);
+  await registerDocs(app, openApiDocument);
 
   await app.register(async (rest) => {
     rest.addHook('onSend', async (req, reply, payload) => rewriteRestError(req, reply, payload));
@@ -97,6 +123,26 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
   });
 
   return app;
+}
+
+/** Deepest JSON nesting a request body may have. */
+export const MAX_JSON_DEPTH = 128;
+
+/** Whether `text` (JSON) nests arrays/objects deeper than `max`; one pass, no parse, strings skipped. */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > max) return true;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return false;
 }
 
 function fastifyErrorMessage(err: FastifyError, status: number, limit: number): string {

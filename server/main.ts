@@ -8,7 +8,7 @@ import { startWorkers, type Workers } from '../jobs/registry.ts';
 import { createContainer } from './container.ts';
 import { EnvError, loadEnv } from './env.ts';
 import { buildApp, type App } from './http.ts';
-import { createLogger } from './logger.ts';
+import { configuredSecrets, createLogger } from './logger.ts';
 import { onShutdown } from './shutdown.ts';
 
 type Mode = 'all' | 'api' | 'worker';
@@ -24,7 +24,7 @@ async function main(mode: Mode): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(env.LOG_LEVEL).child({ mode });
+  const log = createLogger(env.LOG_LEVEL, undefined, configuredSecrets(env)).child({ mode });
   const container = await createContainer(env, { log });
   await warnOnEvictionPolicy(container);
 

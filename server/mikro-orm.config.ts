@@ -16,7 +16,10 @@ export function createOrmConfig(opts: OrmOptions) {
     entities,
     extensions: [Migrator],
     discovery: { warnWhenNoEntities: true, checkDuplicateTableNames: true },
-    pool: { min: 0, max: opts.poolMax },
+    // A dead or unreachable Postgres must fail a request within seconds (503), not hang it:
+    // bounded connect and acquire times, and a statement timeout as the last guard.
+    pool: { min: 0, max: opts.poolMax, createTimeoutMillis: 3_000, idleTimeoutMillis: 30_000 },
+    driverOptions: { acquireConnectionTimeout: 5_000, connection: { connectionTimeoutMillis: 3_000, statement_timeout: 120_000 } },
     migrations: {
       migrationsList,
       tableName: 'mikro_orm_migrations',

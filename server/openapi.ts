@@ -102,6 +102,38 @@ export function buildOpenApiDocument(): OpenAPIObject {
     },
   };
 
+  // Progress as Server-Sent Events streams too (routers/eval-runs/eval-run-events.route.ts).
+  const eventsErrors = [400, 401, 404, 503];
+  doc.paths['/v1/eval-runs/{id}/events'] = {
+    get: {
+      operationId: 'watchEvalRunEvents',
+      tags: ['eval-runs'],
+      summary: 'Follow a run as Server-Sent Events until it ends',
+      description:
+        'An `event: progress` with the `EvalRun` as `data` on connect and whenever the run changes, then one `event: done` ' +
+        'with the completed or failed run, and the stream ends. `: ping` comments every 15 s. The same stream is the tRPC ' +
+        'subscription `watchEvalRun` (httpSubscriptionLink). Any role may watch.',
+      security: [{ BearerAuth: [] }],
+      parameters: [{ in: 'path', name: 'id', required: true, description: 'Eval run id', schema: { type: 'string', format: 'uuid' } }],
+      responses: {
+        '200': {
+          description: 'The event stream',
+          content: {
+            'text/event-stream': {
+              schema: { type: 'string', description: 'SSE: `event: progress|done` lines, each followed by `data: <EvalRun as JSON>`' },
+            },
+          },
+        },
+        ...Object.fromEntries(
+          eventsErrors.map((n) => {
+            usedResponses.add(n);
+            return [String(n), { $ref: `#/components/responses/${(ERROR_RESPONSES[n] as { name: string }).name}` }];
+          }),
+        ),
+      },
+    },
+  };
+
   doc.servers = [
     { url: 'http://localhost:8080', description: 'Local development' },
   ];

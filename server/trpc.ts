@@ -8,6 +8,7 @@ import type { Role } from '../entities/index.ts';
 import { authenticate, type Principal } from './auth.ts';
 import type { Context } from './context.ts';
 import { publicMessage, sanitizeError, toTRPCError } from './errors.ts';
+import { RateLimitedError } from './rate-limit.ts';
 
 export interface Meta extends OpenApiMeta {
   /** HTTP status of a successful REST answer (202 for accepted work, 201 for creations); default 200. */
@@ -20,6 +21,9 @@ const t = initTRPC
   .context<Context>()
   .meta<Meta>()
   .create({
+    // Subscriptions (watchEvalRun) stream over SSE: pings keep proxies from cutting a quiet stream,
+    // and a client that hears nothing for longer than a few pings reconnects.
+    sse: { ping: { enabled: true, intervalMs: 15_000 }, client: { reconnectAfterInactivityMs: 40_000 } },
     errorFormatter({ shape, error }) {
       // The tRPC shape stays (the tRPC client reads it) but never carries a stack
       // or an internal message.
@@ -85,7 +89,21 @@ function allow(roles: readonly Role[]) {
 
 /** Reads: owners, members and viewers. */
 export const readProcedure = allow(['owner', 'member', 'viewer']);
+/** Mutations count against the tenant's and the credential's write limits (Redis-shared). */
+const rateLimited = t.middleware(async ({ ctx, next, type }) => {
+  const c = ctx as Context & { principal: Principal };
+  if (type === 'mutation') {
+    try {
+      await c.container.writeLimiter.consume(c.principal);
+    } catch (err) {
+      if (err instanceof RateLimitedError) ctx.responseHeaders['retry-after'] = String(err.retryAfterSeconds);
+      throw toTRPCError(err);
+    }
+  }
+  return next();
+});
+
 /** Writes: owners and members. */
-export const writeProcedure = allow(['owner', 'member']);
+export const writeProcedure = allow(['owner', 'member']).use(rateLimited);
 /** Destructive operations: owners only. */
-export const ownerProcedure = allow(['owner']);
+export const ownerProcedure = allow(['owner']).use(rateLimited);

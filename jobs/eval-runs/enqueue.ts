@@ -4,6 +4,8 @@ import type { jobOptions } from '../queues.ts';
 import { undoneChunks } from './run-lifecycle.ts';
 
 const PAGE = 1_000;
+/** BullMQ's largest priority (2^21 − 1). */
+const PRIORITY_LIMIT = 2_097_151;
 
 /**
  * Enqueues every undone chunk of a run, a page at a time (bounded memory for
@@ -44,7 +46,9 @@ export async function enqueueUndoneChunks(
         toAdd.map((chunkIndex) => ({
           name: QUEUE_NAMES.runChunk,
           data: { run_id: runId, chunk_index: chunkIndex },
-          opts: { ...deps.jobOptions.runChunk, jobId: jobIds.runChunk(runId, chunkIndex) },
+          // Chunk k of every run shares priority k+1: a small run's first chunks go ahead of a huge
+          // run's thousandth, so one tenant's big run cannot starve another's small one.
+          opts: { ...deps.jobOptions.runChunk, jobId: jobIds.runChunk(runId, chunkIndex), priority: Math.min(chunkIndex + 1, PRIORITY_LIMIT) },
         })),
       );
       queued += toAdd.length;

@@ -1,21 +1,27 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Container } from '../../server/container.ts';
 import { sql } from '../../server/sql.ts';
 import { evaluatorConfigSchema } from '../evaluators/evaluator.schema.ts';
 import { compileEvaluator, type EvalItem, type EvalResult } from '../evaluators/index.ts';
+import { LlmJudge } from '../evaluators/llm-judge/llm-judge.runtime.ts';
 
 /** The eval version's evaluator cannot run at all: the run fails, retrying cannot help. */
 export class EvaluatorConfigError extends Error {
   override name = 'EvaluatorConfigError';
 }
 
-export type Evaluate = (item: EvalItem) => EvalResult | Promise<EvalResult>;
+export type Scorer =
+  | { kind: 'deterministic'; evaluate: (item: EvalItem) => EvalResult }
+  | { kind: 'judge'; judge: LlmJudge };
 
-/** Compiled evaluators by eval version id. Versions are immutable, so entries never go stale. */
+/** Scorers by eval version id. Versions are immutable, so entries never go stale. */
 export class EvaluatorCache {
-  private readonly cache = new Map<string, Evaluate>();
+  private readonly cache = new Map<string, Scorer>();
   private static readonly MAX = 1_000;
 
-  async get(em: EntityManager, evalVersionId: string): Promise<Evaluate> {
+  constructor(private readonly container: Container) {}
+
+  async get(em: EntityManager, evalVersionId: string): Promise<Scorer> {
     const hit = this.cache.get(evalVersionId);
     if (hit) return hit;
     const [row] = await sql<{ evaluator: unknown }>(em, 'select evaluator from eval_versions where id = ?', [evalVersionId]);
@@ -26,14 +32,23 @@ export class EvaluatorCache {
         `invalid evaluator config: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'evaluator'}: ${i.message}`).join('; ')}`,
       );
     }
-    let compiled: Evaluate;
-    try {
-      compiled = compileEvaluator(parsed.data);
-    } catch (err) {
-      throw new EvaluatorConfigError(`invalid evaluator config: ${(err as Error).message}`);
+    const config = parsed.data;
+    let scorer: Scorer;
+    if (config.type === 'llm_judge') {
+      const provider = this.container.env.EVALGATE_PROVIDERS[config.provider];
+      if (!provider) {
+        throw new EvaluatorConfigError(`llm_judge provider "${config.provider}" is not configured (EVALGATE_PROVIDERS) on this worker`);
+      }
+      scorer = { kind: 'judge', judge: new LlmJudge(config, config.provider, provider, this.container.redis, this.container.env.EVALGATE_QUEUE_PREFIX) };
+    } else {
+      try {
+        scorer = { kind: 'deterministic', evaluate: compileEvaluator(config) };
+      } catch (err) {
+        throw new EvaluatorConfigError(`invalid evaluator config: ${(err as Error).message}`);
+      }
     }
     if (this.cache.size >= EvaluatorCache.MAX) this.cache.clear();
-    this.cache.set(evalVersionId, compiled);
-    return compiled;
+    this.cache.set(evalVersionId, scorer);
+    return scorer;
   }
 }

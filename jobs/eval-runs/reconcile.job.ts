@@ -8,6 +8,8 @@
 import { jobIds, QUEUE_NAMES } from '../queues.ts';
 import type { WorkerDeps } from '../registry.ts';
 import { sql } from '../../server/sql.ts';
+import { purgeExpiredIdempotencyKeys } from '../../routers/eval-runs/idempotency.service.ts';
+import { sweepUnnotifiedRuns } from '../webhooks/run-notifications.ts';
 import { enqueueUndoneChunks } from './enqueue.ts';
 
 const BATCH = 500;
@@ -42,6 +44,9 @@ export async function reconcile(deps: WorkerDeps): Promise<{ pending: number; ru
   for (const { id } of running) {
     requeued += await enqueueUndoneChunks(container, em, id, { repair: true });
   }
+  const purged = await purgeExpiredIdempotencyKeys(em);
+  if (purged > 0) deps.log.debug({ purged }, 'purged expired idempotency keys');
+  await sweepUnnotifiedRuns(container);
   if (requeued > 0) deps.log.info({ pending: pending.length, running: running.length, requeued }, 'reconciled');
   return { pending: pending.length, running: running.length, requeued };
 }

@@ -5,11 +5,13 @@
  * (e.g. from a reconciler sweep) if this process dies first.
  */
 import type { Container } from '../../server/container.ts';
+import { notifyRunFinished } from '../webhooks/run-notifications.ts';
 
 export async function onRunFinished(c: Container, runId: string): Promise<void> {
   try {
     // completion side effects (webhooks, metrics) hook in here
     c.log.debug({ runId }, 'run finished');
+    await notifyRunFinished(c, runId);
   } catch (err) {
     c.log.warn({ runId, err: (err as Error).message }, 'run-finished side effect failed; it will be retried by the reconciler');
   }

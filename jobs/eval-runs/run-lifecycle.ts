@@ -16,6 +16,7 @@ export interface RunForStart {
   status: EvalRunRow['status'];
   item_count: number;
   version: number;
+  evaluator_type: string;
 }
 
 /**
@@ -27,13 +28,15 @@ export interface RunForStart {
 export async function startRun(
   em: EntityManager,
   runId: string,
-  chunkSize: number,
+  chunkSizeFor: number | ((evaluatorType: string) => number),
 ): Promise<{ run: RunForStart | null; chunks: number; completedEmpty: boolean }> {
   return em.transactional(async (tx) => {
     const [run] = await sql<RunForStart>(
       tx,
-      `select r.id, r.tenant_id, r.dataset_id, r.status, r.item_count, v.version
-         from eval_runs r join dataset_versions v on v.id = r.dataset_version_id
+      `select r.id, r.tenant_id, r.dataset_id, r.status, r.item_count, v.version, ev.evaluator->>'type' as evaluator_type
+         from eval_runs r
+         join dataset_versions v on v.id = r.dataset_version_id
+         join eval_versions ev on ev.id = r.eval_version_id
         where r.id = ? for update of r`,
       [runId],
     );
@@ -52,6 +55,7 @@ export async function startRun(
     }
     const [existing] = await sql<{ n: number }>(tx, 'select count(*)::int as n from eval_run_chunks where run_id = ?', [runId]);
     if (existing && existing.n > 0) return { run, chunks: existing.n, completedEmpty: false };
+    const chunkSize = typeof chunkSizeFor === 'number' ? chunkSizeFor : chunkSizeFor(run.evaluator_type);
     const inserted = await sql<{ chunk_index: number }>(
       tx,
       `insert into eval_run_chunks (run_id, chunk_index, first_item_id, last_item_id, item_count)
@@ -139,7 +143,20 @@ export interface ItemResult {
   reason: string | null;
   error: string | null;
   latency_ms: number;
+  attempts?: number;
+  prompt_tokens?: number | null;
+  completion_tokens?: number | null;
+  cost_usd?: number | null;
 }
+
+/** What a batch cost at the provider, every attempt included (also for items that were not recorded). */
+export interface Spend {
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_usd: number | null;
+}
+
+export const NO_SPEND: Spend = { prompt_tokens: 0, completion_tokens: 0, cost_usd: null };
 
 export interface RecordOutcome {
   status: EvalRunRow['status'];
@@ -162,6 +179,7 @@ export async function recordResults(
   attempts: number,
   results: readonly ItemResult[],
   chunkDone: boolean,
+  spend: Spend = NO_SPEND,
 ): Promise<RecordOutcome | null> {
   // One JSON parameter unpacked by Postgres: a fixed statement whatever the chunk size.
   const payload = JSON.stringify(
@@ -170,10 +188,13 @@ export async function recordResults(
   const [row] = await sql<RecordOutcome>(
     em,
     `with ins as (
-       insert into eval_run_items (run_id, item_id, tenant_id, status, score, passed, reason, error, attempts, latency_ms, created_at)
-       select ?, x.item_id, ?, x.status, x.score, x.passed, x.reason, x.error, ?, x.latency_ms, now()
+       insert into eval_run_items (run_id, item_id, tenant_id, status, score, passed, reason, error, attempts, latency_ms,
+                                   prompt_tokens, completion_tokens, cost_usd, created_at)
+       select ?, x.item_id, ?, x.status, x.score, x.passed, x.reason, x.error, coalesce(x.attempts, ?), x.latency_ms,
+              x.prompt_tokens, x.completion_tokens, x.cost_usd, now()
          from jsonb_to_recordset(?::jsonb)
-              as x(item_id uuid, status text, score float8, passed bool, reason text, error text, latency_ms int)
+              as x(item_id uuid, status text, score float8, passed bool, reason text, error text, latency_ms int, attempts int,
+                   prompt_tokens int, completion_tokens int, cost_usd float8)
         -- a canceled (failed) run takes no more results, even from a chunk that was mid-flight
         where exists (select 1 from eval_runs er where er.id = ? and er.status = 'running')
        on conflict (run_id, item_id) do nothing
@@ -196,6 +217,9 @@ export async function recordResults(
        failed_count = r.failed_count + agg.f,
        error_count = r.error_count + agg.e,
        score_sum = r.score_sum + agg.s,
+       prompt_tokens = r.prompt_tokens + ?::bigint,
+       completion_tokens = r.completion_tokens + ?::bigint,
+       cost_usd = case when ?::float8 is null then r.cost_usd else coalesce(r.cost_usd, 0) + ?::float8 end,
        status = case when r.status = 'running' and r.completed_count + agg.n >= r.item_count then 'completed' else r.status end,
        completed_at = case when r.status = 'running' and r.completed_count + agg.n >= r.item_count then now() else r.completed_at end,
        updated_at = now()
@@ -212,6 +236,10 @@ export async function recordResults(
       c.run_id,
       chunkIndex,
       chunkDone,
+      spend.prompt_tokens,
+      spend.completion_tokens,
+      spend.cost_usd,
+      spend.cost_usd,
       c.run_id,
     ],
   );
@@ -261,7 +289,7 @@ export async function reopenForRetry(em: EntityManager, tenantId: string, runId:
        update eval_runs r set
          completed_count = r.completed_count - agg.n,
          error_count = r.error_count - agg.n,
-         status = 'running', completed_at = null, error_message = null, updated_at = now()
+         status = 'running', completed_at = null, error_message = null, notified_at = null, updated_at = now()
        from agg where r.id = ?
        returning agg.n as n`,
       [runId, tenantId, runId, runId],

@@ -10,7 +10,8 @@ import { parsePayload } from '../payload.ts';
 export async function processRunStart(deps: WorkerDeps, job: Job): Promise<{ chunks: number; queued: number }> {
   const { run_id } = parsePayload(runStartPayload, job.data);
   const em = deps.container.orm.em.fork();
-  const started = await startRun(em, run_id, deps.container.env.CHUNK_SIZE);
+  const { CHUNK_SIZE, JUDGE_CHUNK_SIZE } = deps.container.env;
+  const started = await startRun(em, run_id, (type) => (type === 'llm_judge' ? JUDGE_CHUNK_SIZE : CHUNK_SIZE));
   if (started.completedEmpty) await onRunFinished(deps.container, run_id);
   if (!started.run || started.completedEmpty) return { chunks: 0, queued: 0 };
   if (started.run.status !== 'pending' && started.run.status !== 'running') return { chunks: 0, queued: 0 };

@@ -29,6 +29,7 @@
  * field, so a config that would silently ignore it can't be saved.
  */
 import { z } from 'zod';
+import { llmJudgeConfigSchema } from './llm-judge/llm-judge.schema.ts';
 
 /** Longest regex pattern accepted (UTF-16 code units). */
 export const MAX_REGEX_PATTERN_LENGTH = 1_000;
@@ -372,6 +373,7 @@ export const evaluatorConfigSchema = z.discriminatedUnion('type', [
   numericDiffConfigSchema,
   tokenF1ConfigSchema,
   rougeLConfigSchema,
+  llmJudgeConfigSchema,
 ]);
 
 /** A parsed config: defaults (threshold, trim, case_sensitive, flags, tolerance, relative) are filled in. */

@@ -24,7 +24,10 @@ export {
 } from './evaluator.schema.js';
 export { parseEvaluatorConfig, validatedEvaluatorConfigSchema } from './evaluator-config.js';
 
-function scoreFnFor(config: EvaluatorConfig): ScoreFn {
+/** The deterministic evaluators; llm_judge needs the network, so it has a runtime of its own. */
+export type DeterministicConfig = Exclude<EvaluatorConfig, { type: 'llm_judge' }>;
+
+function scoreFnFor(config: DeterministicConfig): ScoreFn {
   switch (config.type) {
     case 'exact_match':
       return exactMatch(config);
@@ -75,6 +78,9 @@ export function compileEvaluator(config: EvaluatorConfig | EvaluatorConfigInput)
     throw new Error(`invalid evaluator config: ${z.prettifyError(parsed.error)}`, { cause: parsed.error });
   }
   const cfg = parsed.data;
+  if (cfg.type === 'llm_judge') {
+    throw new Error('llm_judge is scored by the judge runtime (jobs/evaluators/llm-judge), not compileEvaluator');
+  }
   const score = scoreFnFor(cfg);
   const { threshold, type } = cfg;
   return (item: EvalItem): EvalResult => {

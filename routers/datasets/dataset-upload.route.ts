@@ -12,6 +12,7 @@ import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { authenticate } from '../../server/auth.ts';
 import type { Container } from '../../server/container.ts';
 import { DomainError, formatIssues, toTRPCError } from '../../server/errors.ts';
+import { RateLimitedError } from '../../server/rate-limit.ts';
 import { toDatasetVersionDto } from './dataset.mapper.ts';
 import { newItemSchema } from './dataset.schema.ts';
 import { insertItems, insertVersionRow, openNextVersion, type NewItem } from './dataset.service.ts';
@@ -50,6 +51,12 @@ async function upload(container: Container, req: FastifyRequest<{ Params: { id: 
   const em = container.orm.em.fork();
   const principal = await authenticate(req.headers.authorization, { em, apiKeys: container.apiKeys, jwt: container.jwt });
   if (principal.role === 'viewer') throw new DomainError('FORBIDDEN', 'role "viewer" may not do this; allowed: owner, member');
+  try {
+    await container.writeLimiter.consume(principal);
+  } catch (err) {
+    if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
+    throw err;
+  }
   if (!UUID_RE.test(req.params.id)) throw new DomainError('BAD_REQUEST', 'invalid input: id: must be a UUID');
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   if (!NDJSON_TYPES.includes(type)) {

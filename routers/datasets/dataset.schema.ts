@@ -1,5 +1,6 @@
 /** datasets: one zod schema per procedure (tRPC input = REST body/query = document). Imports only zod. */
 import { z } from 'zod';
+import { checkJsonValue } from '../../jobs/evaluators/evaluator.schema.ts';
 import { cursor, dateTime, limit, page, uuid } from '../shared/common.schema.ts';
 
 export const datasetSchema = z
@@ -30,12 +31,22 @@ export type DatasetVersionDto = z.infer<typeof datasetVersionSchema>;
 const jsonValue = (what: string) =>
   z.unknown().refine((v) => v !== undefined, { message: `${what} is required` }).describe(`${what}: any JSON value`);
 
+/** Deepest JSON nesting accepted in an item (deeper values cannot be stored or compared safely). */
+export const MAX_ITEM_DEPTH = 64;
+
 export const newItemSchema = z
   .object({
     input: jsonValue('input'),
     expected_output: z.unknown().optional().describe('Any JSON value; what a correct output is'),
     output: z.unknown().optional().describe('Any JSON value; the output to score'),
     metadata: z.record(z.string(), z.unknown()).optional().describe('A JSON object, available to evaluators'),
+  })
+  .superRefine((item, ctx) => {
+    for (const field of ['input', 'expected_output', 'output', 'metadata'] as const) {
+      if (item[field] === undefined) continue;
+      const problem = checkJsonValue(item[field], MAX_ITEM_DEPTH, Number.POSITIVE_INFINITY);
+      if (problem) ctx.addIssue({ code: 'custom', path: [field], message: problem });
+    }
   })
   .meta({ id: 'NewDatasetItem' });
 

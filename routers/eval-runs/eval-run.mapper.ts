@@ -14,6 +14,9 @@ export interface EvalRunRow {
   failed_count: number;
   error_count: number;
   score_sum: number;
+  prompt_tokens: number | string;
+  completion_tokens: number | string;
+  cost_usd: number | null;
   // timestamps arrive as strings from MikroORM's raw queries, as Dates from pg directly
   started_at: Date | string | null;
   completed_at: Date | string | null;
@@ -42,8 +45,10 @@ export function toEvalRunDto(r: EvalRunRow): EvalRunDto {
     failed_count: r.failed_count,
     error_count: r.error_count,
     mean_score: scored > 0 ? Number(r.score_sum) / scored : null,
+    usage: { prompt_tokens: Number(r.prompt_tokens), completion_tokens: Number(r.completion_tokens) },
+    cost_usd: r.cost_usd === null ? null : Number(r.cost_usd),
   };
 }
 
 export const EVAL_RUN_COLUMNS =
-  'id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count, completed_count, passed_count, failed_count, error_count, score_sum, started_at, completed_at, error_message, created_at';
+  'id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count, completed_count, passed_count, failed_count, error_count, score_sum, prompt_tokens, completion_tokens, cost_usd, started_at, completed_at, error_message, created_at';

@@ -1,16 +1,21 @@
 /**
  * eval-runs: schedule and read eval runs.
  * Jobs: jobs/eval-runs/ (run-start, run-chunk, reconcile).
+ * Watching: watchEvalRun here and GET /v1/eval-runs/{id}/events (eval-run-events.route.ts),
+ * both fed by eval-run-watch.service.ts.
  * Entities: EvalRun, EvalRunChunk, EvalRunItem.
  */
 import { enqueueUndoneChunks } from '../../jobs/eval-runs/enqueue.ts';
 import { onRunFinished } from '../../jobs/eval-runs/run-events.ts';
 import { failRun, reopenForRetry } from '../../jobs/eval-runs/run-lifecycle.ts';
-import { DomainError } from '../../server/errors.ts';
+import { TRPCError } from '@trpc/server';
+import { DomainError, sanitizeError, toTRPCError } from '../../server/errors.ts';
 import { crashNow } from '../../server/faults.ts';
 import { readProcedure, router, writeProcedure } from '../../server/trpc.ts';
 import { decodeCursor, toPage } from '../../server/pagination.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
+import { isFinished, openWatch, watchEvalRun } from './eval-run-watch.service.ts';
+import type { Context } from '../../server/context.ts';
 import {
   compareEvalRunsInput,
   compareEvalRunsOutput,
@@ -22,7 +27,11 @@ import {
   listEvalRunsOutput,
   scheduleEvalRunInput,
 } from './eval-run.schema.ts';
-import { compareRuns, enqueueRunStart, findRun, insertPendingRun, listRunItems, listRuns } from './eval-run.service.ts';
+import { RateLimitedError } from '../../server/rate-limit.ts';
+import { checkRunCaps, compareRuns, enqueueRunStart, findRun, insertPendingRun, listRunItems, listRuns } from './eval-run.service.ts';
+import { checkIdempotencyKey, scheduleIdempotently } from './idempotency.service.ts';
+import type { EvalRunDto } from './eval-run.schema.ts';
+import { z } from 'zod';
 
 const READ_ERRORS = [400, 401, 403, 404, 429, 503];
 
@@ -35,8 +44,14 @@ export const evalRunRouter = router({
         operationId: 'scheduleEvalRun',
         tags: ['eval-runs'],
         summary: 'Schedule an eval run against a dataset version',
+        description:
+          'Send an `Idempotency-Key` header to make retries safe: the same key with the same body answers the same run ' +
+          '(same 202 body) for 24 h; with another body 422; while the first request is still in flight 409.',
         successDescription: 'Run scheduled',
-        errorResponses: [400, 401, 403, 404, 413, 415, 429, 503],
+        requestHeaders: z.object({
+          'idempotency-key': z.string().max(255).optional().describe('Any unique string (e.g. a UUID) per logical request; kept 24 h'),
+        }),
+        errorResponses: [400, 401, 403, 404, 409, 413, 422, 429, 503],
       },
       successStatus: 202,
       requestSchemaId: 'ScheduleEvalRunRequest',
@@ -44,11 +59,27 @@ export const evalRunRouter = router({
     .input(scheduleEvalRunInput)
     .output(evalRunSchema)
     .mutation(async ({ ctx, input }) => {
-      const run = await insertPendingRun(ctx.em, ctx.principal.tenantId, input.id, input.eval_version_id);
+      const tenantId = ctx.principal.tenantId;
+      const key = ctx.headers['idempotency-key'];
+      const { MAX_ACTIVE_RUNS_PER_TENANT, MAX_ITEMS_PER_RUN } = ctx.container.env;
+      try {
+        await checkRunCaps(ctx.em, tenantId, input.id, { maxActiveRuns: MAX_ACTIVE_RUNS_PER_TENANT, maxItemsPerRun: MAX_ITEMS_PER_RUN });
+      } catch (err) {
+        if (err instanceof RateLimitedError) ctx.responseHeaders['retry-after'] = String(err.retryAfterSeconds);
+        throw err;
+      }
+      let run: EvalRunDto;
+      if (key !== undefined) {
+        const r = await scheduleIdempotently(ctx.em, tenantId, checkIdempotencyKey(key), input);
+        if (r.replayed) return r.run;
+        run = r.run;
+      } else {
+        run = toEvalRunDto(await insertPendingRun(ctx.em, tenantId, input.id, input.eval_version_id));
+      }
       ctx.log.info({ runId: run.id, datasetId: run.dataset_id, items: run.item_count }, 'run scheduled');
       if (ctx.container.faults.crashBeforeEnqueue) crashNow();
       await enqueueRunStart(ctx.container, run.id);
-      return toEvalRunDto(run);
+      return run;
     }),
 
   listEvalRuns: readProcedure
@@ -115,6 +146,15 @@ export const evalRunRouter = router({
     .output(evalRunSchema)
     .query(async ({ ctx, input }) => toEvalRunDto(await findRun(ctx.em, ctx.principal.tenantId, input.id))),
 
+  // No REST meta: trpc-to-openapi cannot serve a subscription; REST has GET /v1/eval-runs/{id}/events (same generator).
+  watchEvalRun: readProcedure
+    .input(evalRunIdInput)
+    .subscription(async ({ ctx, input, signal }) => {
+      // Read once here, inside the middleware chain, so a missing run is a NOT_FOUND and not an error mid-stream.
+      await findRun(ctx.em, ctx.principal.tenantId, input.id);
+      return watchForSubscription(ctx, ctx.principal.tenantId, input.id, signal);
+    }),
+
   cancelEvalRun: writeProcedure
     .meta({
       openapi: {
@@ -174,3 +214,27 @@ export const evalRunRouter = router({
       return toEvalRunDto(run);
     }),
 });
+
+/**
+ * The run's EvalRun on every change until it ends (tRPC sends `return` then).
+ * Errors are mapped here, since a generator's throw bypasses the middleware;
+ * a server shutting down answers SERVICE_UNAVAILABLE, which httpSubscriptionLink
+ * retries, so a client moves to another replica instead of seeing a false end.
+ */
+async function* watchForSubscription(ctx: Context, tenantId: string, runId: string, signal: AbortSignal | undefined): AsyncGenerator<EvalRunDto, void> {
+  const handle = openWatch(ctx.container, signal);
+  let ended = false;
+  try {
+    for await (const run of watchEvalRun(ctx.em, tenantId, runId, { intervalMs: ctx.container.env.RUN_WATCH_INTERVAL_MS, signal: handle.signal })) {
+      ended = isFinished(run);
+      yield run;
+    }
+  } catch (err) {
+    const mapped = toTRPCError(err);
+    if (mapped.code === 'INTERNAL_SERVER_ERROR') ctx.log.error({ err: sanitizeError(err), runId }, 'watchEvalRun failed');
+    throw mapped;
+  } finally {
+    handle.end();
+  }
+  if (!ended && handle.serverClosing && !signal?.aborted) throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'server is shutting down; reconnect' });
+}

@@ -37,6 +37,10 @@ export const evalRunSchema = z
     failed_count: z.int(),
     error_count: z.int(),
     mean_score: z.number().nullable().describe('Mean score of the items that were scored (errors excluded); null before the first'),
+    usage: z
+      .object({ prompt_tokens: z.int(), completion_tokens: z.int() })
+      .describe('Tokens spent by llm_judge on this run, every attempt included'),
+    cost_usd: z.number().nullable().describe('What those tokens cost, when the provider config gives prices'),
   })
   .meta({ id: 'EvalRun' });
 export type EvalRunDto = z.infer<typeof evalRunSchema>;
@@ -61,6 +65,9 @@ export const evalRunItemSchema = z
     error: z.string().nullable(),
     attempts: z.int(),
     latency_ms: z.int(),
+    prompt_tokens: z.int().nullable(),
+    completion_tokens: z.int().nullable(),
+    cost_usd: z.number().nullable(),
     input: z.unknown(),
     output: z.unknown().nullable(),
     expected_output: z.unknown().nullable(),

@@ -6,7 +6,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { jobIds, QUEUE_NAMES } from '../../jobs/queues.ts';
 import type { Container } from '../../server/container.ts';
-import { notFound } from '../../server/errors.ts';
+import { DomainError, notFound } from '../../server/errors.ts';
+import { RateLimitedError } from '../../server/rate-limit.ts';
 import { sql } from '../../server/sql.ts';
 import { findDataset } from '../datasets/dataset.service.ts';
 import { EVAL_RUN_COLUMNS, type EvalRunRow } from './eval-run.mapper.ts';
@@ -22,7 +23,8 @@ export async function insertPendingRun(
   evalVersionId: string,
 ): Promise<EvalRunRow> {
   const runId = uuidv7();
-  const rows = await em.getConnection().execute<EvalRunRow[]>(
+  const rows = await sql<EvalRunRow>(
+    em,
     `with ds as (
        select d.id as dataset_id, v.id as version_id, v.item_count
          from datasets d
@@ -40,17 +42,13 @@ export async function insertPendingRun(
   );
   const run = rows[0];
   if (run) return run;
-  const found = await em
-    .getConnection()
-    .execute<{ ds: boolean }[]>('select exists(select 1 from datasets where id = ? and tenant_id = ?) as ds', [datasetId, tenantId]);
+  const found = await sql<{ ds: boolean }>(em, 'select exists(select 1 from datasets where id = ? and tenant_id = ?) as ds', [datasetId, tenantId]);
   if (!found[0]?.ds) throw notFound('dataset', datasetId);
   throw notFound('eval version', evalVersionId);
 }
 
 export async function findRun(em: EntityManager, tenantId: string, runId: string): Promise<EvalRunRow> {
-  const rows = await em
-    .getConnection()
-    .execute<EvalRunRow[]>(`select ${EVAL_RUN_COLUMNS} from eval_runs where id = ? and tenant_id = ?`, [runId, tenantId]);
+  const rows = await sql<EvalRunRow>(em, `select ${EVAL_RUN_COLUMNS} from eval_runs where id = ? and tenant_id = ?`, [runId, tenantId]);
   const run = rows[0];
   if (!run) throw notFound('eval run', runId);
   return run;
@@ -117,6 +115,9 @@ export interface RunItemRow {
   error: string | null;
   attempts: number;
   latency_ms: number;
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  cost_usd: number | null;
   input: unknown;
   output: unknown;
   expected_output: unknown;
@@ -145,7 +146,8 @@ export async function listRunItems(
   params.push(limit + 1);
   return sql<RunItemRow>(
     em,
-    `select r.item_id, r.status, r.score, r.passed, r.reason, r.error, r.attempts, r.latency_ms, i.input, i.output, i.expected_output
+    `select r.item_id, r.status, r.score, r.passed, r.reason, r.error, r.attempts, r.latency_ms,
+            r.prompt_tokens, r.completion_tokens, r.cost_usd, i.input, i.output, i.expected_output
        from eval_run_items r join dataset_items i on i.id = r.item_id
       where ${where.join(' and ')}
       order by r.item_id limit ?`,
@@ -197,4 +199,30 @@ export async function compareRuns(em: EntityManager, tenantId: string, baseId: s
     },
     rows,
   };
+}
+
+/**
+ * The tenant's caps: active (pending + running) runs, and items per run.
+ * Checked before scheduling; a race can overshoot by the requests in flight.
+ */
+export async function checkRunCaps(
+  em: EntityManager,
+  tenantId: string,
+  datasetId: string,
+  caps: { maxActiveRuns: number; maxItemsPerRun: number },
+): Promise<void> {
+  const [row] = await sql<{ active: number; items: number | null }>(
+    em,
+    // counting stops at the cap: the check costs the same with 10 or 100,000 pending runs
+    `select (select count(*)::int from (select 1 from eval_runs where tenant_id = ? and status in ('pending', 'running') limit ?) a) as active,
+            (select v.item_count from datasets d join dataset_versions v on v.dataset_id = d.id and v.version = d.latest_version
+              where d.id = ? and d.tenant_id = ?) as items`,
+    [tenantId, caps.maxActiveRuns, datasetId, tenantId],
+  );
+  if (row && row.active >= caps.maxActiveRuns) {
+    throw new RateLimitedError(`this organization already has ${row.active} pending or running runs (the limit is ${caps.maxActiveRuns}); wait for one to finish`, 10);
+  }
+  if (row?.items !== null && row?.items !== undefined && row.items > caps.maxItemsPerRun) {
+    throw new DomainError('UNPROCESSABLE_CONTENT', `the dataset's latest version has ${row.items} items, more than the ${caps.maxItemsPerRun} allowed in one run`);
+  }
 }

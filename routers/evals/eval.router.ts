@@ -16,7 +16,14 @@ import { createEvalInput, createEvalVersionInput, evalIdInput, evalSchema, evalV
 import { createEval, createEvalVersion, findEval, listEvals } from './eval.service.ts';
 
 /** The engine checks the zod union cannot do; issues are reported under `evaluator.`. */
-function checkEvaluator(evaluator: EvaluatorConfig): EvaluatorConfig {
+function checkEvaluator(evaluator: EvaluatorConfig, providers: Record<string, unknown>): EvaluatorConfig {
+  if (evaluator.type === 'llm_judge' && !Object.hasOwn(providers, evaluator.provider)) {
+    const known = Object.keys(providers);
+    throw new TRPCError({
+      code: 'BAD_REQUEST',
+      message: `invalid input: evaluator.provider: unknown provider "${evaluator.provider}" (configured: ${known.length ? known.join(', ') : 'none; set EVALGATE_PROVIDERS'})`,
+    });
+  }
   const r = validatedEvaluatorConfigSchema.safeParse(evaluator);
   if (!r.success) {
     throw new TRPCError({ code: 'BAD_REQUEST', message: formatIssues(r.error.issues.map((i) => ({ ...i, path: ['evaluator', ...i.path] }))) });
@@ -33,7 +40,7 @@ export const evalRouter = router({
     .input(createEvalInput)
     .output(evalSchema)
     .mutation(async ({ ctx, input }) => {
-      const created = await createEval(ctx.em, ctx.principal.tenantId, { name: input.name, evaluator: checkEvaluator(input.evaluator) });
+      const created = await createEval(ctx.em, ctx.principal.tenantId, { name: input.name, evaluator: checkEvaluator(input.evaluator, ctx.container.env.EVALGATE_PROVIDERS) });
       return { ...toEvalDto({ ...created.eval, v_id: created.version.id, v_version: 1, v_evaluator: created.version.evaluator, v_created_at: created.version.created_at }) };
     }),
 
@@ -44,7 +51,7 @@ export const evalRouter = router({
     })
     .input(createEvalVersionInput)
     .output(evalVersionSchema)
-    .mutation(async ({ ctx, input }) => toEvalVersionDto(await createEvalVersion(ctx.em, ctx.principal.tenantId, input.id, checkEvaluator(input.evaluator)))),
+    .mutation(async ({ ctx, input }) => toEvalVersionDto(await createEvalVersion(ctx.em, ctx.principal.tenantId, input.id, checkEvaluator(input.evaluator, ctx.container.env.EVALGATE_PROVIDERS)))),
 
   listEvals: readProcedure
     .meta({ openapi: { method: 'GET', path: '/v1/evals', operationId: 'listEvals', tags: ['evals'], summary: 'List evals with their latest version, newest first', errorResponses: [400, 401, 403, 429, 503] } })

@@ -2,8 +2,14 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261125000000Initial } from './Migration20261125000000Initial.ts';
 import { Migration20261125222545ListIndexes } from './Migration20261125222545ListIndexes.ts';
+import { Migration20261125224131JudgeUsage } from './Migration20261125224131JudgeUsage.ts';
+import { Migration20261125224942IdempotencyKeys } from './Migration20261125224942IdempotencyKeys.ts';
+import { Migration20261125225356Webhooks } from './Migration20261125225356Webhooks.ts';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125000000Initial', class: Migration20261125000000Initial },
   { name: 'Migration20261125222545ListIndexes', class: Migration20261125222545ListIndexes },
+  { name: 'Migration20261125224131JudgeUsage', class: Migration20261125224131JudgeUsage },
+  { name: 'Migration20261125224942IdempotencyKeys', class: Migration20261125224942IdempotencyKeys },
+  { name: 'Migration20261125225356Webhooks', class: Migration20261125225356Webhooks },
 ];

@@ -11,6 +11,7 @@ import { startWorkers, type Workers } from '../../jobs/registry.ts';
 import { createContainer, type Container } from '../../server/container.ts';
 import { dropDatabase } from '../../server/db.ts';
 import { loadEnv, type Env } from '../../server/env.ts';
+import type { Logger } from '../../server/logger.ts';
 import { buildApp, type App } from '../../server/http.ts';
 
 export const PG_BASE = process.env.TEST_DATABASE_BASE_URL ?? 'postgres://postgres@127.0.0.1:5432';
@@ -24,6 +25,8 @@ export interface StackOptions {
   env?: Record<string, string>;
   workers?: boolean;
   http?: boolean;
+  /** The stack's logger (default: pino at LOG_LEVEL to stdout); a test that reads the logs passes its own. */
+  log?: Logger;
 }
 
 export interface Stack {
@@ -54,7 +57,7 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const raw = testEnv(opts.env);
   const env = loadEnv(raw);
-  const container = await createContainer(env, { log: pino({ level: env.LOG_LEVEL }) });
+  const container = await createContainer(env, { log: opts.log ?? pino({ level: env.LOG_LEVEL }) });
   const workers = opts.workers ? await startWorkers(container) : undefined;
   let app: App | undefined;
   let baseUrl = '';

@@ -95,6 +95,7 @@ describe('scheduleEvalRun over REST', () => {
       [
         'id', 'tenant_id', 'dataset_id', 'eval_version_id', 'status', 'item_count', 'completed_count', 'started_at', 'completed_at',
         'error_message', 'created_at', 'dataset_version_id', 'passed_count', 'failed_count', 'error_count', 'mean_score',
+        'usage', 'cost_usd',
       ].sort(),
     );
     expect(run.id).toMatch(UUID_RE);
@@ -110,6 +111,8 @@ describe('scheduleEvalRun over REST', () => {
       failed_count: 0,
       error_count: 0,
       mean_score: null,
+      usage: { prompt_tokens: 0, completion_tokens: 0 },
+      cost_usd: null,
       started_at: null,
       completed_at: null,
       error_message: null,

@@ -16,7 +16,7 @@ function issues(input: unknown) {
 }
 
 describe('evaluator config: defaults', () => {
-  it('lists all sixteen evaluator types', () => {
+  it('lists the sixteen deterministic evaluator types and llm_judge', () => {
     expect([...EVALUATOR_TYPES].sort()).toEqual(
       [
         'contains',
@@ -35,6 +35,7 @@ describe('evaluator config: defaults', () => {
         'rouge_l',
         'starts_with',
         'token_f1',
+        'llm_judge',
       ].sort(),
     );
   });
@@ -58,7 +59,7 @@ describe('evaluator config: defaults', () => {
     ['rouge_l', {}, 0.75],
   ] as const)('%s defaults its threshold to %s', (type, extra, threshold) => {
     const parsed = parseEvaluatorConfig({ type, ...extra });
-    expect(parsed.threshold).toBe(threshold);
+    expect('threshold' in parsed ? parsed.threshold : undefined).toBe(threshold);
   });
 
   it('fills in option defaults', () => {
@@ -225,7 +226,7 @@ describe('evaluator config: JSON Schema export', () => {
   it('can be represented as JSON Schema (for the OpenAPI document)', () => {
     const json = z.toJSONSchema(evaluatorConfigSchema, { io: 'input' }) as { oneOf?: unknown[]; anyOf?: unknown[] };
     const variants = json.oneOf ?? json.anyOf ?? [];
-    expect(variants).toHaveLength(16);
+    expect(variants).toHaveLength(17);
     expect(() => z.toJSONSchema(validatedEvaluatorConfigSchema, { io: 'input' })).not.toThrow();
   });
 });

@@ -26,7 +26,7 @@ export function checkResult(r: EvalResult, threshold: number): EvalResult {
 const DEFAULT_THRESHOLDS: Record<string, number> = { levenshtein: 0.5, token_f1: 0.5, rouge_l: 0.75 };
 
 export function thresholdOf(config: EvaluatorConfigInput): number {
-  return config.threshold ?? DEFAULT_THRESHOLDS[config.type] ?? 1;
+  return ('threshold' in config ? config.threshold : undefined) ?? DEFAULT_THRESHOLDS[config.type] ?? 1;
 }
 
 /** Compiles `config`, runs it on one item built from output / expected_output, checks invariants. */

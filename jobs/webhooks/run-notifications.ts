@@ -1,0 +1,86 @@
+/**
+ * From a run's ending to queued webhook deliveries, durably: `notified_at`
+ * stays null until the deliveries of the current ending are enqueued, so a
+ * process that dies between the commit that ended the run and the enqueue
+ * leaves the run for the reconciler's sweep. Enqueueing twice is harmless:
+ * job ids are deterministic per (webhook, run, ending), and a delivery job
+ * whose event Postgres already records as delivered does nothing.
+ */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Container } from '../../server/container.ts';
+import { sql } from '../../server/sql.ts';
+import { jobIds, QUEUE_NAMES, webhookJobOptions } from '../queues.ts';
+
+const ENQUEUE_TIMEOUT_MS = 2_000;
+const SWEEP_BATCH = 500;
+
+/** An ending's key: completed_at in whole epoch milliseconds (computed by Postgres, so both sides agree). */
+export const ENDING_SQL = `floor(extract(epoch from completed_at) * 1000)::bigint`;
+
+/**
+ * Enqueues one delivery per webhook of the run's tenant for the run's current
+ * ending, then marks the run notified. A no-op for a run that is not finished
+ * or already notified. Returns how many deliveries were enqueued.
+ */
+export async function notifyRunFinished(c: Container, runId: string, em: EntityManager = c.orm.em.fork()): Promise<number> {
+  const [run] = await sql<{ tenant_id: string; ending: string }>(
+    em,
+    `select tenant_id, ${ENDING_SQL} as ending from eval_runs
+      where id = ? and notified_at is null and status in ('completed', 'failed') and completed_at is not null`,
+    [runId],
+  );
+  if (!run) return 0;
+  const ending = Number(run.ending);
+  const hooks = await sql<{ id: string }>(em, 'select id from webhooks where tenant_id = ? order by id', [run.tenant_id]);
+  if (hooks.length > 0) {
+    const opts = webhookJobOptions({ attempts: c.env.WEBHOOK_ATTEMPTS, backoffMs: c.env.WEBHOOK_BACKOFF_MS });
+    await withTimeout(
+      c.queues.webhookDelivery.addBulk(
+        hooks.map((h) => ({
+          name: QUEUE_NAMES.webhookDelivery,
+          data: { webhook_id: h.id, run_id: runId, ending },
+          opts: { ...opts, jobId: jobIds.webhookDelivery(h.id, runId, ending) },
+        })),
+      ),
+      ENQUEUE_TIMEOUT_MS,
+    );
+  }
+  // Only this ending: if a retry re-opened (and maybe re-ended) the run meanwhile, that ending is still owed.
+  await sql(em, `update eval_runs set notified_at = now() where id = ? and notified_at is null and ${ENDING_SQL} = ?`, [runId, ending]);
+  return hooks.length;
+}
+
+/**
+ * The reconciler's catch-up: finished runs whose deliveries were never
+ * enqueued (crash, Redis away). Uses the partial index eval_runs_unnotified_idx.
+ */
+export async function sweepUnnotifiedRuns(c: Container): Promise<{ runs: number; enqueued: number }> {
+  const em = c.orm.em.fork();
+  const rows = await sql<{ id: string }>(
+    em,
+    `select id from eval_runs where notified_at is null and status in ('completed', 'failed') order by completed_at limit ?`,
+    [SWEEP_BATCH],
+  );
+  let enqueued = 0;
+  for (const { id } of rows) {
+    try {
+      enqueued += await notifyRunFinished(c, id, em);
+    } catch (err) {
+      // Almost always Redis being away: one line, and the next sweep starts over.
+      c.log.warn({ runId: id, err: (err as Error).message }, 'could not enqueue webhook deliveries; the next sweep retries');
+      break;
+    }
+  }
+  if (rows.length > 0) c.log.info({ runs: rows.length, enqueued }, 'swept finished runs for webhook deliveries');
+  return { runs: rows.length, enqueued };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`enqueue timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
