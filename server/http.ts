@@ -19,6 +19,7 @@ import { registerDocs } from './docs.ts';
 import { formatIssues, sanitizeError } from './errors.ts';
 import { registerMetrics } from './metrics.ts';
 import { buildOpenApiDocument } from './openapi.ts';
+import { registerDirectRestRoute } from './rest-direct.ts';
 import type { Meta } from './trpc.ts';
 
 interface ProcedureLike {
@@ -109,6 +110,9 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
         req.headers['content-type'] = 'application/json';
       }
     });
+    // The hot path skips trpc-to-openapi's per-request adapter (see rest-direct.ts); a specific
+    // route wins over the plugin's wildcard. Every other REST path is served by the plugin.
+    registerDirectRestRoute(rest, container, 'scheduleEvalRun');
     await rest.register(fastifyTRPCOpenApiPlugin, {
       router: appRouter,
       createContext: ({ req }: { req: FastifyRequest }) => createContext(container, req),

@@ -1,11 +1,16 @@
 /**
  * Per-tenant and per-credential limits on writes, counted in Redis so every
- * API process shares them. If Redis is unreachable an in-process limiter of
- * the same size takes over (writes stay limited, per process, instead of
- * failing or going unlimited).
+ * API process shares them: fixed one-minute windows, both keys checked and
+ * counted by one Lua script (one round trip per write, atomic: a write refused
+ * by either limit counts against neither, so a credential over its own limit
+ * cannot use up its organization's budget).
+ *
+ * If Redis fails or does not answer within LIMIT_TIMEOUT_MS (down, frozen,
+ * partitioned), in-process limiters of the same sizes decide instead: writes
+ * stay limited, per process, rather than failing or going unlimited.
  */
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, RLWrapperTimeouts } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Principal } from './auth.ts';
 import { DomainError } from './errors.ts';
 
@@ -24,44 +29,92 @@ export class RateLimitedError extends DomainError {
 }
 
 const LIMIT_TIMEOUT_MS = 500;
+const WINDOW_MS = 60_000;
+
+/** KEYS: actor, tenant. ARGV: actor limit, tenant limit, window ms. → {0|1|2 (which limit refused), ms until it resets}. */
+const CONSUME_BOTH = `
+for i = 1, 2 do
+  local used = tonumber(redis.call('get', KEYS[i]) or '0')
+  if used >= tonumber(ARGV[i]) then
+    local ttl = redis.call('pttl', KEYS[i])
+    if ttl < 0 then redis.call('pexpire', KEYS[i], ARGV[3]); ttl = tonumber(ARGV[3]) end
+    return {i, ttl}
+  end
+end
+for i = 1, 2 do
+  if redis.call('incr', KEYS[i]) == 1 then redis.call('pexpire', KEYS[i], ARGV[3]) end
+end
+return {0, 0}`;
+
+type LimiterRedis = Redis & { evalgateConsumeWrites(actorKey: string, tenantKey: string, actorLimit: number, tenantLimit: number, windowMs: number): Promise<[number, number]> };
+
+const WHAT = ['', 'this API key or session', 'this organization'] as const;
 
 export class WriteRateLimiter {
-  private readonly tenant: RLWrapperTimeouts;
-  private readonly actor: RLWrapperTimeouts;
+  private readonly redis: LimiterRedis;
+  private readonly local: { actor: RateLimiterMemory; tenant: RateLimiterMemory };
 
-  constructor(redis: Redis, prefix: string, limits: WriteLimits) {
-    const make = (name: string, points: number) =>
-      // A Redis that holds the connection but never answers (frozen, partitioned) would hold every
-      // write request for as long as it lasts: after LIMIT_TIMEOUT_MS the in-process limiter decides.
-      new RLWrapperTimeouts({
-        timeoutMs: LIMIT_TIMEOUT_MS,
-        limiter: new RateLimiterRedis({
-          storeClient: redis,
-          keyPrefix: `${prefix}:ratelimit:${name}`,
-          points,
-          duration: 60,
-          insuranceLimiter: new RateLimiterMemory({ keyPrefix: `${name}-local`, points, duration: 60 }),
-        }),
-      });
-    this.tenant = make('tenant', limits.tenantPerMinute);
-    this.actor = make('actor', limits.actorPerMinute);
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+    private readonly limits: WriteLimits,
+  ) {
+    // EVALSHA after the first call; defineCommand on a connection is idempotent for the same name.
+    if (!('evalgateConsumeWrites' in redis)) redis.defineCommand('evalgateConsumeWrites', { numberOfKeys: 2, lua: CONSUME_BOTH });
+    this.redis = redis as LimiterRedis;
+    this.local = {
+      actor: new RateLimiterMemory({ keyPrefix: 'actor-local', points: limits.actorPerMinute, duration: WINDOW_MS / 1000 }),
+      tenant: new RateLimiterMemory({ keyPrefix: 'tenant-local', points: limits.tenantPerMinute, duration: WINDOW_MS / 1000 }),
+    };
   }
 
   /** Counts one write; throws RateLimitedError (429) with the seconds until the next one is allowed. */
   async consume(p: Principal): Promise<void> {
-    for (const [limiter, key, what] of [
-      [this.actor, p.actor, 'this API key or session'],
-      [this.tenant, p.tenantId, 'this organization'],
-    ] as const) {
+    let verdict: [number, number];
+    try {
+      verdict = await withTimeout(
+        this.redis.evalgateConsumeWrites(
+          `${this.prefix}:ratelimit:actor:${p.actor}`,
+          `${this.prefix}:ratelimit:tenant:${p.tenantId}`,
+          this.limits.actorPerMinute,
+          this.limits.tenantPerMinute,
+          WINDOW_MS,
+        ),
+        LIMIT_TIMEOUT_MS,
+      );
+    } catch {
+      verdict = await this.consumeLocally(p);
+    }
+    const [which, ms] = verdict;
+    if (which === 1 || which === 2) {
+      const seconds = Math.max(1, Math.ceil(ms / 1000));
+      throw new RateLimitedError(`too many writes for ${WHAT[which]}; retry in ${seconds} s`, seconds);
+    }
+  }
+
+  private async consumeLocally(p: Principal): Promise<[number, number]> {
+    const steps = [
+      [1, this.local.actor, p.actor],
+      [2, this.local.tenant, p.tenantId],
+    ] as const;
+    for (const [which, limiter, key] of steps) {
       try {
         await limiter.consume(key);
       } catch (res) {
-        if (res instanceof RateLimiterRes) {
-          const seconds = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
-          throw new RateLimitedError(`too many writes for ${what}; retry in ${seconds} s`, seconds);
-        }
+        if (res instanceof RateLimiterRes) return [which, res.msBeforeNext];
         throw res;
       }
     }
+    return [0, 0];
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`rate limit store timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

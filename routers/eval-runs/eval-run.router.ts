@@ -28,7 +28,7 @@ import {
   scheduleEvalRunInput,
 } from './eval-run.schema.ts';
 import { RateLimitedError } from '../../server/rate-limit.ts';
-import { checkRunCaps, compareRuns, enqueueRunStart, findRun, insertPendingRun, listRunItems, listRuns } from './eval-run.service.ts';
+import { compareRuns, enqueueRunStart, findRun, insertPendingRun, listRunItems, listRuns } from './eval-run.service.ts';
 import { checkIdempotencyKey, scheduleIdempotently } from './idempotency.service.ts';
 import type { EvalRunDto } from './eval-run.schema.ts';
 import { z } from 'zod';
@@ -62,19 +62,19 @@ export const evalRunRouter = router({
       const tenantId = ctx.principal.tenantId;
       const key = ctx.headers['idempotency-key'];
       const { MAX_ACTIVE_RUNS_PER_TENANT, MAX_ITEMS_PER_RUN } = ctx.container.env;
+      const caps = { maxActiveRuns: MAX_ACTIVE_RUNS_PER_TENANT, maxItemsPerRun: MAX_ITEMS_PER_RUN };
+      let run: EvalRunDto;
       try {
-        await checkRunCaps(ctx.em, tenantId, input.id, { maxActiveRuns: MAX_ACTIVE_RUNS_PER_TENANT, maxItemsPerRun: MAX_ITEMS_PER_RUN });
+        if (key !== undefined) {
+          const r = await scheduleIdempotently(ctx.em, tenantId, checkIdempotencyKey(key), input, caps);
+          if (r.replayed) return r.run;
+          run = r.run;
+        } else {
+          run = toEvalRunDto(await insertPendingRun(ctx.em, tenantId, input.id, input.eval_version_id, caps));
+        }
       } catch (err) {
         if (err instanceof RateLimitedError) ctx.responseHeaders['retry-after'] = String(err.retryAfterSeconds);
         throw err;
-      }
-      let run: EvalRunDto;
-      if (key !== undefined) {
-        const r = await scheduleIdempotently(ctx.em, tenantId, checkIdempotencyKey(key), input);
-        if (r.replayed) return r.run;
-        run = r.run;
-      } else {
-        run = toEvalRunDto(await insertPendingRun(ctx.em, tenantId, input.id, input.eval_version_id));
       }
       ctx.log.info({ runId: run.id, datasetId: run.dataset_id, items: run.item_count }, 'run scheduled');
       if (ctx.container.faults.crashBeforeEnqueue) crashNow();

@@ -12,18 +12,35 @@ import { sql } from '../../server/sql.ts';
 import { findDataset } from '../datasets/dataset.service.ts';
 import { EVAL_RUN_COLUMNS, type EvalRunRow } from './eval-run.mapper.ts';
 
+/** A tenant's caps on scheduling: active (pending + running) runs, and items per run. */
+export interface RunCaps {
+  maxActiveRuns: number;
+  maxItemsPerRun: number;
+}
+
+const INT_MAX = 2_147_483_647;
+const NO_CAPS: RunCaps = { maxActiveRuns: INT_MAX, maxItemsPerRun: INT_MAX };
+
 /**
  * Inserts a `pending` run pinned to the dataset's latest version, in one
- * statement (so one transaction). Throws NOT_FOUND naming what is missing.
+ * statement (one round trip, one transaction), checking the caps in the same
+ * statement. What it could not do it says with the first that applies:
+ * NOT_FOUND naming what is missing, 422 for a dataset too large for one run,
+ * 429 (with Retry-After) when the tenant already has `maxActiveRuns` active.
+ *
+ * The active count stops at the cap, so the check costs O(min(active, cap)),
+ * not O(active). Concurrent requests each see the others' runs only once
+ * committed, so a burst can overshoot the cap by the requests in flight.
  */
 export async function insertPendingRun(
   em: EntityManager,
   tenantId: string,
   datasetId: string,
   evalVersionId: string,
+  caps: RunCaps = NO_CAPS,
 ): Promise<EvalRunRow> {
   const runId = uuidv7();
-  const rows = await sql<EvalRunRow>(
+  const [row] = await sql<EvalRunRow & { ds_found: boolean; ev_found: boolean; active: number; items: number | null }>(
     em,
     `with ds as (
        select d.id as dataset_id, v.id as version_id, v.item_count
@@ -32,19 +49,30 @@ export async function insertPendingRun(
         where d.id = ? and d.tenant_id = ?
      ), ev as (
        select id from eval_versions where id = ? and tenant_id = ?
+     ), active as (
+       select count(*)::int as n from (select 1 from eval_runs where tenant_id = ? and status in ('pending', 'running') limit ?) a
+     ), ins as (
+       insert into eval_runs (id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count,
+                              completed_count, passed_count, failed_count, error_count, score_sum, created_at, updated_at)
+       select ?, ?, ds.dataset_id, ds.version_id, ev.id, 'pending', ds.item_count, 0, 0, 0, 0, 0, now(), now()
+         from ds, ev, active
+        where ds.item_count <= ? and active.n < ?
+       returning ${EVAL_RUN_COLUMNS}
      )
-     insert into eval_runs (id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count,
-                            completed_count, passed_count, failed_count, error_count, score_sum, created_at, updated_at)
-     select ?, ?, ds.dataset_id, ds.version_id, ev.id, 'pending', ds.item_count, 0, 0, 0, 0, 0, now(), now()
-       from ds, ev
-     returning ${EVAL_RUN_COLUMNS}`,
-    [datasetId, tenantId, evalVersionId, tenantId, runId, tenantId],
+     select ins.*, exists(select 1 from ds) as ds_found, exists(select 1 from ev) as ev_found,
+            (select n from active) as active, (select item_count from ds) as items
+       from (select 1) one left join ins on true`,
+    [datasetId, tenantId, evalVersionId, tenantId, tenantId, caps.maxActiveRuns, runId, tenantId, caps.maxItemsPerRun, caps.maxActiveRuns],
   );
-  const run = rows[0];
-  if (run) return run;
-  const found = await sql<{ ds: boolean }>(em, 'select exists(select 1 from datasets where id = ? and tenant_id = ?) as ds', [datasetId, tenantId]);
-  if (!found[0]?.ds) throw notFound('dataset', datasetId);
-  throw notFound('eval version', evalVersionId);
+  if (!row) throw new Error('insertPendingRun: the statement returned no row');
+  const { ds_found, ev_found, active, items, ...run } = row;
+  if (run.id) return run;
+  if (!ds_found) throw notFound('dataset', datasetId);
+  if (!ev_found) throw notFound('eval version', evalVersionId);
+  if (items !== null && items > caps.maxItemsPerRun) {
+    throw new DomainError('UNPROCESSABLE_CONTENT', `the dataset's latest version has ${items} items, more than the ${caps.maxItemsPerRun} allowed in one run`);
+  }
+  throw new RateLimitedError(`this organization already has ${active} pending or running runs (the limit is ${caps.maxActiveRuns}); wait for one to finish`, 10);
 }
 
 export async function findRun(em: EntityManager, tenantId: string, runId: string): Promise<EvalRunRow> {
@@ -199,30 +227,4 @@ export async function compareRuns(em: EntityManager, tenantId: string, baseId: s
     },
     rows,
   };
-}
-
-/**
- * The tenant's caps: active (pending + running) runs, and items per run.
- * Checked before scheduling; a race can overshoot by the requests in flight.
- */
-export async function checkRunCaps(
-  em: EntityManager,
-  tenantId: string,
-  datasetId: string,
-  caps: { maxActiveRuns: number; maxItemsPerRun: number },
-): Promise<void> {
-  const [row] = await sql<{ active: number; items: number | null }>(
-    em,
-    // counting stops at the cap: the check costs the same with 10 or 100,000 pending runs
-    `select (select count(*)::int from (select 1 from eval_runs where tenant_id = ? and status in ('pending', 'running') limit ?) a) as active,
-            (select v.item_count from datasets d join dataset_versions v on v.dataset_id = d.id and v.version = d.latest_version
-              where d.id = ? and d.tenant_id = ?) as items`,
-    [tenantId, caps.maxActiveRuns, datasetId, tenantId],
-  );
-  if (row && row.active >= caps.maxActiveRuns) {
-    throw new RateLimitedError(`this organization already has ${row.active} pending or running runs (the limit is ${caps.maxActiveRuns}); wait for one to finish`, 10);
-  }
-  if (row?.items !== null && row?.items !== undefined && row.items > caps.maxItemsPerRun) {
-    throw new DomainError('UNPROCESSABLE_CONTENT', `the dataset's latest version has ${row.items} items, more than the ${caps.maxItemsPerRun} allowed in one run`);
-  }
 }

@@ -12,7 +12,7 @@ import { DomainError } from '../../server/errors.ts';
 import { sql } from '../../server/sql.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
 import type { EvalRunDto } from './eval-run.schema.ts';
-import { insertPendingRun } from './eval-run.service.ts';
+import { insertPendingRun, type RunCaps } from './eval-run.service.ts';
 
 export const IDEMPOTENCY_TTL_HOURS = 24;
 const STALE_CLAIM_SECONDS = 60;
@@ -28,6 +28,7 @@ export async function scheduleIdempotently(
   tenantId: string,
   key: string,
   input: { id: string; eval_version_id: string },
+  caps?: RunCaps,
 ): Promise<{ run: EvalRunDto; replayed: boolean }> {
   const hash = createHash('sha256').update(JSON.stringify([input.id, input.eval_version_id])).digest('hex');
   const claimed = await sql(
@@ -58,7 +59,7 @@ export async function scheduleIdempotently(
   }
   try {
     const run = await em.transactional(async (tx) => {
-      const dto = toEvalRunDto(await insertPendingRun(tx, tenantId, input.id, input.eval_version_id));
+      const dto = toEvalRunDto(await insertPendingRun(tx, tenantId, input.id, input.eval_version_id, caps));
       await sql(
         tx,
         `update idempotency_keys set status = 'done', run_id = ?, response = ?::jsonb, updated_at = now() where tenant_id = ? and key = ?`,
