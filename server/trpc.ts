@@ -87,8 +87,13 @@ function allow(roles: readonly Role[]) {
   });
 }
 
+/** Who may read, write and destroy; plain Fastify routes use the same lists (server/plain-route.ts). */
+export const READ_ROLES: readonly Role[] = ['owner', 'member', 'viewer'];
+export const WRITE_ROLES: readonly Role[] = ['owner', 'member'];
+export const OWNER_ROLES: readonly Role[] = ['owner'];
+
 /** Reads: owners, members and viewers. */
-export const readProcedure = allow(['owner', 'member', 'viewer']);
+export const readProcedure = allow(READ_ROLES);
 /** Mutations count against the tenant's and the credential's write limits (Redis-shared). */
 const rateLimited = t.middleware(async ({ ctx, next, type }) => {
   const c = ctx as Context & { principal: Principal };
@@ -104,6 +109,6 @@ const rateLimited = t.middleware(async ({ ctx, next, type }) => {
 });
 
 /** Writes: owners and members. */
-export const writeProcedure = allow(['owner', 'member']).use(rateLimited);
+export const writeProcedure = allow(WRITE_ROLES).use(rateLimited);
 /** Destructive operations: owners only. */
-export const ownerProcedure = allow(['owner']).use(rateLimited);
+export const ownerProcedure = allow(OWNER_ROLES).use(rateLimited);

@@ -8,11 +8,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import { getHTTPStatusCodeFromError } from '@trpc/server/http';
-import { authenticate } from '../../server/auth.ts';
 import type { Container } from '../../server/container.ts';
-import { DomainError, formatIssues, toTRPCError } from '../../server/errors.ts';
-import { RateLimitedError } from '../../server/rate-limit.ts';
+import { DomainError, formatIssues } from '../../server/errors.ts';
+import { authorize, sendError, uuidParam } from '../../server/plain-route.ts';
 import { toDatasetVersionDto } from './dataset.mapper.ts';
 import { newItemSchema } from './dataset.schema.ts';
 import { insertItems, insertVersionRow, openNextVersion, type NewItem } from './dataset.service.ts';
@@ -20,7 +18,6 @@ import { ndjsonLines } from './ndjson.ts';
 
 export const UPLOAD_PATH = '/v1/datasets/:id/items/upload';
 export const NDJSON_TYPES = ['application/x-ndjson', 'application/jsonl', 'application/ndjson'];
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_REPORTED = 20;
 const BATCH_ITEMS = 1_000;
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -35,13 +32,9 @@ export async function registerDatasetUpload(app: FastifyInstance, container: Con
       try {
         return await upload(container, req, reply);
       } catch (err) {
-        const mapped = err instanceof BadLines ? new DomainError('BAD_REQUEST', err.message) : err;
-        const trpcError = toTRPCError(mapped);
-        const status = getHTTPStatusCodeFromError(trpcError);
-        if (status >= 500 && trpcError.code === 'INTERNAL_SERVER_ERROR') req.log.error({ err }, 'upload failed');
         // drain what the client still sends, so it reads our answer instead of a reset
         if (!req.raw.complete) req.raw.resume();
-        return reply.status(status).send({ error: trpcError.code === 'INTERNAL_SERVER_ERROR' ? 'internal server error' : trpcError.message });
+        return sendError(req, reply, err instanceof BadLines ? new DomainError('BAD_REQUEST', err.message) : err, 'upload');
       }
     });
   });
@@ -49,22 +42,14 @@ export async function registerDatasetUpload(app: FastifyInstance, container: Con
 
 async function upload(container: Container, req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) {
   const em = container.orm.em.fork();
-  const principal = await authenticate(req.headers.authorization, { em, apiKeys: container.apiKeys, jwt: container.jwt });
-  if (principal.role === 'viewer') throw new DomainError('FORBIDDEN', 'role "viewer" may not do this; allowed: owner, member');
-  try {
-    await container.writeLimiter.consume(principal);
-  } catch (err) {
-    if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
-    throw err;
-  }
-  if (!UUID_RE.test(req.params.id)) throw new DomainError('BAD_REQUEST', 'invalid input: id: must be a UUID');
+  const principal = await authorize(container, em, req, reply, 'write');
+  const datasetId = uuidParam(req.params.id);
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   if (!NDJSON_TYPES.includes(type)) {
     throw new DomainError('BAD_REQUEST', `body must be NDJSON (Content-Type: application/x-ndjson), one item per line`);
   }
   const { MAX_ITEM_BYTES, MAX_UPLOAD_ITEMS } = container.env;
   const tenantId = principal.tenantId;
-  const datasetId = req.params.id;
   const stream = req.body as Readable;
 
   const version = await em.transactional(async (tx) => {

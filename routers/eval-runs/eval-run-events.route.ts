@@ -9,15 +9,13 @@
  * tRPC clients use the subscription watchEvalRun, fed by the same generator.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { getHTTPStatusCodeFromError } from '@trpc/server/http';
-import { authenticate } from '../../server/auth.ts';
 import type { Container } from '../../server/container.ts';
-import { DomainError, toTRPCError } from '../../server/errors.ts';
+import { toTRPCError } from '../../server/errors.ts';
+import { authorize, sendError, uuidParam } from '../../server/plain-route.ts';
 import type { EvalRunDto } from './eval-run.schema.ts';
 import { closeWatchers, isFinished, openWatch, watchEvalRun } from './eval-run-watch.service.ts';
 
 export const EVENTS_PATH = '/v1/eval-runs/:id/events';
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const HEARTBEAT_MS = 15_000;
 /** EventSource clients wait this long before reconnecting after the stream drops. */
 const RECONNECT_MS = 2_000;
@@ -45,16 +43,11 @@ async function serve(container: Container, req: FastifyRequest<{ Params: { id: s
   let watch: AsyncGenerator<EvalRunDto, void>;
   let first: IteratorResult<EvalRunDto, void>;
   try {
-    const principal = await authenticate(req.headers.authorization, { em, apiKeys: container.apiKeys, jwt: container.jwt });
-    if (!UUID_RE.test(req.params.id)) throw new DomainError('BAD_REQUEST', 'invalid input: id: must be a UUID');
-    watch = watchEvalRun(em, principal.tenantId, req.params.id, { intervalMs: container.env.RUN_WATCH_INTERVAL_MS, signal });
+    const principal = await authorize(container, em, req, reply, 'read');
+    watch = watchEvalRun(em, principal.tenantId, uuidParam(req.params.id), { intervalMs: container.env.RUN_WATCH_INTERVAL_MS, signal });
     first = await watch.next();
   } catch (err) {
-    const trpcError = toTRPCError(err);
-    const status = getHTTPStatusCodeFromError(trpcError);
-    if (trpcError.code === 'INTERNAL_SERVER_ERROR') req.log.error({ err }, 'run events failed');
-    if (trpcError.code === 'SERVICE_UNAVAILABLE') void reply.header('retry-after', '1');
-    return reply.status(status).send({ error: trpcError.code === 'INTERNAL_SERVER_ERROR' ? 'internal server error' : trpcError.message });
+    return sendError(req, reply, err, 'run events');
   }
 
   reply.hijack();

@@ -1,0 +1,59 @@
+/**
+ * What the few plain Fastify routes (NDJSON upload, SSE events: things a
+ * tRPC procedure cannot do) share with the procedures: the same credentials,
+ * the same role lists and messages, the same write limits, and the same
+ * `{ "error": "…" }` answers with Retry-After where it applies.
+ */
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Role } from '../entities/index.ts';
+import { authenticate, type Principal } from './auth.ts';
+import type { Container } from './container.ts';
+import { DomainError, toTRPCError } from './errors.ts';
+import { RateLimitedError } from './rate-limit.ts';
+import { READ_ROLES, WRITE_ROLES } from './trpc.ts';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Authenticates the request and checks its role; a `write` also counts
+ * against the write limits (429 with Retry-After), as writeProcedure does.
+ */
+export async function authorize(
+  container: Container,
+  em: EntityManager,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  access: 'read' | 'write',
+): Promise<Principal> {
+  const principal = await authenticate(req.headers.authorization, { em, apiKeys: container.apiKeys, jwt: container.jwt });
+  const roles: readonly Role[] = access === 'write' ? WRITE_ROLES : READ_ROLES;
+  if (!roles.includes(principal.role)) {
+    throw new DomainError('FORBIDDEN', `role "${principal.role}" may not do this; allowed: ${roles.join(', ')}`);
+  }
+  if (access === 'write') {
+    try {
+      await container.writeLimiter.consume(principal);
+    } catch (err) {
+      if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
+      throw err;
+    }
+  }
+  return principal;
+}
+
+/** A path parameter that must be a UUID (400 naming it otherwise). */
+export function uuidParam(value: string, name = 'id'): string {
+  if (!UUID_RE.test(value)) throw new DomainError('BAD_REQUEST', `invalid input: ${name}: must be a UUID`);
+  return value;
+}
+
+/** Answers `{ "error" }` with the status the procedures would use; logs what is our fault. */
+export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown, what: string): FastifyReply {
+  const error = toTRPCError(err);
+  const internal = error.code === 'INTERNAL_SERVER_ERROR';
+  if (internal) req.log.error({ err }, `${what} failed`);
+  if (error.code === 'SERVICE_UNAVAILABLE') void reply.header('retry-after', '1');
+  return reply.status(getHTTPStatusCodeFromError(error)).send({ error: internal ? 'internal server error' : error.message });
+}
