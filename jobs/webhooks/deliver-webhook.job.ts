@@ -15,7 +15,9 @@ import { parsePayload } from '../payload.ts';
 import { webhookDeliveryPayload } from '../queues.ts';
 import type { WorkerDeps } from '../registry.ts';
 import { ENDING_SQL } from './run-notifications.ts';
+import { postWebhook } from './webhook-http.ts';
 import { signWebhook } from './webhook-signature.ts';
+import { PrivateTargetError } from './webhook-target.ts';
 
 /** A receiver may ask for a pause, but not for one that outlives any reasonable incident. */
 const MAX_RETRY_AFTER_MS = 3_600_000;
@@ -69,9 +71,9 @@ export async function processWebhookDelivery(deps: WorkerDeps, job: Job): Promis
   let status: number | null = null;
   let failure: DeliveryError | null = null;
   try {
-    const res = await fetch(hook.url, {
-      method: 'POST',
-      headers: {
+    const res = await postWebhook(
+      hook.url,
+      {
         'content-type': 'application/json',
         'user-agent': 'evalgate-webhooks',
         'evalgate-event': type,
@@ -79,15 +81,13 @@ export async function processWebhookDelivery(deps: WorkerDeps, job: Job): Promis
         'evalgate-signature': signWebhook(hook.secret, body, timestamp),
       },
       body,
-      // A redirect would re-send the event somewhere the owner did not register.
-      redirect: 'manual',
-      signal: AbortSignal.timeout(env.WEBHOOK_TIMEOUT_MS),
-    });
+      // Redirects are never followed: one would re-send the event somewhere the owner did not register.
+      { timeoutMs: env.WEBHOOK_TIMEOUT_MS, allowPrivate: env.WEBHOOK_ALLOW_PRIVATE_TARGETS },
+    );
     status = res.status;
-    await res.body?.cancel().catch(() => undefined);
     if (status < 200 || status > 299) {
       const hint = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
-      failure = new DeliveryError(`receiver answered ${status}${hint}`, parseRetryAfter(res.headers.get('retry-after')));
+      failure = new DeliveryError(`receiver answered ${status}${hint}`, parseRetryAfter(res.retryAfter));
     }
   } catch (err) {
     failure = new DeliveryError(describeFetchError(err, env.WEBHOOK_TIMEOUT_MS), null);
@@ -141,9 +141,10 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 
 /** A short reason without the URL (it may carry a token the owner put in it). */
 function describeFetchError(err: unknown, timeoutMs: number): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
-  const code = e.cause?.code;
+  const e = err as { name?: string; message?: string; code?: string; cause?: { name?: string; code?: string; message?: string } };
+  if (e.name === 'TimeoutError' || e.cause?.name === 'TimeoutError' || (e.name === 'AbortError' && e.code === 'ABORT_ERR')) return `no answer within ${timeoutMs} ms`;
+  if (err instanceof PrivateTargetError) return `refused: ${e.message} (WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows it)`;
+  const code = e.code ?? e.cause?.code;
   if (code) return `request failed: ${code}`;
   return `request failed: ${(e.cause?.message ?? e.message ?? String(err)).slice(0, 200)}`;
 }

@@ -6,6 +6,8 @@
  * Entities: Webhook, WebhookDelivery; EvalRun.notified_at.
  */
 import { z } from 'zod';
+import { checkWebhookUrl } from '../../jobs/webhooks/webhook-target.ts';
+import { DomainError } from '../../server/errors.ts';
 import { decodeCursor, toPage } from '../../server/pagination.ts';
 import { ownerProcedure, router } from '../../server/trpc.ts';
 import { toWebhookDto } from './webhook.mapper.ts';
@@ -34,6 +36,13 @@ export const webhookRouter = router({
     .input(createWebhookInput)
     .output(createdWebhookSchema)
     .mutation(async ({ ctx, input }) => {
+      if (!ctx.container.env.WEBHOOK_ALLOW_PRIVATE_TARGETS) {
+        try {
+          checkWebhookUrl(input.url);
+        } catch (err) {
+          throw new DomainError('BAD_REQUEST', `invalid input: url: ${(err as Error).message}; webhooks may only reach public addresses`);
+        }
+      }
       const created = await createWebhook(ctx.em, ctx.principal.tenantId, input.url);
       ctx.log.info({ webhookId: created.id }, 'webhook created');
       return { ...toWebhookDto(created), secret: created.secret };

@@ -10,7 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EvaluatorCache } from '../../jobs/eval-runs/evaluator-cache.ts';
 import { reconcile } from '../../jobs/eval-runs/reconcile.job.ts';
 import { jobIds } from '../../jobs/queues.ts';
+import { purgeOldDeliveries, uuidv7Floor } from '../../jobs/webhooks/delivery-retention.ts';
 import { notifyRunFinished, sweepUnnotifiedRuns } from '../../jobs/webhooks/run-notifications.ts';
+import { postWebhook } from '../../jobs/webhooks/webhook-http.ts';
+import { PrivateTargetError } from '../../jobs/webhooks/webhook-target.ts';
 import { verifyWebhookSignature } from '../../jobs/webhooks/webhook-signature.ts';
 import type { EvalRunDto } from '../../routers/eval-runs/eval-run.schema.ts';
 import { insertPendingRun } from '../../routers/eval-runs/eval-run.service.ts';
@@ -40,7 +43,8 @@ const script: Record<string, (n: number) => { status: number; headers?: Record<s
 beforeAll(async () => {
   s = await startStack({
     workers: true,
-    env: { WEBHOOK_ATTEMPTS: '4', WEBHOOK_BACKOFF_MS: '50', WEBHOOK_TIMEOUT_MS: '1000', LOCK_DURATION_MS: '5000' },
+    // The receiver is on 127.0.0.1: private targets are allowed here and refused in 'private targets' below.
+    env: { WEBHOOK_ATTEMPTS: '4', WEBHOOK_BACKOFF_MS: '50', WEBHOOK_TIMEOUT_MS: '1000', LOCK_DURATION_MS: '5000', WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true' },
   });
   receiver = await startReceiver((path, n) => script[path]?.(n) ?? { status: 200 });
 });
@@ -284,3 +288,75 @@ describe('delivery', () => {
     expect(await deliveries(hook.id, run.id)).toEqual([{ attempt: 1, status_code: 503, error: 'receiver answered 503', event_type: 'eval_run.completed' }]);
   });
 });
+
+describe('private targets (WEBHOOK_ALLOW_PRIVATE_TARGETS unset)', () => {
+  let strict: Stack;
+  let t: TenantFixture;
+  beforeAll(async () => {
+    strict = await startStack();
+    t = await makeTenant(strict.container, 'strict');
+  });
+  afterAll(async () => {
+    await strict?.close();
+  });
+
+  it('refuses to register loopback, private, link-local and localhost URLs with a 400 naming the field', async () => {
+    for (const url of ['http://127.0.0.1:8080/x', 'http://localhost/x', 'http://api.localhost/x', 'http://[::1]/x', 'http://10.1.2.3/x', 'http://192.168.0.9/x', 'http://169.254.169.254/latest/meta-data', 'http://[::ffff:127.0.0.1]/x', 'http://0.0.0.0/x', 'http://100.64.0.1/x']) {
+      const r = await api<{ error: string }>(strict.baseUrl, 'POST', '/v1/webhooks', t.keys.owner, { url });
+      expect(r.status, url).toBe(400);
+      expect(r.body.error, url).toMatch(/^invalid input: url: .*public addresses$/);
+    }
+    const ok = await api<CreatedWebhookDto>(strict.baseUrl, 'POST', '/v1/webhooks', t.keys.owner, { url: 'https://hooks.example.com/evalgate' });
+    expect(ok.status).toBe(201);
+  });
+
+  it('refuses at delivery a name that resolves to a private address (checked on the address the socket uses)', async () => {
+    const port = new URL(receiver.url).port;
+    const before = receiver.requests.length;
+    const strictPost = (url: string) => postWebhook(url, { 'content-type': 'application/json' }, '{}', { timeoutMs: 1_000, allowPrivate: false });
+    // A name is judged by its DNS answer (localhost: 127.0.0.1 / ::1) inside the socket's lookup, so a name that
+    // passed registration and later resolves to a private address (DNS rebinding) is refused too.
+    await expect(strictPost(`http://localhost:${port}/strict`)).rejects.toThrow(/localhost resolves to .*, not a public address/);
+    await expect(strictPost(`http://127.0.0.1:${port}/strict`)).rejects.toBeInstanceOf(PrivateTargetError);
+    expect(receiver.requests.length).toBe(before);
+    // the same receiver, allowed: the request arrives
+    const answer = await postWebhook(`http://localhost:${port}/strict`, { 'content-type': 'application/json' }, '{}', { timeoutMs: 1_000, allowPrivate: true });
+    expect(answer.status).toBe(200);
+    expect(receiver.at('/strict')).toHaveLength(1);
+  });
+});
+
+describe('retention', () => {
+  it('deletes delivery attempts older than the retention and keeps the recent ones', async () => {
+    const t = await makeTenant(s.container, 'retention');
+    const hook = await createHook(t, '/kept');
+    const run = await runToEnd(t, 2);
+    await waitFor(async () => (await deliveries(hook.id, run.id)).length === 1, { what: 'the delivery' });
+    const em = s.container.orm.em.fork();
+    // Two copies of that attempt made 40 and 31 days ago (ids are UUIDv7: the id carries the time).
+    const day = 86_400_000;
+    for (const ageDays of [40, 31]) {
+      await sql(
+        em,
+        `insert into webhook_deliveries (id, tenant_id, webhook_id, run_id, event_type, run_ended_at, attempt, status_code, error, duration_ms, delivered_at)
+         select ?, tenant_id, webhook_id, run_id, event_type, run_ended_at, attempt + 1, status_code, error, duration_ms, now() - make_interval(days => ?)
+           from webhook_deliveries where webhook_id = ? and attempt = 1`,
+        [uuidv7Floor(Date.now() - ageDays * day).replace(/0{12}$/, '000000000001'), ageDays, hook.id],
+      );
+    }
+    expect(await deliveries(hook.id, run.id)).toHaveLength(3);
+    expect(await purgeOldDeliveries(em, 30)).toBeGreaterThanOrEqual(2);
+    expect(await deliveries(hook.id, run.id)).toEqual([{ attempt: 1, status_code: 200, error: null, event_type: 'eval_run.completed' }]);
+    // and the reconciler runs it
+    await sql(
+      em,
+      `insert into webhook_deliveries (id, tenant_id, webhook_id, run_id, event_type, run_ended_at, attempt, status_code, error, duration_ms, delivered_at)
+       select ?, tenant_id, webhook_id, run_id, event_type, run_ended_at, 9, status_code, error, duration_ms, now() from webhook_deliveries where webhook_id = ? and attempt = 1`,
+      [uuidv7Floor(Date.now() - 60 * day).replace(/0{12}$/, '000000000002'), hook.id],
+    );
+    expect(await deliveries(hook.id, run.id)).toHaveLength(2);
+    await reconcile({ container: s.container, log: s.container.log, evaluators: new EvaluatorCache(s.container) });
+    expect(await deliveries(hook.id, run.id)).toHaveLength(1);
+  });
+});
+
