@@ -5,6 +5,7 @@
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { workerRedisOptions, type Container } from '../server/container.ts';
+import { settlesWithin } from '../server/deadline.ts';
 import { sanitizeError } from '../server/errors.ts';
 import type { Logger } from '../server/logger.ts';
 import { EvaluatorCache } from './eval-runs/evaluator-cache.ts';
@@ -115,8 +116,17 @@ export async function startWorkers(container: Container): Promise<Workers> {
       clearTimeout(timeout);
       if (outcome === 'expired') {
         log.warn({ deadlineMs }, 'in-flight jobs did not finish before the deadline; forcing close (their locks expire and they are retried)');
-        await Promise.all(workers.map((w) => w.close(true)));
+        // While Redis is away (reconnecting) BullMQ's close, forced or not, returns the same pending promise
+        // and never settles: after a short bound, drop the connections instead of waiting on them.
+        const forced = await settlesWithin(Promise.all(workers.map((w) => w.close(true))), FORCED_CLOSE_MS);
+        if (!forced) {
+          log.warn({ ms: FORCED_CLOSE_MS }, 'workers could not close (Redis unreachable?); disconnecting them');
+          await Promise.allSettled(workers.map((w) => w.disconnect()));
+        }
       }
     },
   };
 }
+
+/** How long a forced close may take before the workers' connections are simply dropped. */
+const FORCED_CLOSE_MS = 3_000;

@@ -10,6 +10,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { OpenAPIObject } from 'trpc-to-openapi';
 import type { Queues } from '../jobs/queues.ts';
 import { sameSecret } from './auth.ts';
+import { withDeadline } from './deadline.ts';
 import type { Container } from './container.ts';
 import type { Logger } from './logger.ts';
 
@@ -31,11 +32,7 @@ export interface MetricSources {
   log: Logger;
 }
 
-const bounded = <T>(p: Promise<T>, what: string): Promise<T> =>
-  Promise.race([
-    p,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out after ${SCRAPE_TIMEOUT_MS} ms`)), SCRAPE_TIMEOUT_MS).unref()),
-  ]);
+const bounded = <T>(p: Promise<T>, what: string): Promise<T> => withDeadline(p, SCRAPE_TIMEOUT_MS, what);
 
 export function createMetrics({ queues, orm, log }: MetricSources): Metrics {
   const registry = new Registry();

@@ -12,6 +12,7 @@
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Principal } from './auth.ts';
+import { withDeadline } from './deadline.ts';
 import { DomainError } from './errors.ts';
 
 export interface WriteLimits {
@@ -72,7 +73,7 @@ export class WriteRateLimiter {
   async consume(p: Principal): Promise<void> {
     let verdict: [number, number];
     try {
-      verdict = await withTimeout(
+      verdict = await withDeadline(
         this.redis.evalgateConsumeWrites(
           `${this.prefix}:ratelimit:actor:${p.actor}`,
           `${this.prefix}:ratelimit:tenant:${p.tenantId}`,
@@ -81,6 +82,7 @@ export class WriteRateLimiter {
           WINDOW_MS,
         ),
         LIMIT_TIMEOUT_MS,
+        'rate limit store',
       );
     } catch {
       verdict = await this.consumeLocally(p);
@@ -107,14 +109,4 @@ export class WriteRateLimiter {
     }
     return [0, 0];
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`rate limit store timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

@@ -3,9 +3,13 @@ import type { Logger } from './logger.ts';
 /**
  * Runs `steps` in order once, on the first SIGTERM/SIGINT: HTTP first (stop
  * accepting), then workers (finish in-flight jobs), then queues, ORM, Redis.
- * A second signal exits at once.
+ * A second signal exits at once, and so does a shutdown still running after
+ * `hardDeadlineMs` (a step waiting on a dependency that never answers must
+ * not keep the process alive: nothing is lost, Postgres and the job locks
+ * bring back whatever was in flight).
  */
-export function onShutdown(log: Logger, steps: { name: string; run: () => Promise<void> }[]): void {
+export function onShutdown(log: Logger, steps: { name: string; run: () => Promise<void> }[], opts: { hardDeadlineMs?: number } = {}): void {
+  const hardDeadlineMs = opts.hardDeadlineMs ?? 60_000;
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -14,6 +18,10 @@ export function onShutdown(log: Logger, steps: { name: string; run: () => Promis
     }
     stopping = true;
     log.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      log.error({ hardDeadlineMs }, 'shutdown did not finish in time: exiting now');
+      process.exit(1);
+    }, hardDeadlineMs).unref();
     void (async () => {
       let code = 0;
       for (const step of steps) {

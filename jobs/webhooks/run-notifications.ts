@@ -8,6 +8,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Container } from '../../server/container.ts';
+import { withDeadline } from '../../server/deadline.ts';
 import { sql } from '../../server/sql.ts';
 import { jobIds, QUEUE_NAMES, webhookJobOptions } from '../queues.ts';
 
@@ -34,7 +35,7 @@ export async function notifyRunFinished(c: Container, runId: string, em: EntityM
   const hooks = await sql<{ id: string }>(em, 'select id from webhooks where tenant_id = ? order by id', [run.tenant_id]);
   if (hooks.length > 0) {
     const opts = webhookJobOptions({ attempts: c.env.WEBHOOK_ATTEMPTS, backoffMs: c.env.WEBHOOK_BACKOFF_MS });
-    await withTimeout(
+    await withDeadline(
       c.queues.webhookDelivery.addBulk(
         hooks.map((h) => ({
           name: QUEUE_NAMES.webhookDelivery,
@@ -43,6 +44,7 @@ export async function notifyRunFinished(c: Container, runId: string, em: EntityM
         })),
       ),
       ENQUEUE_TIMEOUT_MS,
+      'enqueue',
     );
   }
   // Only this ending: if a retry re-opened (and maybe re-ended) the run meanwhile, that ending is still owed.
@@ -73,14 +75,4 @@ export async function sweepUnnotifiedRuns(c: Container): Promise<{ runs: number;
   }
   if (rows.length > 0) c.log.info({ runs: rows.length, enqueued }, 'swept finished runs for webhook deliveries');
   return { runs: rows.length, enqueued };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`enqueue timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

@@ -9,6 +9,7 @@ import { enqueueUndoneChunks } from '../../jobs/eval-runs/enqueue.ts';
 import { onRunFinished } from '../../jobs/eval-runs/run-events.ts';
 import { failRun, reopenForRetry } from '../../jobs/eval-runs/run-lifecycle.ts';
 import { TRPCError } from '@trpc/server';
+import { withDeadline } from '../../server/deadline.ts';
 import { DomainError, sanitizeError, toTRPCError } from '../../server/errors.ts';
 import { crashNow } from '../../server/faults.ts';
 import { readProcedure, router, writeProcedure } from '../../server/trpc.ts';
@@ -34,6 +35,8 @@ import type { EvalRunDto } from './eval-run.schema.ts';
 import { z } from 'zod';
 
 const READ_ERRORS = [400, 401, 403, 404, 429, 503];
+/** How long a request waits on Redis for an enqueue; the reconciler backs up whatever is left. */
+const ENQUEUE_DEADLINE_MS = 2_000;
 
 export const evalRunRouter = router({
   scheduleEvalRun: writeProcedure
@@ -207,7 +210,8 @@ export const evalRunRouter = router({
       const { run, removed } = await reopenForRetry(ctx.em, ctx.principal.tenantId, input.id);
       ctx.log.info({ runId: run.id, removed }, 'run retry scheduled');
       try {
-        await enqueueUndoneChunks(ctx.container, ctx.em, run.id, { repair: true });
+        // Bounded: Postgres already holds the retry; whatever is not enqueued in time the reconciler enqueues.
+        await withDeadline(enqueueUndoneChunks(ctx.container, ctx.em, run.id, { repair: true }), ENQUEUE_DEADLINE_MS, 'enqueue');
       } catch (err) {
         ctx.log.warn({ runId: run.id, err: (err as Error).message }, 'could not enqueue retry; the reconciler will');
       }

@@ -6,6 +6,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { jobIds, QUEUE_NAMES } from '../../jobs/queues.ts';
 import type { Container } from '../../server/container.ts';
+import { withDeadline } from '../../server/deadline.ts';
 import { DomainError, notFound } from '../../server/errors.ts';
 import { RateLimitedError } from '../../server/rate-limit.ts';
 import { sql } from '../../server/sql.ts';
@@ -82,24 +83,13 @@ export async function findRun(em: EntityManager, tenantId: string, runId: string
   return run;
 }
 
-/** Rejects after `ms` so that a dead Redis cannot hold a request. */
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
 /**
  * Enqueues the run's start job (job id = run id). Never throws: when Redis is
  * away the run stays `pending` in Postgres and the reconciler enqueues it.
  */
 export async function enqueueRunStart(c: Container, runId: string): Promise<boolean> {
   try {
-    await withTimeout(
+    await withDeadline(
       c.queues.runStart.add(QUEUE_NAMES.runStart, { run_id: runId }, { ...c.jobOptions.runStart, jobId: jobIds.runStart(runId) }),
       2_000,
       'enqueue',
