@@ -2,45 +2,43 @@
  * One fault-test rig: a disposable PostgreSQL and a disposable redis-server
  * (never the machine's shared ones), real evalgate processes on them
  * (`server/main.ts api|worker`), and an in-test container for fixtures and
- * for the invariants checked at the end of every fault test.
+ * for the invariants checked at the end of every fault test. The steps the
+ * fault tests share live here (faultTest, startRun, the faults, completesExactlyOnce),
+ * so that each test reads as its scenario.
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { expect } from 'vitest';
+import { expect, it } from 'vitest';
 import { createContainer, type Container } from '../../server/container.ts';
 import { loadEnv } from '../../server/env.ts';
 import { sql } from '../../server/sql.ts';
-import { assertCountersExact, items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
+import { assertExactlyOnce } from '../helpers/exactly-once.ts';
+import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import {
-  freePort,
-  spawnEvalgate,
+  FAST_RECOVERY_ENV,
+  killAll,
   startDisposablePostgres,
   startDisposableRedis,
+  startEvalgateApi,
+  startEvalgateWorker,
   type DisposablePostgres,
   type DisposableRedis,
+  type EvalgateApi,
   type EvalgateProcess,
 } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/stack.ts';
 
-/** Small timings so that a fault is noticed within seconds (README: Configuration). */
+/** Small timings so that a fault is noticed within seconds (README: Configuration); info logs, which the start helpers read. */
 export const FAULT_ENV: Record<string, string> = {
   NODE_ENV: 'test',
   LOG_LEVEL: 'info',
-  CHUNK_SIZE: '25',
-  WORKER_CONCURRENCY: '2',
-  LOCK_DURATION_MS: '2000',
-  STALLED_INTERVAL_MS: '1000',
-  RECONCILE_INTERVAL_MS: '1000',
-  SHUTDOWN_TIMEOUT_MS: '10000',
+  ...FAST_RECOVERY_ENV,
   DATABASE_POOL_MAX: '5',
 };
 
-export interface ApiProcess {
-  proc: EvalgateProcess;
-  baseUrl: string;
-}
+export type ApiProcess = EvalgateApi;
 
 export interface RunRow {
   id: string;
@@ -59,10 +57,53 @@ export interface Timed<T> {
   value: T;
 }
 
+/** Counters a completed run must show, besides `completed_count`. */
+export type Counts = Partial<Pick<RunRow, 'passed_count' | 'failed_count' | 'error_count'>>;
+
+/** What every `[fault]` line ends with: items checked, items without a result, results beyond one per item. */
+export interface Tally {
+  items: number;
+  lost: number;
+  duplicates: number;
+}
+
+/** The tally of several runs. */
+export function addTallies(...tallies: Tally[]): Tally {
+  return tallies.reduce((a, b) => ({ items: a.items + b.items, lost: a.lost + b.lost, duplicates: a.duplicates + b.duplicates }));
+}
+
+/** A fault in progress: a dependency stopped, crashed or frozen until `end()`. */
+export interface Outage {
+  /** When (epoch ms) the fault was injected. */
+  readonly beganAt: number;
+  /** Waits until `ms` after the fault was injected. */
+  lasting(ms: number): Promise<void>;
+  /** Brings the dependency back; resolves with when (epoch ms) it was back. */
+  end(): Promise<number>;
+}
+
+/**
+ * `it(name)` on a rig of its own: the evalgate processes' logs are printed if
+ * the test fails, and the rig (processes, servers, data) is torn down after it.
+ */
+export function faultTest(name: string, body: (rig: Rig) => Promise<void>): void {
+  it(name, async ({ onTestFailed }) => {
+    const rig = await Rig.start();
+    onTestFailed(() => rig.dumpLogs());
+    try {
+      await body(rig);
+    } finally {
+      await rig.close();
+    }
+  });
+}
+
 export class Rig {
   readonly procs: EvalgateProcess[] = [];
   tenant!: TenantFixture;
   evalVersionId!: string;
+  /** The redis-server's pid while it is frozen (SIGSTOP), to thaw it at close. */
+  private frozenRedis: number | undefined;
   private constructor(
     readonly pg: DisposablePostgres,
     readonly redis: DisposableRedis,
@@ -87,30 +128,29 @@ export class Rig {
 
   /** `server/main.ts worker`; resolves once its workers have started. */
   async startWorker(extra: Record<string, string> = {}): Promise<EvalgateProcess> {
-    const w = spawnEvalgate('worker', { ...this.env, ...extra });
-    this.procs.push(w);
-    await Promise.race([
-      waitFor(async () => w.output().includes('"msg":"workers started"'), { timeoutMs: 60_000, intervalMs: 50, what: 'worker start' }),
-      w.exited.then((e) => {
-        throw new Error(`worker exited during start (${JSON.stringify(e)}): ${w.output().slice(-2000)}`);
-      }),
-    ]);
-    return w;
+    return startEvalgateWorker({ ...this.env, ...extra }, { onSpawn: (p) => this.procs.push(p) });
   }
 
-  /** `server/main.ts api` on a free port; resolves once /healthz answers. */
+  /** `server/main.ts api` on a port it picks itself (no EADDRINUSE race); resolves once /healthz answers. */
   async startApi(extra: Record<string, string> = {}): Promise<ApiProcess> {
-    const port = await freePort();
-    const proc = spawnEvalgate('api', { ...this.env, PORT: String(port), HOST: '127.0.0.1', ...extra });
-    this.procs.push(proc);
-    const baseUrl = `http://127.0.0.1:${port}`;
-    await Promise.race([
-      waitFor(async () => (await fetch(`${baseUrl}/healthz`)).ok, { timeoutMs: 60_000, intervalMs: 100, what: 'api start' }),
-      proc.exited.then((e) => {
-        throw new Error(`api exited during start (${JSON.stringify(e)}): ${proc.output().slice(-2000)}`);
-      }),
-    ]);
-    return { proc, baseUrl };
+    return startEvalgateApi({ ...this.env, ...extra }, { onSpawn: (p) => this.procs.push(p) });
+  }
+
+  /**
+   * The opening most fault tests share: an API and one worker per entry of
+   * `workers` (that env on top of the rig's) start, and a run of `datasetId`
+   * is scheduled (202).
+   */
+  async startRun(
+    datasetId: string,
+    opts: { workers: Record<string, string>[]; evalVersionId?: string },
+  ): Promise<{ api: ApiProcess; workers: EvalgateProcess[]; runId: string }> {
+    // The API before the workers: processes that start together share the CPU of a busy machine, and each must start within its timeout.
+    const api = await this.startApi();
+    const workers = await Promise.all(opts.workers.map((extra) => this.startWorker(extra)));
+    const sched = await this.schedule(api, datasetId, { evalVersionId: opts.evalVersionId });
+    expect(sched.value.status, JSON.stringify(sched.value.body)).toBe(202);
+    return { api, workers, runId: sched.value.body.id as string };
   }
 
   async dataset(n: number, data = items(n)): Promise<string> {
@@ -131,6 +171,14 @@ export class Rig {
   /** GET /v1/eval-runs/{id}, timed. */
   async getRun(api: ApiProcess, runId: string): Promise<Timed<{ status: number; body: Record<string, unknown> }>> {
     return timed(() => request(api.baseUrl, 'GET', `/v1/eval-runs/${runId}`, this.tenant.keys.viewer));
+  }
+
+  /** GET /readyz, timed. */
+  async readyz(api: ApiProcess): Promise<Timed<{ status: number; body: { checks: Record<string, string> } }>> {
+    return timed(async () => {
+      const res = await fetch(`${api.baseUrl}/readyz`, { signal: AbortSignal.timeout(10_000) });
+      return { status: res.status, body: (await res.json()) as { checks: Record<string, string> } };
+    });
   }
 
   /** The run as Postgres has it. */
@@ -184,22 +232,69 @@ export class Rig {
    * exactly one result, counters equal count(results) per status.
    */
   async assertExactlyOnce(runId: string, itemCount: number): Promise<{ lost: number; duplicates: number }> {
-    const run = await this.run(runId);
-    expect(run.status).toBe('completed');
-    expect(run.item_count).toBe(itemCount);
-    const em = this.em;
-    await assertCountersExact(em, runId);
-    const [row] = await sql<{ results: number; distinct_items: number; pinned: number }>(
-      em,
-      `select count(*)::int as results, count(distinct i.item_id)::int as distinct_items,
-              (select item_count from eval_runs where id = ?) as pinned
-         from eval_run_items i where i.run_id = ?`,
-      [runId, runId],
+    return assertExactlyOnce(this.em, runId, itemCount);
+  }
+
+  /**
+   * Waits for the run to end: it must be `completed` with all `itemCount` items
+   * and `counts`, every item scored exactly once (assertExactlyOnce).
+   */
+  async completesExactlyOnce(
+    runId: string,
+    itemCount: number,
+    counts: Counts = {},
+    timeoutMs?: number,
+  ): Promise<{ done: RunRow; tally: Tally }> {
+    const done = await this.waitEnd(runId, timeoutMs);
+    expect(done).toMatchObject({ status: 'completed', completed_count: itemCount, ...counts });
+    return { done, tally: { items: itemCount, ...(await this.assertExactlyOnce(runId, itemCount)) } };
+  }
+
+  /** Injects a fault now (`inject`); `restore` ends it. */
+  private async outage(inject: () => Promise<unknown>, restore: () => Promise<unknown>): Promise<Outage> {
+    const began = performance.now();
+    const beganAt = Date.now();
+    await inject();
+    return {
+      beganAt,
+      lasting: (ms) => until(began, ms),
+      end: async () => {
+        await restore();
+        return Date.now();
+      },
+    };
+  }
+
+  /** redis-server SIGKILLed; `end()` starts it again, empty (it keeps nothing on disk), on the same port. */
+  async stopRedis(): Promise<Outage> {
+    return this.outage(() => this.redis.stop(), () => this.redis.start());
+  }
+
+  /** redis-server frozen with SIGSTOP (connections open, nothing answers); `end()` sends SIGCONT. */
+  async freezeRedis(): Promise<Outage> {
+    const pid = await this.redisPid();
+    return this.outage(
+      async () => {
+        process.kill(pid, 'SIGSTOP');
+        this.frozenRedis = pid;
+      },
+      async () => this.thawRedis(),
     );
-    expect(row).toEqual({ results: itemCount, distinct_items: itemCount, pinned: itemCount });
-    const [chunks] = await sql<{ undone: number }>(em, 'select count(*)::int as undone from eval_run_chunks where run_id = ? and done_at is null', [runId]);
-    expect(chunks?.undone).toBe(0);
-    return { lost: itemCount - (row?.distinct_items ?? 0), duplicates: (row?.results ?? 0) - (row?.distinct_items ?? 0) };
+  }
+
+  private thawRedis(): void {
+    if (this.frozenRedis === undefined) return;
+    try {
+      process.kill(this.frozenRedis, 'SIGCONT');
+    } catch {
+      // already gone
+    }
+    this.frozenRedis = undefined;
+  }
+
+  /** PostgreSQL crashed (`pg_ctl -m immediate`: no checkpoint, every connection cut); `end()` starts it again. */
+  async crashPostgres(): Promise<Outage> {
+    return this.outage(() => this.pg.stop('immediate'), () => this.pg.start());
   }
 
   /**
@@ -214,17 +309,54 @@ export class Rig {
     expect((await this.run(runId)).status).toBe('pending');
     const read = await this.getRun(api, runId);
     expect(read.value.status).toBe(200);
-    const ready = await timed(async () => {
-      const res = await fetch(`${api.baseUrl}/readyz`, { signal: AbortSignal.timeout(10_000) });
-      return { status: res.status, body: (await res.json()) as { checks: Record<string, string> } };
-    });
+    const ready = await this.readyz(api);
     expect(ready.value.status).toBe(503);
     expect(ready.value.body.checks.redis).toMatch(/^failed/);
     expect(ready.value.body.checks.postgres).toBe('ok');
     return { runId, scheduleMs: sched.ms, readMs: read.ms, readyzMs: ready.ms };
   }
 
-  /** The disposable redis-server's pid (to freeze it with SIGSTOP). */
+  /**
+   * Redis goes away (`fault`: down or frozen) at 30 % of a 1,500-item run
+   * (one worker, 100 ms a chunk), and after `settleMs` a second run (200 items)
+   * is scheduled (scheduleWhileRedisAway). Redis is back `lastingMs` after the
+   * fault; the worker must have lived through it, and both runs must complete
+   * exactly once. Returns what the `[fault]` line reports.
+   */
+  async redisAwayMidRun(fault: () => Promise<Outage>, opts: { settleMs: number; lastingMs: number }) {
+    const n = 1_500;
+    const ds = await this.dataset(n, items(n, (i) => i % 3 !== 0));
+    const ds2 = await this.dataset(200);
+    const { api, workers, runId } = await this.startRun(ds, { workers: [{ EVALGATE_FAULT: 'chunk-delay-ms=100' }] });
+    const worker = workers[0]!;
+    const at = await this.waitProgress(runId, 0.3);
+
+    const outage = await fault();
+    await sleep(opts.settleMs);
+    const during = await this.scheduleWhileRedisAway(api, ds2);
+    await outage.lasting(opts.lastingMs);
+    // The run as Redis comes back.
+    const mid = await this.run(runId);
+    expect(worker.child.exitCode).toBeNull();
+
+    const backAt = await outage.end();
+    const first = await this.completesExactlyOnce(runId, n, { passed_count: 1_000, failed_count: 500 });
+    const second = await this.completesExactlyOnce(during.runId, 200);
+    expect(worker.child.exitCode).toBeNull();
+    return {
+      at_pct: Math.round((at.completed_count / n) * 100),
+      mid,
+      mid_pct: Math.round((mid.completed_count / n) * 100),
+      away_s: seconds(backAt - outage.beganAt),
+      during,
+      resumed_s: seconds(((await this.firstResultAfter(runId, backAt)) ?? 0) - backAt),
+      recovery_s: seconds((first.done.completed_ms ?? 0) - backAt),
+      second_recovery_s: seconds((second.done.completed_ms ?? 0) - backAt),
+      tally: addTallies(first.tally, second.tally),
+    };
+  }
+
+  /** The disposable redis-server's pid, as the server itself reports it (to freeze it with SIGSTOP). */
   async redisPid(): Promise<number> {
     const info = await this.redis.client().info('server');
     const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
@@ -245,8 +377,9 @@ export class Rig {
   }
 
   async close(): Promise<void> {
-    for (const p of this.procs) if (p.child.exitCode === null && p.child.signalCode === null) p.kill('SIGKILL');
-    await Promise.all(this.procs.map((p) => p.exited));
+    // A frozen Redis would hang the container's QUIT.
+    this.thawRedis();
+    await killAll(this.procs);
     await this.container.close().catch(() => undefined);
     await this.redis.stop().catch(() => undefined);
     await this.pg.destroy();

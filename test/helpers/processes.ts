@@ -1,21 +1,61 @@
 /**
  * Real processes for tests: evalgate itself (`tsx server/main.ts …`) and
- * disposable redis-server instances on free ports, for tests that kill,
+ * disposable redis-server and PostgreSQL instances, for tests that kill,
  * flush or restart a service without touching the machine's shared one.
+ *
+ * Ports: a port found free and closed again can be taken by another process
+ * before the child listens on it (EADDRINUSE at start). So an evalgate API
+ * listens on port 0 and reports the port it got (startEvalgateApi), and the
+ * disposable servers, which must come back on the same port after a restart,
+ * take a port outside the kernel's ephemeral range (freePort) and start again
+ * on another one if it was taken all the same.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { waitFor } from './stack.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-export async function freePort(): Promise<number> {
+/**
+ * Timings that make a stalled chunk, a lost job or a shutdown show within
+ * seconds instead of the production 30 s (README: Configuration), for tests
+ * that run real worker processes through such faults.
+ */
+export const FAST_RECOVERY_ENV: Readonly<Record<string, string>> = {
+  CHUNK_SIZE: '25',
+  WORKER_CONCURRENCY: '2',
+  LOCK_DURATION_MS: '2000',
+  STALLED_INTERVAL_MS: '1000',
+  RECONCILE_INTERVAL_MS: '1000',
+  SHUTDOWN_TIMEOUT_MS: '10000',
+};
+
+/** The lowest port the kernel hands out on its own (to outgoing connections and to listeners on port 0). */
+const EPHEMERAL_LOW = ((): number => {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+})();
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
@@ -24,6 +64,80 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
     });
   });
+}
+
+/**
+ * A port free on 127.0.0.1 right now, chosen at random below the kernel's
+ * ephemeral range: no outgoing connection and no listener on port 0 (of any
+ * process on the machine) can be given it before our server listens on it,
+ * or while that server is down for a restart. Another process choosing ports
+ * the same way still can: a server that fails with EADDRINUSE starts again on
+ * another port (see `onPort`).
+ */
+export async function freePort(): Promise<number> {
+  const low = Math.max(1_024, EPHEMERAL_LOW - 16_384);
+  if (EPHEMERAL_LOW - low >= 1_000) {
+    for (let i = 0; i < 50; i++) {
+      const port = low + Math.floor(Math.random() * (EPHEMERAL_LOW - low));
+      if (await canListen(port)) return port;
+    }
+  }
+  return kernelPort();
+}
+
+/** A server could not listen: another process holds its port. */
+class PortTaken extends Error {}
+
+const ADDRESS_IN_USE = /address already in use|EADDRINUSE/i;
+
+/**
+ * `attempt(port)` on the port `nextPort()` gives, again (up to `tries` times,
+ * `pauseMs` apart) while it fails with PortTaken: a new port for a first
+ * start, the same one for a restart (whose clients know only that port).
+ */
+async function onPort<T>(nextPort: () => Promise<number>, attempt: (port: number) => Promise<T>, tries = 5, pauseMs = 0): Promise<T> {
+  for (let i = 1; ; i++) {
+    const port = await nextPort();
+    try {
+      return await attempt(port);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || i >= tries) throw err;
+      await sleep(pauseMs);
+    }
+  }
+}
+
+/** Everything a child prints on stdout and stderr, keeping the last `cap` characters or more. */
+function captureOutput(child: ChildProcess, cap: number): () => string {
+  let out = '';
+  const keep = (b: Buffer) => {
+    out += b.toString();
+    if (out.length > 2 * cap) out = out.slice(-cap);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return () => out;
+}
+
+const EXITED = Symbol('exited');
+
+/** Polls `probe` until it gives a truthy value; fails at once, with the child's output, if the child exits first. */
+async function untilStarted<T>(
+  child: ChildProcess,
+  output: () => string,
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+  timeoutMs = 60_000,
+  intervalMs = 50,
+): Promise<T> {
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  const v = await waitFor(async () => (exited() ? EXITED : probe()), { timeoutMs, intervalMs, what }).catch((err: unknown) => {
+    throw new Error(`${String(err)}\n${output().slice(-2_000)}`);
+  });
+  if (v === EXITED) {
+    throw new Error(`${what} exited during start (${JSON.stringify({ code: child.exitCode, signal: child.signalCode })}): ${output().slice(-2_000)}`);
+  }
+  return v;
 }
 
 export interface EvalgateProcess {
@@ -41,59 +155,142 @@ export function spawnEvalgate(mode: 'all' | 'api' | 'worker', env: Record<string
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  const keep = (b: Buffer) => {
-    out += b.toString();
-    if (out.length > 2_000_000) out = out.slice(-1_000_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
+  const output = captureOutput(child, 1_000_000);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  return { child, output: () => out, exited, kill: (signal = 'SIGTERM') => void child.kill(signal) };
+  return { child, output, exited, kill: (signal = 'SIGTERM') => void child.kill(signal) };
+}
+
+/** The start helpers below read info log lines: a higher LOG_LEVEL would hide them. */
+function requireInfoLogs(env: Record<string, string>, why: string): void {
+  const level = env.LOG_LEVEL ?? 'info';
+  if (!['info', 'debug', 'trace'].includes(level)) throw new Error(`${why} in an info log line: LOG_LEVEL=${level} hides it`);
+}
+
+export interface EvalgateApi {
+  proc: EvalgateProcess;
+  port: number;
+  /** `http://127.0.0.1:<port>` */
+  baseUrl: string;
+}
+
+/** Fastify's line once the server listens, with the address it got. */
+const LISTENING = /"msg":"Server listening at (http:\/\/[^"]+)"/;
+
+/**
+ * `server/main.ts api` (or `all`) on a port of its own: PORT=0 (whatever `env`
+ * says), and the port is read from the "Server listening at" line it logs once
+ * it listens, so no other process can take the port in between. Resolves once
+ * /healthz answers; `onSpawn` sees the process first (to keep it for cleanup
+ * and logs). A process that fails to start is killed.
+ */
+export async function startEvalgateApi(
+  env: Record<string, string>,
+  opts: { mode?: 'api' | 'all'; timeoutMs?: number; onSpawn?: (proc: EvalgateProcess) => void } = {},
+): Promise<EvalgateApi> {
+  const mode = opts.mode ?? 'api';
+  requireInfoLogs(env, `evalgate ${mode} reports its port`);
+  const proc = spawnEvalgate(mode, { HOST: '127.0.0.1', ...env, PORT: '0' });
+  opts.onSpawn?.(proc);
+  const what = `evalgate ${mode}`;
+  try {
+    const baseUrl = await untilStarted(proc.child, proc.output, what, async () => LISTENING.exec(proc.output())?.[1], opts.timeoutMs);
+    const healthz = async () => (await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(5_000) })).ok;
+    await untilStarted(proc.child, proc.output, `${what} at ${baseUrl}/healthz`, healthz, opts.timeoutMs, 100);
+    return { proc, port: Number(new URL(baseUrl).port), baseUrl };
+  } catch (err) {
+    proc.kill('SIGKILL');
+    throw err;
+  }
+}
+
+/** `server/main.ts worker`; resolves once it logs that its workers have started. */
+export async function startEvalgateWorker(
+  env: Record<string, string>,
+  opts: { timeoutMs?: number; onSpawn?: (proc: EvalgateProcess) => void } = {},
+): Promise<EvalgateProcess> {
+  requireInfoLogs(env, 'evalgate worker reports its start');
+  const proc = spawnEvalgate('worker', env);
+  opts.onSpawn?.(proc);
+  try {
+    await untilStarted(proc.child, proc.output, 'evalgate worker', async () => proc.output().includes('"msg":"workers started"'), opts.timeoutMs);
+    return proc;
+  } catch (err) {
+    proc.kill('SIGKILL');
+    throw err;
+  }
 }
 
 export interface DisposableRedis {
   url: string;
   port: number;
   stop(): Promise<void>;
+  /** Starts it again, empty, on the same port. */
   start(): Promise<void>;
   client(): Redis;
 }
 
 /** A redis-server of our own, keeping nothing on disk, as BullMQ wants it (noeviction). */
 export async function startDisposableRedis(): Promise<DisposableRedis> {
-  const port = await freePort();
   let proc: ChildProcess | null = null;
-  const start = async () => {
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], {
-      stdio: 'ignore',
+  const launch = async (port: number): Promise<number> => {
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    await waitFor(
-      async () => {
-        try {
-          await probe.connect();
-        } catch {
-          probe.disconnect();
-          return false;
-        }
-        return (await probe.ping()) === 'PONG';
-      },
-      { timeoutMs: 10_000, intervalMs: 50, what: `redis-server on ${port}` },
-    );
-    probe.disconnect();
+    proc = child;
+    const output = captureOutput(child, 20_000);
+    // Bounded, so that a listener of another process that never answers cannot hold the probe.
+    const probe = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      enableReadyCheck: false,
+      connectTimeout: 1_000,
+      commandTimeout: 1_000,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    probe.on('error', () => undefined);
+    try {
+      // Answered by this redis-server, not by another one that holds the port.
+      await untilStarted(
+        child,
+        output,
+        `redis-server on ${port}`,
+        async () => {
+          if (probe.status !== 'ready') {
+            try {
+              await probe.connect();
+            } catch {
+              probe.disconnect();
+              return false;
+            }
+          }
+          return Number(/process_id:(\d+)/.exec(await probe.info('server'))?.[1]) === child.pid;
+        },
+        10_000,
+      );
+      return port;
+    } catch (err) {
+      child.kill('SIGKILL');
+      if (ADDRESS_IN_USE.test(output())) throw new PortTaken(`redis-server: port ${port} is taken`, { cause: err });
+      throw err;
+    } finally {
+      probe.disconnect();
+    }
   };
-  await start();
+  const port = await onPort(freePort, launch);
   const clients: Redis[] = [];
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
-    start,
+    async start() {
+      await onPort(async () => port, launch, 20, 500);
+    },
     async stop() {
       const p = proc;
-      if (!p || p.exitCode !== null) return;
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
       const gone = new Promise((r) => p.once('exit', r));
       p.kill('SIGKILL');
       await gone;
@@ -162,24 +359,34 @@ function stopOnExit(dir: string, stopSync: () => void): void {
  * server's data directory.
  */
 export async function startDisposablePostgres(): Promise<DisposablePostgres> {
-  const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'evalgate-pg-'));
   if (process.getuid?.() === 0) await run('chown', ['postgres:postgres', dir]);
   const data = join(dir, 'data');
+  const log = join(dir, 'server.log');
   await runAsPostgres(join(PG_BIN_DIR, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '-N', '-E', 'UTF8', '--no-locale']);
-  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
   const pgCtl = (...args: string[]) => runAsPostgres(join(PG_BIN_DIR, 'pg_ctl'), ['-D', data, ...args]);
   let running = false;
-  const start = async () => {
-    await pgCtl('-o', opts, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start');
+  const launch = async (port: number): Promise<number> => {
+    const logged = existsSync(log) ? statSync(log).size : 0;
+    const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
+    try {
+      await pgCtl('-o', opts, '-l', log, '-w', '-t', '60', 'start');
+    } catch (err) {
+      // The server says why it stopped in its log, not on pg_ctl's output.
+      const said = existsSync(log) ? readFileSync(log).subarray(logged).toString() : '';
+      if (ADDRESS_IN_USE.test(said)) throw new PortTaken(`postgres: port ${port} is taken`, { cause: err });
+      throw err;
+    }
     running = true;
+    return port;
   };
+  const start = async () => void (await onPort(async () => port, launch, 20, 500));
   const stop = async (mode: 'immediate' | 'fast' = 'fast') => {
     if (!running) return;
     await pgCtl('-m', mode, '-w', '-t', '60', 'stop');
     running = false;
   };
-  await start();
+  const port = await onPort(freePort, launch);
   // pg_ctl daemonizes the server: a test process that dies before destroy() must not leave it behind.
   stopOnExit(dir, () => {
     const ctl = [join(PG_BIN_DIR, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop'];
@@ -204,4 +411,10 @@ export async function startDisposablePostgres(): Promise<DisposablePostgres> {
       livePostgres.delete(dir);
     },
   };
+}
+
+/** SIGKILLs every process still running and waits until all are gone (test teardown). */
+export async function killAll(procs: readonly EvalgateProcess[]): Promise<void> {
+  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.kill('SIGKILL');
+  await Promise.all(procs.map((p) => p.exited));
 }
