@@ -1,16 +1,22 @@
 /**
  * What one chat-completions request costs the client's CPU: Node's global
- * `fetch` (as jobs/evaluators/llm-judge/provider-client.ts calls it, with and
- * without its AbortSignal.any + AbortSignal.timeout) against `node:http` with
- * a keep-alive agent. The fake provider (test/helpers/fake-llm.ts, no latency)
- * runs in a child process, so only the client's CPU is counted here.
+ * `fetch` (as jobs/evaluators/llm-judge/provider-client.ts used to call it,
+ * with and without its AbortSignal.any + AbortSignal.timeout) against
+ * `node:http` with a keep-alive agent, undici's `request()` with a keep-alive
+ * Agent, and the client itself (`callChatCompletions`, undici `request()` plus
+ * its timeout, cancellation and classification). The fake provider
+ * (test/helpers/fake-llm.ts, no latency) runs in a child process, so only the
+ * client's CPU is counted here.
  *
- *   node --import tsx bench/probe-fetch.ts [requests=5000] [concurrency=64]
+ *   node --import tsx bench/probe-fetch.ts [requests=5000] [concurrency=64] [mode-prefix,…]
  */
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { Agent as UndiciAgent, request as undiciRequest } from 'undici';
+import { callChatCompletions } from '../jobs/evaluators/llm-judge/provider-client.ts';
+import { providerSchema } from '../server/env.ts';
 import { startFakeLlm } from '../test/helpers/fake-llm.ts';
 
 if (process.argv[2] === 'server') {
@@ -56,11 +62,28 @@ if (process.argv[2] === 'server') {
     });
     return JSON.parse(await res.text()) as unknown;
   };
-  const modes: [string, () => Promise<unknown>][] = [
-    ['node:http + keep-alive Agent', viaHttp],
-    ['fetch', () => viaFetch(false)],
-    ['fetch + AbortSignal.any/timeout', () => viaFetch(true)],
-  ];
+  const undiciAgent = new UndiciAgent({ keepAliveTimeout: 4_000 });
+  const viaUndici = async () => {
+    const res = await undiciRequest(url, { dispatcher: undiciAgent, method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer sk-x' }, body });
+    return JSON.parse(await res.body.text()) as unknown;
+  };
+  const provider = providerSchema.parse({ base_url: url.replace(/\/chat\/completions$/, ''), api_key: 'sk-x', timeout_ms: 60_000 });
+  const chat = JSON.parse(body) as { model: string; messages: { role: string; content: string }[] };
+  const viaClient = async () => {
+    const out = await callChatCompletions(provider, { model: chat.model, messages: chat.messages, responseFormat: { type: 'json_object' } }, longLived.signal);
+    if (out.kind !== 'answer') throw new Error(`unexpected outcome ${JSON.stringify(out)}`);
+    return out;
+  };
+  const only = process.argv[4]?.split(',');
+  const modes = (
+    [
+      ['node:http + keep-alive Agent', viaHttp],
+      ['undici request + Agent', viaUndici],
+      ['callChatCompletions (undici)', viaClient],
+      ['fetch', () => viaFetch(false)],
+      ['fetch + AbortSignal.any/timeout', () => viaFetch(true)],
+    ] as [string, () => Promise<unknown>][]
+  ).filter(([name]) => !only || only.some((o) => name.startsWith(o)));
   try {
     for (const round of [1, 2]) {
       for (const [name, one] of modes) {
@@ -81,5 +104,6 @@ if (process.argv[2] === 'server') {
   } finally {
     server.kill('SIGTERM');
     agent.destroy();
+    await undiciAgent.close();
   }
 }

@@ -6,10 +6,10 @@
  * attempt; 5xx, timeouts and unparsable answers retry with exponential
  * backoff and jitter; 401/403 is a run-level failure.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { ProviderConfig } from '../../../server/env.ts';
 import type { EvalItem } from '../types.ts';
+import { sleep } from './abort.ts';
 import { answerSpec, parseAnswer } from './judge-answer.ts';
 import type { LlmJudgeConfig } from './llm-judge.schema.ts';
 import { callChatCompletions, type Usage } from './provider-client.ts';
@@ -46,7 +46,7 @@ export class LlmJudge {
     redis: Redis,
     prefix: string,
   ) {
-    this.limiter = new ProviderLimiter(redis, prefix, providerName, {
+    this.limiter = ProviderLimiter.for(redis, prefix, providerName, {
       concurrency: provider.concurrency,
       rpm: provider.rpm,
       leaseMs: provider.timeout_ms + 5_000,
@@ -67,8 +67,12 @@ export class LlmJudge {
     return { model: this.config.model, messages, params: this.config.params, responseFormat };
   }
 
-  /** Judges one item. Throws ProviderAuthError (run-level) or the signal's reason when aborted. */
-  async judge(item: EvalItem, signal: AbortSignal): Promise<JudgeOutcome> {
+  /**
+   * Judges one item. Throws ProviderAuthError (run-level) or the signal's reason when aborted.
+   * `priority`: this process serves provider slots to smaller values first (a chunk's start
+   * order, so the oldest chunk finishes first); equal values first come, first served.
+   */
+  async judge(item: EvalItem, signal: AbortSignal, priority = 0): Promise<JudgeOutcome> {
     const req = this.request(item);
     const usage: Usage = { prompt_tokens: 0, completion_tokens: 0 };
     const maxAttempts = this.provider.max_attempts;
@@ -79,7 +83,7 @@ export class LlmJudge {
     const finish = (o: Bare): JudgeOutcome => ({ ...o, attempts, usage, cost_usd: costOf(this.provider, usage) });
 
     while (attempts < maxAttempts) {
-      const release = await this.limiter.acquire(signal);
+      const release = await this.limiter.acquire(signal, priority);
       let out;
       try {
         out = await callChatCompletions(this.provider, req, signal);
@@ -95,7 +99,7 @@ export class LlmJudge {
           break;
         }
         await this.limiter.coolDown(wait).catch(() => undefined);
-        await sleep(wait + Math.random() * 100, undefined, { signal });
+        await sleep(wait + Math.random() * 100, signal);
         continue;
       }
       attempts++;
@@ -126,7 +130,7 @@ export class LlmJudge {
       }
       if (attempts < maxAttempts) {
         const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempts - 1));
-        await sleep(backoff / 2 + Math.random() * (backoff / 2), undefined, { signal });
+        await sleep(backoff / 2 + Math.random() * (backoff / 2), signal);
       }
     }
     return finish({ kind: 'error', error: `${lastProblem} (after ${attempts} attempt${attempts === 1 ? '' : 's'})` });

@@ -1,9 +1,17 @@
 /**
  * One chat-completions request to an OpenAI-compatible provider, with the
  * outcome classified for the retry policy. The API key is read from the
- * provider config at call time and only ever goes into this request's header.
+ * provider config at call time and only ever goes into this request's header
+ * (and is scrubbed from any message we build, in case a provider echoes it).
+ *
+ * Sent with undici (`Dispatcher.request`) over one keep-alive Agent per process, not
+ * the global `fetch`: fetch's WHATWG machinery (Request cloning, streams tee,
+ * AbortSignal.any) cost ≈ 4× the client CPU per request (bench/probe-fetch.ts).
  */
+import { EventEmitter } from 'node:events';
+import { Agent, type Dispatcher } from 'undici';
 import type { ProviderConfig } from '../../../server/env.ts';
+import { onAbort } from './abort.ts';
 
 export type Usage = { prompt_tokens: number; completion_tokens: number };
 
@@ -11,7 +19,7 @@ export type CallOutcome =
   | { kind: 'answer'; text: string; usage: Usage }
   /** 429: wait this long, then try again without using up an attempt */
   | { kind: 'rate_limited'; retryAfterMs: number | null }
-  /** 5xx, 408, timeouts, lost connections: back off and retry */
+  /** 5xx, 408, timeouts, lost connections, oversized responses: back off and retry */
   | { kind: 'transient'; message: string }
   /** 401/403: the key is wrong for every item; the run fails */
   | { kind: 'auth'; status: number; message: string }
@@ -25,6 +33,21 @@ export interface ChatRequest {
   responseFormat?: Record<string, unknown>;
 }
 
+/** A judge's answer is a few KB; anything this large is a broken or hostile provider, and is not buffered. */
+export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * One connection pool for every provider of this process. Its own timeouts are
+ * off: `timeout_ms` (below) bounds the whole request, connect to last byte.
+ * Idle sockets are unref'd by undici, so they do not keep a stopping process alive.
+ */
+const dispatcher: Dispatcher = new Agent({
+  keepAliveTimeout: 4_000,
+  headersTimeout: 0,
+  bodyTimeout: 0,
+  maxResponseSize: MAX_RESPONSE_BYTES,
+});
+
 /** `Retry-After` as seconds or an HTTP date, in ms. */
 export function parseRetryAfter(value: string | null): number | null {
   if (!value) return null;
@@ -34,51 +57,98 @@ export function parseRetryAfter(value: string | null): number | null {
   return Number.isFinite(date) ? Math.max(0, date - Date.now()) : null;
 }
 
+function header(value: string | string[] | undefined): string | null {
+  return (Array.isArray(value) ? value[0] : value) ?? null;
+}
+
 function snippet(text: string, n = 200): string {
   const s = text.replace(/\s+/g, ' ').trim();
   return s.length > n ? `${s.slice(0, n)}…` : s;
 }
 
+/** Messages never carry the key, even when the provider or an error quotes it. */
+function redact(provider: ProviderConfig, text: string): string {
+  return provider.api_key && text.includes(provider.api_key) ? text.replaceAll(provider.api_key, '[redacted]') : text;
+}
+
+/** `{base_url}/chat/completions` as origin and path, parsed once per provider (undici would parse a URL string per request). */
+const endpoints = new WeakMap<ProviderConfig, { origin: string; path: string }>();
+function endpointOf(provider: ProviderConfig): { origin: string; path: string } {
+  let endpoint = endpoints.get(provider);
+  if (endpoint === undefined) {
+    const url = new URL(`${provider.base_url.replace(/\/+$/, '')}/chat/completions`);
+    endpoint = { origin: url.origin, path: `${url.pathname}${url.search}` };
+    endpoints.set(provider, endpoint);
+  }
+  return endpoint;
+}
+
+function failureMessage(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown };
+  if (e?.code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') return `response larger than ${MAX_RESPONSE_BYTES} bytes`;
+  return typeof e?.message === 'string' && e.message !== '' ? e.message : String(err);
+}
+
 export async function callChatCompletions(provider: ProviderConfig, req: ChatRequest, signal: AbortSignal): Promise<CallOutcome> {
-  const timeout = AbortSignal.timeout(provider.timeout_ms);
-  let res: Response;
+  signal.throwIfAborted();
+  // Aborts this request when the caller's signal aborts (a canceled run stops at
+  // once) or at the timeout, which covers connect, headers and body. undici takes
+  // an EventEmitter as its signal: far cheaper to make than an AbortController.
+  const abort = new EventEmitter();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    abort.emit('abort');
+  }, provider.timeout_ms);
+  const unsubscribe = onAbort(signal, () => abort.emit('abort'));
+  const noAnswer = (): CallOutcome => ({ kind: 'transient', message: `no answer within ${provider.timeout_ms} ms` });
   try {
-    res = await fetch(`${provider.base_url.replace(/\/+$/, '')}/chat/completions`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        ...(provider.api_key ? { authorization: `Bearer ${provider.api_key}` } : {}),
-      },
-      body: JSON.stringify({ model: req.model, messages: req.messages, ...req.params, ...(req.responseFormat ? { response_format: req.responseFormat } : {}) }),
-      signal: AbortSignal.any([signal, timeout]),
-    });
-  } catch (err) {
-    if (signal.aborted) throw signal.reason ?? err;
-    if (timeout.aborted) return { kind: 'transient', message: `no answer within ${provider.timeout_ms} ms` };
-    return { kind: 'transient', message: `request failed: ${(err as Error).message}` };
+    let res: Dispatcher.ResponseData;
+    try {
+      const { origin, path } = endpointOf(provider);
+      res = await dispatcher.request({
+        origin,
+        path,
+        method: 'POST',
+        headers: provider.api_key
+          ? { 'content-type': 'application/json', authorization: `Bearer ${provider.api_key}` }
+          : { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: req.model, messages: req.messages, ...req.params, ...(req.responseFormat ? { response_format: req.responseFormat } : {}) }),
+        signal: abort,
+      });
+    } catch (err) {
+      if (signal.aborted) throw signal.reason ?? err;
+      if (timedOut) return noAnswer();
+      return { kind: 'transient', message: redact(provider, `request failed: ${failureMessage(err)}`) };
+    }
+    let body: string;
+    try {
+      body = await res.body.text();
+    } catch (err) {
+      if (signal.aborted) throw signal.reason ?? err;
+      if (timedOut) return noAnswer();
+      return { kind: 'transient', message: redact(provider, `response cut off: ${failureMessage(err)}`) };
+    }
+    const status = res.statusCode;
+    if (status === 429) return { kind: 'rate_limited', retryAfterMs: parseRetryAfter(header(res.headers['retry-after'])) };
+    if (status === 401 || status === 403) return { kind: 'auth', status, message: redact(provider, snippet(body)) };
+    if (status >= 500 || status === 408) return { kind: 'transient', message: redact(provider, `HTTP ${status}: ${snippet(body, 100)}`) };
+    if (status >= 400) return { kind: 'rejected', status, message: redact(provider, snippet(body)) };
+    let json: { choices?: { message?: { content?: unknown } }[]; usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } };
+    try {
+      json = JSON.parse(body) as typeof json;
+    } catch {
+      // Not even a chat-completions envelope: treat like an unparsable answer.
+      return { kind: 'answer', text: redact(provider, body), usage: { prompt_tokens: 0, completion_tokens: 0 } };
+    }
+    const content = json?.choices?.[0]?.message?.content;
+    const usage = {
+      prompt_tokens: Number.isFinite(Number(json?.usage?.prompt_tokens)) ? Number(json?.usage?.prompt_tokens) : 0,
+      completion_tokens: Number.isFinite(Number(json?.usage?.completion_tokens)) ? Number(json?.usage?.completion_tokens) : 0,
+    };
+    return { kind: 'answer', text: redact(provider, typeof content === 'string' ? content : JSON.stringify(json).slice(0, 1000)), usage };
+  } finally {
+    clearTimeout(timer);
+    unsubscribe();
   }
-  let body: string;
-  try {
-    body = await res.text();
-  } catch (err) {
-    if (signal.aborted) throw signal.reason ?? err;
-    return { kind: 'transient', message: timeout.aborted ? `no answer within ${provider.timeout_ms} ms` : `response cut off: ${(err as Error).message}` };
-  }
-  if (res.status === 429) return { kind: 'rate_limited', retryAfterMs: parseRetryAfter(res.headers.get('retry-after')) };
-  if (res.status === 401 || res.status === 403) return { kind: 'auth', status: res.status, message: snippet(body) };
-  if (res.status >= 500 || res.status === 408) return { kind: 'transient', message: `HTTP ${res.status}: ${snippet(body, 100)}` };
-  if (res.status >= 400) return { kind: 'rejected', status: res.status, message: snippet(body) };
-  let json: { choices?: { message?: { content?: unknown } }[]; usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } };
-  try {
-    json = JSON.parse(body) as typeof json;
-  } catch {
-    // Not even a chat-completions envelope: treat like an unparsable answer.
-    return { kind: 'answer', text: body, usage: { prompt_tokens: 0, completion_tokens: 0 } };
-  }
-  const content = json.choices?.[0]?.message?.content;
-  const usage = {
-    prompt_tokens: Number.isFinite(Number(json.usage?.prompt_tokens)) ? Number(json.usage?.prompt_tokens) : 0,
-    completion_tokens: Number.isFinite(Number(json.usage?.completion_tokens)) ? Number(json.usage?.completion_tokens) : 0,
-  };
-  return { kind: 'answer', text: typeof content === 'string' ? content : JSON.stringify(json).slice(0, 1000), usage };
 }
