@@ -19,8 +19,7 @@ import { EvaluatorConfigError, type Scorer } from './evaluator-cache.ts';
 import { onRunFinished } from './run-events.ts';
 import {
   failRun,
-  loadChunk,
-  loadPendingItems,
+  loadChunkWork,
   NO_SPEND,
   recordResults,
   type ChunkContext,
@@ -42,8 +41,10 @@ const RUN_WATCH_MS = 500;
 export async function processRunChunk(deps: WorkerDeps, job: Job): Promise<{ scored: number; skipped?: string }> {
   const { run_id, chunk_index } = parsePayload(runChunkPayload, job.data);
   const em = deps.container.orm.em.fork();
-  const chunk = await loadChunk(em, run_id, chunk_index);
-  if (!chunk) return { scored: 0, skipped: 'no such chunk' };
+  // the chunk, its run's state and its items still to score, in one round trip
+  const work = await loadChunkWork(em, run_id, chunk_index);
+  if (!work) return { scored: 0, skipped: 'no such chunk' };
+  const { chunk, items } = work;
   if (chunk.done) return { scored: 0, skipped: 'chunk already done' };
   if (chunk.status !== 'running') return { scored: 0, skipped: `run is ${chunk.status}` };
 
@@ -58,7 +59,6 @@ export async function processRunChunk(deps: WorkerDeps, job: Job): Promise<{ sco
     throw err;
   }
 
-  const items = await loadPendingItems(em, chunk);
   const attempts = job.attemptsMade + 1;
   if (scorer.kind === 'judge') return judgeChunk(deps, em, chunk, chunk_index, attempts, scorer.judge, items);
 
@@ -102,6 +102,9 @@ async function scoreAll(items: ItemToScore[], evaluate: (item: EvalItem) => Eval
   return results;
 }
 
+/** Judged chunks started by this process, in order. */
+let judgedChunks = 0;
+
 async function judgeChunk(
   deps: WorkerDeps,
   em: EntityManager,
@@ -113,9 +116,11 @@ async function judgeChunk(
 ): Promise<{ scored: number; skipped?: string }> {
   const runId = chunk.run_id;
   const watch = watchRun(em, runId);
+  const order = judgedChunks++; // the provider limiter serves older chunks first, so chunks finish one at a time
   let pending: ItemResult[] = [];
   let spend: Spend = { ...NO_SPEND };
   let scored = 0;
+  let judged = 0;
   let lastFlush = Date.now();
   let flushing: Promise<unknown> = Promise.resolve();
   // Records serially: results so far plus what they cost; `done` marks the chunk complete.
@@ -143,7 +148,7 @@ async function judgeChunk(
       const t0 = performance.now();
       let o: JudgeOutcome;
       try {
-        o = await judge.judge(item, watch.signal);
+        o = await judge.judge(item, watch.signal, order);
       } catch (err) {
         if (err instanceof ProviderAuthError) {
           authError ??= err;
@@ -164,7 +169,8 @@ async function judgeChunk(
           ? { item_id: item.id, status: o.passed ? 'passed' : 'failed', score: o.score, passed: o.passed, reason: truncate(o.reason), error: null, latency_ms: latency, ...usageOf(o) }
           : { ...errorResult(item.id, new Error(o.error), latency), ...usageOf(o) },
       );
-      if (pending.length >= JUDGE_FLUSH_ITEMS || Date.now() - lastFlush >= JUDGE_FLUSH_MS) await flush(false);
+      // the chunk's last result waits for the final flush, which also marks the chunk done (one statement, not two)
+      if (++judged < items.length && (pending.length >= JUDGE_FLUSH_ITEMS || Date.now() - lastFlush >= JUDGE_FLUSH_MS)) await flush(false);
     });
   } finally {
     watch.stop();

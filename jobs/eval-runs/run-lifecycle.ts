@@ -99,20 +99,6 @@ export interface ChunkContext {
   done: boolean;
 }
 
-export async function loadChunk(em: EntityManager, runId: string, chunkIndex: number): Promise<ChunkContext | null> {
-  const [row] = await sql<ChunkContext>(
-    em,
-    `select r.id as run_id, r.tenant_id, r.status, r.eval_version_id, r.dataset_id, v.version,
-            c.first_item_id, c.last_item_id, c.done_at is not null as done
-       from eval_run_chunks c
-       join eval_runs r on r.id = c.run_id
-       join dataset_versions v on v.id = r.dataset_version_id
-      where c.run_id = ? and c.chunk_index = ?`,
-    [runId, chunkIndex],
-  );
-  return row ?? null;
-}
-
 export interface ItemToScore {
   id: string;
   input: unknown;
@@ -121,18 +107,69 @@ export interface ItemToScore {
   metadata: unknown;
 }
 
-/** The chunk's items that have no result yet in this run. */
-export async function loadPendingItems(em: EntityManager, c: ChunkContext): Promise<ItemToScore[]> {
-  return sql<ItemToScore>(
+export interface ChunkWork {
+  chunk: ChunkContext;
+  /** the chunk's items without a result yet in this run, in id order; empty unless the chunk is undone and the run running */
+  items: ItemToScore[];
+}
+
+/**
+ * One round trip per chunk: the chunk and its run's state (first row, `chunk`
+ * as JSON) and, when the chunk is undone and the run running, the chunk's items
+ * that have no result yet in this run (the other rows).
+ *
+ * Looking for existing results is bounded by the chunk: one probe first (a
+ * first delivery finds none and skips the per-item check), then per-item
+ * probes within the chunk's id range only. Unbounded (`not exists` on run_id
+ * and item_id alone), the planner switched mid-run, once statistics showed the
+ * run's results, to a merge anti-join that read and sorted every result of the
+ * run so far for every chunk: quadratic in the run's size (≈ 250 ms of
+ * PostgreSQL CPU per chunk at 90,000 results).
+ */
+export async function loadChunkWork(em: EntityManager, runId: string, chunkIndex: number): Promise<ChunkWork | null> {
+  const rows = await sql<{ chunk: (ChunkContext & { has_results: boolean }) | null } & ItemToScore>(
     em,
-    `select i.id, i.input, i.output, i.expected_output, i.metadata
-       from dataset_items i
-      where i.dataset_id = ? and i.id between ? and ?
-        and i.valid_from <= ? and (i.valid_to is null or i.valid_to > ?)
-        and not exists (select 1 from eval_run_items r where r.run_id = ? and r.item_id = i.id)
-      order by i.id`,
-    [c.dataset_id, c.first_item_id, c.last_item_id, c.version, c.version, c.run_id],
+    `with c as (
+       select r.id as run_id, r.tenant_id, r.status, r.eval_version_id, r.dataset_id, v.version,
+              c.first_item_id, c.last_item_id, c.done_at is not null as done,
+              exists (select 1 from eval_run_items x
+                       where x.run_id = c.run_id and x.item_id between c.first_item_id and c.last_item_id) as has_results
+         from eval_run_chunks c
+         join eval_runs r on r.id = c.run_id
+         join dataset_versions v on v.id = r.dataset_version_id
+        where c.run_id = ? and c.chunk_index = ?
+     )
+     select row_to_json(c) as chunk, null::uuid as id, null::jsonb as input, null::jsonb as output,
+            null::jsonb as expected_output, null::jsonb as metadata
+       from c
+     union all
+     select null, i.id, i.input, i.output, i.expected_output, i.metadata
+       from c
+       cross join lateral (
+         select i.id, i.input, i.output, i.expected_output, i.metadata
+           from dataset_items i
+          where i.dataset_id = c.dataset_id and i.id between c.first_item_id and c.last_item_id
+            and i.valid_from <= c.version and (i.valid_to is null or i.valid_to > c.version)
+            and (not c.has_results
+                 or not exists (select 1 from eval_run_items x
+                                 where x.run_id = c.run_id and x.item_id = i.id
+                                   and x.item_id between c.first_item_id and c.last_item_id))
+          order by i.id
+       ) i
+      where not c.done and c.status = 'running'`,
+    [runId, chunkIndex],
   );
+  let chunk: ChunkContext | null = null;
+  const items: ItemToScore[] = [];
+  for (const row of rows) {
+    if (row.chunk) {
+      const { has_results: _, ...ctx } = row.chunk;
+      chunk = ctx;
+    } else {
+      items.push({ id: row.id, input: row.input, output: row.output, expected_output: row.expected_output, metadata: row.metadata });
+    }
+  }
+  return chunk ? { chunk, items } : null;
 }
 
 export interface ItemResult {
@@ -171,6 +208,13 @@ export interface RecordOutcome {
  * One statement, so one transaction: insert the results (a duplicate delivery
  * inserts nothing), add exactly the inserted rows to the counters, complete
  * the run when the last item lands, and mark the chunk done when `chunkDone`.
+ *
+ * eval_run_items has no foreign key to eval_runs (it cost a check per result).
+ * The statement instead holds the run FOR KEY SHARE from its start, once: a
+ * run being deleted (FOR UPDATE) waits for this statement to commit and then
+ * deletes its results too, and a statement that comes after the delete finds
+ * no running run and inserts nothing. FOR KEY SHARE does not conflict with
+ * the counter updates of concurrent chunks of the same run, nor with a cancel.
  */
 export async function recordResults(
   em: EntityManager,
@@ -187,16 +231,20 @@ export async function recordResults(
   );
   const [row] = await sql<RecordOutcome>(
     em,
-    `with ins as (
+    `with run as (
+       -- a canceled (failed) run takes no more results, even from a chunk that was mid-flight;
+       -- the lock keeps the run (and so these results' owner) from being deleted until commit
+       select 1 from eval_runs where id = ? and status = 'running' for key share
+     ), ins as (
        insert into eval_run_items (run_id, item_id, tenant_id, status, score, passed, reason, error, attempts, latency_ms,
                                    prompt_tokens, completion_tokens, cost_usd, created_at)
        select ?, x.item_id, ?, x.status, x.score, x.passed, x.reason, x.error, coalesce(x.attempts, ?), x.latency_ms,
               x.prompt_tokens, x.completion_tokens, x.cost_usd, now()
-         from jsonb_to_recordset(?::jsonb)
+         -- json, not jsonb: parsed once and read once, building a jsonb value first only costs CPU
+         from json_to_recordset(?::json)
               as x(item_id uuid, status text, score float8, passed bool, reason text, error text, latency_ms int, attempts int,
                    prompt_tokens int, completion_tokens int, cost_usd float8)
-        -- a canceled (failed) run takes no more results, even from a chunk that was mid-flight
-        where exists (select 1 from eval_runs er where er.id = ? and er.status = 'running')
+        where exists (select 1 from run)
        on conflict (run_id, item_id) do nothing
        returning status, score
      ), agg as (
@@ -229,10 +277,10 @@ export async function recordResults(
                (r.status = 'completed' and r.completed_count - agg.n < r.item_count) as just_completed`,
     [
       c.run_id,
+      c.run_id,
       c.tenant_id,
       attempts,
       payload,
-      c.run_id,
       c.run_id,
       chunkIndex,
       chunkDone,

@@ -237,13 +237,19 @@ export async function deleteDataset(em: EntityManager, tenantId: string, dataset
   await em.transactional(async (tx) => {
     const [ds] = await sql<{ id: string }>(tx, 'select id from datasets where id = ? and tenant_id = ? for update', [datasetId, tenantId]);
     if (!ds) throw notFound('dataset', datasetId);
-    const [active] = await sql<{ id: string; status: string }>(
-      tx,
-      `select id, status from eval_runs where dataset_id = ? and status in ('pending', 'running') limit 1`,
-      [datasetId],
-    );
+    // Lock the dataset's runs before looking at them: a run retried meanwhile cannot turn running
+    // behind this check, and a chunk still recording results (it holds its run FOR KEY SHARE for
+    // the statement) commits first, so the deletes below see its results.
+    const runs = await sql<{ id: string; status: string }>(tx, 'select id, status from eval_runs where dataset_id = ? for update', [datasetId]);
+    const active = runs.find((r) => r.status === 'pending' || r.status === 'running');
     if (active) {
       throw new DomainError('CONFLICT', `dataset ${datasetId} has a ${active.status} run (${active.id}); cancel it or wait for it to finish`);
+    }
+    // Results have no foreign key to their run (it cost a check per recorded result): delete them,
+    // and the chunks, explicitly; the cascade from the dataset then takes versions, items and runs.
+    if (runs.length > 0) {
+      await sql(tx, 'delete from eval_run_items where run_id in (select id from eval_runs where dataset_id = ?)', [datasetId]);
+      await sql(tx, 'delete from eval_run_chunks where run_id in (select id from eval_runs where dataset_id = ?)', [datasetId]);
     }
     await sql(tx, 'delete from datasets where id = ?', [datasetId]);
   });

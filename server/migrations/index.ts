@@ -5,6 +5,7 @@ import { Migration20261125222545ListIndexes } from './Migration20261125222545Lis
 import { Migration20261125224131JudgeUsage } from './Migration20261125224131JudgeUsage.ts';
 import { Migration20261125224942IdempotencyKeys } from './Migration20261125224942IdempotencyKeys.ts';
 import { Migration20261125225356Webhooks } from './Migration20261125225356Webhooks.ts';
+import { Migration20261126012904ResultsWithoutRunForeignKey } from './Migration20261126012904ResultsWithoutRunForeignKey.ts';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125000000Initial', class: Migration20261125000000Initial },
@@ -12,4 +13,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125224131JudgeUsage', class: Migration20261125224131JudgeUsage },
   { name: 'Migration20261125224942IdempotencyKeys', class: Migration20261125224942IdempotencyKeys },
   { name: 'Migration20261125225356Webhooks', class: Migration20261125225356Webhooks },
+  { name: 'Migration20261126012904ResultsWithoutRunForeignKey', class: Migration20261126012904ResultsWithoutRunForeignKey },
 ];

@@ -5,6 +5,7 @@
  */
 import { createTRPCClient, httpBatchLink } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordResults } from '../../jobs/eval-runs/run-lifecycle.ts';
 import type { AppRouter } from '../../routers/_app.ts';
 import { sql } from '../../server/sql.ts';
 import { assertCountersExact, makeTenant, type TenantFixture } from '../helpers/factories.ts';
@@ -351,6 +352,8 @@ describe('roles and tenants', () => {
     const ev = ((await post('/v1/evals', a.keys.member, { name: 'e', evaluator: { type: 'exact_match' } })).body.latest_version as Json).id as string;
     await post(`/v1/datasets/${ds}/items`, a.keys.member, { items: [{ input: 1, expected_output: 1, output: 1 }] });
     const run = await post(`/v1/datasets/${ds}/runs`, a.keys.member, { eval_version_id: ev });
+    // let the workers finish it first: a worker completing it after the update below would unblock the delete
+    await waitForRunEnd(s.baseUrl, a.keys.member, run.body.id as string);
     await sql(s.container.orm.em.fork(), `update eval_runs set status = 'running' where id = ?`, [run.body.id]);
     const blocked = await api(s.baseUrl, 'DELETE', `/v1/datasets/${ds}`, a.keys.owner);
     expect(blocked.status).toBe(409);
@@ -361,6 +364,92 @@ describe('roles and tenants', () => {
     expect(deleted.status).toBe(204);
     expect((await get(`/v1/datasets/${ds}`, a.keys.owner)).status).toBe(404);
     expect((await get(`/v1/eval-runs/${run.body.id as string}`, a.keys.owner)).status).toBe(404);
+  });
+
+  it('deleting a dataset deletes its runs\' results and chunks, counted in rows, and no other dataset\'s', async () => {
+    const ev = ((await post('/v1/evals', a.keys.member, { name: 'e', evaluator: { type: 'exact_match' } })).body.latest_version as Json).id as string;
+    const withRuns = async (name: string, n: number, runs: number) => {
+      const ds = (await post('/v1/datasets', a.keys.member, { name })).body.id as string;
+      await post(`/v1/datasets/${ds}/items`, a.keys.member, { items: Array.from({ length: n }, (_, i) => ({ input: i, expected_output: i, output: i % 3 ? i : -1 })) });
+      const ids: string[] = [];
+      for (let r = 0; r < runs; r++) {
+        const run = await post(`/v1/datasets/${ds}/runs`, a.keys.member, { eval_version_id: ev });
+        expect(run.status).toBe(202);
+        expect(await waitForRunEnd(s.baseUrl, a.keys.member, run.body.id as string)).toMatchObject({ status: 'completed', completed_count: n });
+        ids.push(run.body.id as string);
+      }
+      return { ds, runs: ids };
+    };
+    const rows = async (runIds: string[]) =>
+      (
+        await sql<{ results: number; chunks: number; runs: number }>(
+          s.container.orm.em.fork(),
+          `select (select count(*)::int from eval_run_items where run_id in (select (jsonb_array_elements_text(?::jsonb))::uuid)) as results,
+                  (select count(*)::int from eval_run_chunks where run_id in (select (jsonb_array_elements_text(?::jsonb))::uuid)) as chunks,
+                  (select count(*)::int from eval_runs where id in (select (jsonb_array_elements_text(?::jsonb))::uuid)) as runs`,
+          [JSON.stringify(runIds), JSON.stringify(runIds), JSON.stringify(runIds)],
+        )
+      )[0];
+    const doomed = await withRuns('doomed-with-results', 450, 2); // 3 chunks of 200 per run
+    const kept = await withRuns('kept', 250, 1);
+    expect(await rows(doomed.runs)).toEqual({ results: 900, chunks: 6, runs: 2 });
+    expect(await rows(kept.runs)).toEqual({ results: 250, chunks: 2, runs: 1 });
+    const totalBefore = (await sql<{ n: number }>(s.container.orm.em.fork(), 'select count(*)::int as n from eval_run_items'))[0]?.n ?? 0;
+
+    expect((await api(s.baseUrl, 'DELETE', `/v1/datasets/${doomed.ds}`, a.keys.owner)).status).toBe(204);
+    expect(await rows(doomed.runs)).toEqual({ results: 0, chunks: 0, runs: 0 });
+    expect(await rows(kept.runs)).toEqual({ results: 250, chunks: 2, runs: 1 });
+    // nowhere an orphan: every result still in the table belongs to a run that exists
+    const [all] = await sql<{ n: number; orphans: number }>(
+      s.container.orm.em.fork(),
+      'select count(*)::int as n, (count(*) filter (where not exists (select 1 from eval_runs r where r.id = i.run_id)))::int as orphans from eval_run_items i',
+    );
+    expect(all).toEqual({ n: totalBefore - 900, orphans: 0 });
+    await assertCountersExact(s.container.orm.em.fork(), kept.runs[0] as string);
+  });
+
+  it('a dataset delete waits for a result still being recorded, and a recording after the delete stores nothing', async () => {
+    const ev = ((await post('/v1/evals', a.keys.member, { name: 'e', evaluator: { type: 'exact_match' } })).body.latest_version as Json).id as string;
+    const ds = (await post('/v1/datasets', a.keys.member, { name: 'raced' })).body.id as string;
+    await post(`/v1/datasets/${ds}/items`, a.keys.member, { items: [{ input: 1, expected_output: 1, output: 1 }] });
+    const runId = (await post(`/v1/datasets/${ds}/runs`, a.keys.member, { eval_version_id: ev })).body.id as string;
+    expect(await waitForRunEnd(s.baseUrl, a.keys.member, runId)).toMatchObject({ status: 'completed', completed_count: 1 });
+    const results = async () =>
+      (await sql<{ n: number }>(s.container.orm.em.fork(), 'select count(*)::int as n from eval_run_items where run_id = ?', [runId]))[0]?.n;
+    // What a chunk statement that saw the run running does before it commits (recordResults):
+    // it holds the run FOR KEY SHARE and inserts its results. The delete must wait for it, then take them too.
+    let commit!: () => void;
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const recording = s.container.orm.em.fork().transactional(async (tx) => {
+      await sql(tx, `select 1 from eval_runs where id = ? for key share`, [runId]);
+      await sql(
+        tx,
+        `insert into eval_run_items (run_id, item_id, tenant_id, status, score, passed, attempts, latency_ms, created_at)
+         values (?, gen_random_uuid(), ?, 'passed', 1, true, 1, 0, now())`,
+        [runId, a.id],
+      );
+      locked();
+      await new Promise<void>((r) => (commit = r));
+    });
+    await isLocked;
+    let deleted = false;
+    const deleting = api(s.baseUrl, 'DELETE', `/v1/datasets/${ds}`, a.keys.owner).then((r) => {
+      deleted = true;
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(deleted).toBe(false);
+    commit();
+    await recording;
+    expect((await deleting).status).toBe(204);
+    expect(await results()).toBe(0);
+    // and a chunk that records for the deleted run finds no running run: nothing stored, no counters to move
+    const out = await recordResults(s.container.orm.em.fork(), { run_id: runId, tenant_id: a.id }, 0, 1, [
+      { item_id: '00000000-0000-7000-8000-000000000001', status: 'passed', score: 1, passed: true, reason: null, error: null, latency_ms: 1 },
+    ], true);
+    expect(out).toBeNull();
+    expect(await results()).toBe(0);
   });
 
   it('tenant B gets 404 for every one of tenant A\'s ids, and never A\'s data', async () => {

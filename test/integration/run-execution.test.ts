@@ -5,7 +5,7 @@
  * the counters equal count(results).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRun } from '../../jobs/eval-runs/run-lifecycle.ts';
+import { failRun, loadChunkWork, recordResults, startRun, type ItemResult } from '../../jobs/eval-runs/run-lifecycle.ts';
 import { startWorkers } from '../../jobs/registry.ts';
 import { QUEUE_NAMES } from '../../jobs/queues.ts';
 import { addDatasetItems } from '../../routers/datasets/dataset.service.ts';
@@ -154,6 +154,64 @@ describe('controlled delivery (workers started by the test)', () => {
     } finally {
       await workers.close();
     }
+  });
+
+  it('a chunk redelivered after part of it was recorded loads only the rest; a done chunk or an ended run loads nothing', async () => {
+    const ds = await makeDataset(s.container, t.id, items(100));
+    const ev = await makeEval(s.container, t.id);
+    const scheduled = await scheduleRun(s.baseUrl, t.keys.member, ds.datasetId, ev.evalVersionId);
+    await s.container.queues.runStart.remove(scheduled.id); // this test delivers by hand
+    const em = s.container.orm.em.fork();
+    expect((await startRun(em, scheduled.id, 50)).chunks).toBe(2);
+    const first = await loadChunkWork(em, scheduled.id, 0);
+    expect(first?.chunk).toMatchObject({ run_id: scheduled.id, tenant_id: t.id, status: 'running', done: false });
+    expect(first?.items).toHaveLength(50);
+    const ids = (first?.items ?? []).map((i) => i.id);
+    expect(ids).toEqual([...ids].sort());
+    const result = (id: string): ItemResult => ({ item_id: id, status: 'passed', score: 1, passed: true, reason: null, error: null, latency_ms: 1 });
+    // 20 of them recorded, the chunk not marked done (as a judged chunk's intermediate flush or a crash would leave it)
+    const recorded = ids.filter((_, k) => k % 5 < 2);
+    await recordResults(em, first!.chunk, 0, 1, recorded.map(result), false);
+    const again = await loadChunkWork(em, scheduled.id, 0);
+    expect(again?.chunk.done).toBe(false);
+    expect(again?.items.map((i) => i.id)).toEqual(ids.filter((id) => !recorded.includes(id)));
+    expect((await loadChunkWork(em, scheduled.id, 1))?.items).toHaveLength(50); // the other chunk is untouched
+    const out = await recordResults(em, again!.chunk, 0, 2, ids.map(result), true); // a full re-score: only the 30 missing land
+    expect(out).toMatchObject({ inserted: 30, completed_count: 50, status: 'running', just_completed: false });
+    expect(await loadChunkWork(em, scheduled.id, 0)).toMatchObject({ chunk: { done: true }, items: [] });
+    expect(await loadChunkWork(em, scheduled.id, 2)).toBeNull();
+    await failRun(em, scheduled.id, 'canceled');
+    expect(await loadChunkWork(em, scheduled.id, 1)).toMatchObject({ chunk: { status: 'failed', done: false }, items: [] });
+    await assertCountersExact(em, scheduled.id);
+  });
+
+  it('results never outlive their run, however the run is deleted', async () => {
+    const other = await makeTenant(s.container, 'leaving');
+    const ev = await makeEval(s.container, other.id);
+    const em = s.container.orm.em.fork();
+    const recordedRun = async () => {
+      const ds = await makeDataset(s.container, other.id, items(60));
+      const run = await scheduleRun(s.baseUrl, other.keys.member, ds.datasetId, ev.evalVersionId);
+      await s.container.queues.runStart.remove(run.id);
+      await startRun(em, run.id, 50);
+      for (const idx of [0, 1]) {
+        const w = await loadChunkWork(em, run.id, idx);
+        await recordResults(em, w!.chunk, idx, 1, w!.items.map((i): ItemResult => ({ item_id: i.id, status: 'failed', score: 0, passed: false, reason: null, error: null, latency_ms: 1 })), true);
+      }
+      expect(await getRun(s.baseUrl, other.keys.member, run.id)).toMatchObject({ status: 'completed', completed_count: 60 });
+      return run.id;
+    };
+    const count = async (runId: string) =>
+      (await sql<{ n: number }>(em, 'select count(*)::int as n from eval_run_items where run_id = ?', [runId]))[0]?.n;
+    const byHand = await recordedRun();
+    const withTenant = await recordedRun();
+    expect(await count(byHand)).toBe(60);
+    await sql(em, 'delete from eval_runs where id = ?', [byHand]);
+    expect(await count(byHand)).toBe(0);
+    expect(await count(withTenant)).toBe(60);
+    // the cascade tenants → eval_runs takes the results along too (no foreign key from results to runs)
+    await sql(em, 'delete from tenants where id = ?', [other.id]);
+    expect(await count(withTenant)).toBe(0);
   });
 
   it('keeps the pinned snapshot: items added after scheduling are not in the run', async () => {
