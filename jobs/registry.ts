@@ -120,8 +120,9 @@ export async function startWorkers(container: Container): Promise<Workers> {
         // and never settles: after a short bound, drop the connections instead of waiting on them.
         const forced = await settlesWithin(Promise.all(workers.map((w) => w.close(true))), FORCED_CLOSE_MS);
         if (!forced) {
-          log.warn({ ms: FORCED_CLOSE_MS }, 'workers could not close (Redis unreachable?); disconnecting them');
-          await Promise.allSettled(workers.map((w) => w.disconnect()));
+          // disconnect() waits on the same connections: start it and move on (the process exits after shutdown).
+          log.warn({ ms: FORCED_CLOSE_MS }, 'workers could not close (Redis unreachable?); dropping their connections');
+          for (const w of workers) void w.disconnect().catch(() => undefined);
         }
       }
     },
