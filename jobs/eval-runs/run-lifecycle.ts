@@ -204,6 +204,21 @@ export interface RecordOutcome {
   just_completed: boolean;
 }
 
+const UNSTORABLE_SOURCE = '[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]|\\u0000';
+const UNSTORABLE = new RegExp(UNSTORABLE_SOURCE);
+const UNSTORABLE_ALL = new RegExp(UNSTORABLE_SOURCE, 'g');
+
+/**
+ * Text PostgreSQL will store: a lone UTF-16 surrogate (an emoji cut in half by
+ * a truncation, or sent as such by a provider) or a NUL makes the whole
+ * chunk's statement fail (`unsupported Unicode escape sequence`), on every
+ * retry; they become U+FFFD.
+ */
+export function storableText(s: string | null | undefined): string | null {
+  if (s === null || s === undefined) return null;
+  return UNSTORABLE.test(s) ? s.replace(UNSTORABLE_ALL, '\uFFFD') : s;
+}
+
 /**
  * One statement, so one transaction: insert the results (a duplicate delivery
  * inserts nothing), add exactly the inserted rows to the counters, complete
@@ -227,7 +242,7 @@ export async function recordResults(
 ): Promise<RecordOutcome | null> {
   // One JSON parameter unpacked by Postgres: a fixed statement whatever the chunk size.
   const payload = JSON.stringify(
-    results.map((r) => ({ ...r, latency_ms: Math.max(0, Math.round(r.latency_ms)) })),
+    results.map((r) => ({ ...r, reason: storableText(r.reason), error: storableText(r.error), latency_ms: Math.max(0, Math.round(r.latency_ms)) })),
   );
   const [row] = await sql<RecordOutcome>(
     em,

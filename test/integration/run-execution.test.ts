@@ -185,6 +185,31 @@ describe('controlled delivery (workers started by the test)', () => {
     await assertCountersExact(em, scheduled.id);
   });
 
+  it('stores a reason or error holding half an emoji or a NUL (as U+FFFD) instead of failing the chunk on every retry', async () => {
+    const ds = await makeDataset(s.container, t.id, items(3));
+    const ev = await makeEval(s.container, t.id);
+    const scheduled = await scheduleRun(s.baseUrl, t.keys.member, ds.datasetId, ev.evalVersionId);
+    await s.container.queues.runStart.remove(scheduled.id);
+    const em = s.container.orm.em.fork();
+    await startRun(em, scheduled.id, 50);
+    const w = await loadChunkWork(em, scheduled.id, 0);
+    const [a, b, c] = w!.items.map((i) => i.id);
+    const emoji = '\u{1F600}';
+    const results: ItemResult[] = [
+      { item_id: a!, status: 'failed', score: 0, passed: false, reason: `cut here ${emoji.slice(0, 1)}`, error: null, latency_ms: 1 },
+      { item_id: b!, status: 'error', score: null, passed: null, reason: null, error: `${emoji.slice(1)} nul\u0000here`, latency_ms: 1 },
+      { item_id: c!, status: 'passed', score: 1, passed: true, reason: `whole ${emoji}`, error: null, latency_ms: 1 },
+    ];
+    const out = await recordResults(em, w!.chunk, 0, 1, results, true);
+    expect(out).toMatchObject({ inserted: 3, completed_count: 3, status: 'completed' });
+    const rows = await sql<{ item_id: string; reason: string | null; error: string | null }>(em, 'select item_id, reason, error from eval_run_items where run_id = ? order by item_id', [scheduled.id]);
+    expect(Object.fromEntries(rows.map((r) => [r.item_id, r.reason ?? r.error]))).toEqual({
+      [a!]: 'cut here \uFFFD',
+      [b!]: '\uFFFD nul\uFFFDhere',
+      [c!]: `whole ${emoji}`,
+    });
+  });
+
   it('results never outlive their run, however the run is deleted', async () => {
     const other = await makeTenant(s.container, 'leaving');
     const ev = await makeEval(s.container, other.id);
