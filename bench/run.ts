@@ -286,7 +286,7 @@ function report(o: BenchOptions, r: Results): string {
     );
     if (s.capProbe.length) {
       lines.push(
-        'The active-run cap check (checkRunCaps\' statement, run from the bench process, median wall time) with the tenant\'s pending runs already in the table:',
+        'The active-run cap check (the count inside insertPendingRun\'s statement, run on its own from the bench process, median wall time) with the tenant\'s pending runs already in the table:',
         '',
         table(
           ['pending runs', ...[...new Set(s.capProbe.map((p) => p.cap))].map((c) => `cap ${fmt(c)}`)],

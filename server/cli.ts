@@ -43,7 +43,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 
 const commands: Record<string, (c: Container, args: string[]) => Promise<unknown>> = {
   async migrate(c) {
-    const executed = await c.orm.getMigrator().getExecutedMigrations();
+    const executed = await (await c.migrator()).getExecutedMigrations();
     return { status: 'ok', migrations: executed.map((m) => m.name) };
   },
   async 'tenants:create'(c, args) {

@@ -3,6 +3,8 @@
  * Redis) and builds the long-lived services. No hidden singletons: tests build
  * as many containers as they like, each with its own database and queue prefix.
  */
+import { settlesWithin } from './deadline.ts';
+import type { Migrator } from '@mikro-orm/migrations';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Redis } from 'ioredis';
 import { createQueues, jobOptions, type Queues } from '../jobs/queues.ts';
@@ -13,7 +15,7 @@ import { parseFaults, type Faults } from './faults.ts';
 import { WriteRateLimiter } from './rate-limit.ts';
 import { configuredSecrets, createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { createOrmConfig } from './mikro-orm.config.ts';
+import { createBaseOrmConfig, mayHavePendingMigrations } from './orm-config.ts';
 
 export interface Container {
   env: Env;
@@ -29,6 +31,10 @@ export interface Container {
   writeLimiter: WriteRateLimiter;
   /** This process's Prometheus registry (served at /metrics). */
   metrics: Metrics;
+  /** MikroORM's migrator, loaded on first use (≈ 5 MB of heap that most processes never need). */
+  migrator(): Promise<Migrator>;
+  /** How many migrations the database lacks; loads the migrator only when it cannot tell without it. */
+  pendingMigrations(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -43,9 +49,11 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
   if (opts.migrate ?? true) {
     if (await ensureDatabase(env.DATABASE_URL)) log.info('created database');
   }
-  const orm = await MikroORM.init(createOrmConfig({ databaseUrl: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX }));
-  if (opts.migrate ?? true) {
-    const applied = await orm.getMigrator().up();
+  const orm = await MikroORM.init(createBaseOrmConfig({ databaseUrl: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX }));
+  const migrator = async () => (await import('./mikro-orm.config.ts')).withMigrator(orm);
+  const pendingMigrations = async () => ((await mayHavePendingMigrations(orm)) ? (await (await migrator()).getPendingMigrations()).length : 0);
+  if ((opts.migrate ?? true) && (await mayHavePendingMigrations(orm))) {
+    const applied = await (await migrator()).up();
     if (applied.length) log.info({ migrations: applied.map((m) => m.name) }, 'applied migrations');
   }
 
@@ -82,10 +90,14 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
       actorPerMinute: env.RATE_LIMIT_KEY_WRITES_PER_MINUTE,
     }),
     metrics: createMetrics({ queues, orm, log }),
+    migrator,
+    pendingMigrations,
     async close() {
       if (closed) return;
       closed = true;
-      await queues.close().catch((err: Error) => log.warn({ err: err.message }, 'closing queues'));
+      // Closing a queue waits on its connection; with Redis away that is forever: bounded, then dropped below.
+      const closedQueues = queues.close().catch((err: Error) => log.warn({ err: err.message }, 'closing queues'));
+      if (!(await settlesWithin(closedQueues, 2_000))) log.warn('queues did not close (Redis unreachable?); dropping the connection');
       await orm.close(true);
       redis.disconnect();
     },

@@ -213,8 +213,8 @@ async function readiness(container: Container, workers?: Workers): Promise<Recor
       if ((await container.redis.ping()) !== 'PONG') throw new Error('no PONG');
     }),
     check(async () => {
-      const pending = await container.orm.getMigrator().getPendingMigrations();
-      if (pending.length > 0) throw new Error(`${pending.length} pending`);
+      const pending = await container.pendingMigrations();
+      if (pending > 0) throw new Error(`${pending} pending`);
     }),
   ]);
   const checks: Record<string, string> = { postgres, redis, migrations };

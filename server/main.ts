@@ -4,10 +4,10 @@
  * api    — HTTP only (`npm run start:api`)
  * worker — BullMQ workers only (`npm run start:worker`)
  */
-import { startWorkers, type Workers } from '../jobs/registry.ts';
+import type { Workers } from '../jobs/registry.ts';
 import { createContainer } from './container.ts';
 import { EnvError, loadEnv } from './env.ts';
-import { buildApp, type App } from './http.ts';
+import type { App } from './http.ts';
 import { configuredSecrets, createLogger } from './logger.ts';
 import { onShutdown } from './shutdown.ts';
 
@@ -30,8 +30,14 @@ async function main(mode: Mode): Promise<void> {
 
   let app: App | undefined;
   let workers: Workers | undefined;
-  if (mode !== 'api') workers = await startWorkers(container);
+  // Each mode loads only its own half: a worker never loads the HTTP stack (Fastify plugins, routers,
+  // trpc-to-openapi, the OpenAPI document), an API process never loads the job processors (peak RSS).
+  if (mode !== 'api') {
+    const { startWorkers } = await import('../jobs/registry.ts');
+    workers = await startWorkers(container);
+  }
   if (mode !== 'worker') {
+    const { buildApp } = await import('./http.ts');
     app = await buildApp(container, { workers });
     await app.listen({ port: env.PORT, host: env.HOST });
   }
@@ -40,7 +46,8 @@ async function main(mode: Mode): Promise<void> {
     { name: 'http', run: async () => void (await app?.close()) },
     { name: 'workers', run: async () => void (await workers?.close()) },
     { name: 'container', run: () => container.close() },
-  ]);
+    // past the workers' own deadline plus the bounded closes, a stuck step ends the process anyway
+  ], { hardDeadlineMs: env.SHUTDOWN_TIMEOUT_MS + 30_000 });
 }
 
 /** BullMQ loses jobs under any eviction policy but noeviction; say so loudly at start. */

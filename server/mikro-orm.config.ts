@@ -1,38 +1,26 @@
-import { defineConfig } from '@mikro-orm/postgresql';
+import type { MikroORM } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
-import { entities } from '../entities/index.ts';
 import { migrationsList } from './migrations/index.ts';
+import { createBaseOrmConfig, type OrmOptions } from './orm-config.ts';
 
-export interface OrmOptions {
-  databaseUrl: string;
-  poolMax: number;
-  debug?: boolean;
+export type { OrmOptions } from './orm-config.ts';
+
+/**
+ * The one MikroORM configuration: explicit entities, explicit migrations list, no discovery.
+ * For tools (scripts/migration-create.ts). The server's processes start from
+ * orm-config.ts without the migrator and load this module only when they need
+ * the migrator (`withMigrator`): importing it costs ≈ 5 MB of heap, 5–10 MB of RSS.
+ */
+export function createOrmConfig(opts: OrmOptions) {
+  const base = createBaseOrmConfig(opts);
+  return { ...base, extensions: [Migrator], migrations: { ...base.migrations, migrationsList } };
 }
 
-/** The one MikroORM configuration: explicit entities, explicit migrations list, no discovery. */
-export function createOrmConfig(opts: OrmOptions) {
-  return defineConfig({
-    clientUrl: opts.databaseUrl,
-    entities,
-    extensions: [Migrator],
-    discovery: { warnWhenNoEntities: true, checkDuplicateTableNames: true },
-    // A dead or unreachable Postgres must fail a request within seconds (503), not hang it:
-    // bounded connect and acquire times, and a statement timeout as the last guard.
-    pool: { min: 0, max: opts.poolMax, createTimeoutMillis: 3_000, idleTimeoutMillis: 30_000 },
-    driverOptions: { acquireConnectionTimeout: 5_000, connection: { connectionTimeoutMillis: 3_000, statement_timeout: 120_000 } },
-    migrations: {
-      migrationsList,
-      tableName: 'mikro_orm_migrations',
-      transactional: true,
-      allOrNothing: true,
-      snapshot: false,
-      emit: 'ts',
-      // the container logs applied migrations itself; stdout stays clean for the CLI
-      silent: true,
-      path: 'server/migrations',
-    },
-    forceUtcTimezone: true,
-    debug: opts.debug ?? false,
-    allowGlobalContext: false,
-  });
+/** Gives an ORM built from createBaseOrmConfig the migrator and the explicit migrations list. */
+export function withMigrator(orm: MikroORM): Migrator {
+  if (!orm.config.get('migrations').migrationsList) {
+    orm.config.set('migrations', { ...orm.config.get('migrations'), migrationsList });
+    Migrator.register(orm);
+  }
+  return orm.getMigrator() as Migrator;
 }

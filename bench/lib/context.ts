@@ -5,13 +5,13 @@
  * start evalgate processes wired to all of that. close() drops the database
  * and deletes every key under the prefix.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startFakeLlm, type FakeLlm } from '../../test/helpers/fake-llm.ts';
 import { freePort } from '../../test/helpers/processes.ts';
 import { startStack, uniqueName, type Stack } from '../../test/helpers/stack.ts';
-import { spawnTs, waitHttp, type Proc } from './procs.ts';
+import { ROOT, spawnTs, waitHttp, type Proc } from './procs.ts';
 
 export interface BenchOptions {
   smoke: boolean;
@@ -36,8 +36,8 @@ export interface Bench {
   evalgateEnv(extra?: Record<string, string>): Record<string, string>;
   startApi(name: string, extra?: Record<string, string>): Promise<{ proc: Proc; base: string }>;
   startWorker(name: string, extra?: Record<string, string>): Proc;
-  /** node flags for a process named `name` (CPU profile when asked) */
-  nodeArgs(name: string): string[];
+  /** node flags for a process named `name`: those of `npm run start:api|worker`, and a CPU profile when asked */
+  nodeArgs(name: string, mode: 'api' | 'worker'): string[];
   log(line: string): void;
   close(): Promise<void>;
 }
@@ -85,17 +85,21 @@ export async function openBench(opts: BenchOptions): Promise<Bench> {
       EVALGATE_PROVIDERS: providers,
       ...extra,
     }),
-    // one directory per process: node writes one profile per thread (tsx's loader hooks run in a thread of their own)
-    nodeArgs: (name) => (opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.cpuProfDir, name)}`] : []),
+    nodeArgs: (name, mode) => [
+      // the bench measures what `npm start` runs (its heap limit above all: peak RSS depends on it)
+      ...startScriptNodeFlags(mode),
+      // one directory per process: node writes one profile per thread (tsx's loader hooks run in a thread of their own)
+      ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.cpuProfDir, name)}`] : []),
+    ],
     async startApi(name, extra = {}) {
       const port = await freePort();
-      const proc = spawnTs(name, 'server/main.ts', ['api'], { env: bench.evalgateEnv({ PORT: String(port), ...extra }), nodeArgs: bench.nodeArgs(name) });
+      const proc = spawnTs(name, 'server/main.ts', ['api'], { env: bench.evalgateEnv({ PORT: String(port), ...extra }), nodeArgs: bench.nodeArgs(name, 'api') });
       const base = `http://127.0.0.1:${port}`;
       await waitHttp(`${base}/healthz`, proc);
       return { proc, base };
     },
     startWorker(name, extra = {}) {
-      return spawnTs(name, 'server/main.ts', ['worker'], { env: bench.evalgateEnv(extra), nodeArgs: bench.nodeArgs(name) });
+      return spawnTs(name, 'server/main.ts', ['worker'], { env: bench.evalgateEnv(extra), nodeArgs: bench.nodeArgs(name, 'worker') });
     },
     log(line) {
       process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -107,6 +111,18 @@ export async function openBench(opts: BenchOptions): Promise<Bench> {
     },
   };
   return bench;
+}
+
+/**
+ * The node flags of `npm run start:<mode>` in package.json (`node <flags> --import tsx server/main.ts <mode>`),
+ * e.g. the heap limit, so that bench processes run as production ones do.
+ */
+export function startScriptNodeFlags(mode: 'api' | 'worker'): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+  const words = (pkg.scripts?.[`start:${mode}`] ?? '').trim().split(/\s+/);
+  const end = words.indexOf('--import');
+  if (words[0] !== 'node' || end < 0) throw new Error(`package.json "start:${mode}" is not "node [flags] --import tsx server/main.ts ${mode}"`);
+  return words.slice(1, end);
 }
 
 export function profileDir(): string {

@@ -32,7 +32,7 @@ export interface ScheduleRound extends LoadResult {
 export interface CapProbe {
   pending: number;
   cap: number;
-  /** median wall time of checkRunCaps' statement from this process, ms */
+  /** median wall time of the cap check's count (part of insertPendingRun's statement) from this process, ms */
   ms: number;
 }
 
@@ -144,9 +144,11 @@ export async function benchSchedule(b: Bench): Promise<ScheduleResult> {
 }
 
 /**
- * What checkRunCaps' statement costs with `pending` runs of the tenant
- * already pending, at the default cap (50) and at the bench's cap: the count
- * stops at the cap, so above it the check costs O(min(active runs, cap)).
+ * What the active-run count inside insertPendingRun's statement (the cap
+ * check) costs with `pending` runs of the tenant already pending, at the
+ * default cap (50) and at the bench's cap: the count stops at the cap, so it
+ * costs O(min(active runs, cap)). Measured here as the same count and
+ * dataset lookup on their own.
  */
 async function probeCapCheck(b: Bench, tenantId: string, datasetId: string, evalVersionId: string, levels: number[]): Promise<CapProbe[]> {
   const { rows } = await b.pg.query<{ id: string }>('select id from dataset_versions where dataset_id = $1 order by version desc limit 1', [datasetId]);
