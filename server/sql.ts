@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 
 interface PgConnection {
-  query(config: { text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+  query(config: { text: string; values: unknown[]; name?: string }): Promise<{ rows: unknown[] }>;
 }
 interface PoolClient {
   acquireConnection(): Promise<PgConnection>;
@@ -33,8 +33,17 @@ function toNumbered(query: string): string {
  * (knex's pool, or the transaction's connection), skipping knex's query
  * builder machinery, which showed up at ≈ 14 % of the API's CPU on the
  * schedule path. Arrays are refused: pass them as JSON (`?::jsonb`).
+ *
+ * `prepare` names a hot statement: each pooled connection parses and plans
+ * it once and afterwards only binds and executes it (the name must be unique
+ * to this statement text; pg refuses one name for two texts).
  */
-export async function sql<T = Record<string, unknown>>(em: EntityManager, query: string, params: unknown[] = []): Promise<T[]> {
+export async function sql<T = Record<string, unknown>>(
+  em: EntityManager,
+  query: string,
+  params: unknown[] = [],
+  opts: { prepare?: string } = {},
+): Promise<T[]> {
   for (const p of params) {
     if (Array.isArray(p)) throw new TypeError('sql(): pass arrays as JSON text (?::jsonb), not as a parameter list');
     if (p === undefined) throw new TypeError('sql(): undefined parameter; pass null');
@@ -43,7 +52,7 @@ export async function sql<T = Record<string, unknown>>(em: EntityManager, query:
   const client = trx ? trx.client : (em.getKnex().client as PoolClient);
   const conn = await client.acquireConnection();
   try {
-    const res = await conn.query({ text: toNumbered(query), values: params });
+    const res = await conn.query({ text: toNumbered(query), values: params, name: opts.prepare });
     return res.rows as T[];
   } finally {
     await client.releaseConnection(conn);

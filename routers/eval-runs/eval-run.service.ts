@@ -64,6 +64,7 @@ export async function insertPendingRun(
             (select n from active) as active, (select item_count from ds) as items
        from (select 1) one left join ins on true`,
     [datasetId, tenantId, evalVersionId, tenantId, tenantId, caps.maxActiveRuns, runId, tenantId, caps.maxItemsPerRun, caps.maxActiveRuns],
+    { prepare: 'evalgate_insert_pending_run' },
   );
   if (!row) throw new Error('insertPendingRun: the statement returned no row');
   const { ds_found, ev_found, active, items, ...run } = row;
