@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropDatabase } from '../../server/db.ts';
-import { freePort, spawnEvalgate, type EvalgateProcess } from '../helpers/processes.ts';
+import { spawnEvalgate, startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
 import { api, scheduleRun, waitForRunEnd } from '../helpers/runs.ts';
-import { deleteKeys, testEnv, waitFor } from '../helpers/stack.ts';
+import { deleteKeys, testEnv } from '../helpers/stack.ts';
 import { Redis } from 'ioredis';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -89,11 +89,7 @@ describe('CLI', () => {
   });
 
   it('`main.ts all` serves and scores the demo run: 6 of 10 pass', async () => {
-    const port = await freePort();
-    const p = spawnEvalgate('all', { ...env, PORT: String(port), HOST: '127.0.0.1' });
-    procs.push(p);
-    const base = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(`${base}/healthz`)).ok, { timeoutMs: 30_000, what: `server up: ${p.output()}` });
+    const { proc: p, baseUrl: base } = await startEvalgateApi({ ...env, LOG_LEVEL: 'info' }, { mode: 'all', onSpawn: (proc) => procs.push(proc) });
     const run = await scheduleRun(base, demo.api_key as string, demo.dataset_id as string, demo.eval_version_id as string);
     const done = await waitForRunEnd(base, demo.api_key as string, run.id);
     expect(done).toMatchObject({ status: 'completed', item_count: 10, completed_count: 10, passed_count: 6, failed_count: 4, error_count: 0, mean_score: 0.6 });
@@ -104,11 +100,7 @@ describe('CLI', () => {
   });
 
   it('`main.ts api` and `main.ts worker` run apart and together finish a run', async () => {
-    const port = await freePort();
-    const apiProc = spawnEvalgate('api', { ...env, PORT: String(port), HOST: '127.0.0.1' });
-    procs.push(apiProc);
-    const base = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(`${base}/healthz`)).ok, { timeoutMs: 30_000, what: 'api up' });
+    const { proc: apiProc, baseUrl: base } = await startEvalgateApi({ ...env, LOG_LEVEL: 'info' }, { onSpawn: (proc) => procs.push(proc) });
     const run = await scheduleRun(base, demo.api_key as string, demo.dataset_id as string, demo.eval_version_id as string);
     await new Promise((r) => setTimeout(r, 1_000));
     expect((await api<{ status: string }>(base, 'GET', `/v1/eval-runs/${run.id}`, demo.api_key as string)).body.status).toBe('pending');

@@ -1,8 +1,8 @@
 /** Start-up warns when Redis may evict BullMQ's keys (anything but maxmemory-policy noeviction). */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dropDatabase } from '../../server/db.ts';
-import { freePort, spawnEvalgate, startDisposableRedis, type DisposableRedis } from '../helpers/processes.ts';
-import { testEnv, waitFor } from '../helpers/stack.ts';
+import { startDisposableRedis, startEvalgateApi, type DisposableRedis } from '../helpers/processes.ts';
+import { testEnv } from '../helpers/stack.ts';
 
 let redis: DisposableRedis;
 const env = testEnv({ LOG_LEVEL: 'info' });
@@ -18,9 +18,7 @@ afterAll(async () => {
 it('warns about an evicting Redis, and stays quiet about noeviction', async () => {
   for (const policy of ['allkeys-lru', 'noeviction']) {
     await redis.client().config('SET', 'maxmemory-policy', policy);
-    const port = await freePort();
-    const p = spawnEvalgate('api', { ...env, REDIS_URL: redis.url, PORT: String(port), HOST: '127.0.0.1' });
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, { timeoutMs: 30_000, what: 'api up' });
+    const { proc: p } = await startEvalgateApi({ ...env, REDIS_URL: redis.url });
     p.kill('SIGTERM');
     await p.exited;
     if (process.env.DEBUG_POLICY) console.log(p.output());

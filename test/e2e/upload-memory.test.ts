@@ -10,9 +10,9 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sql } from '../../server/sql.ts';
 import { makeTenant, type TenantFixture } from '../helpers/factories.ts';
-import { freePort, spawnEvalgate, type EvalgateProcess } from '../helpers/processes.ts';
+import { startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
 import { api } from '../helpers/runs.ts';
-import { startStack, waitFor, type Stack } from '../helpers/stack.ts';
+import { startStack, type Stack } from '../helpers/stack.ts';
 
 let s: Stack;
 let t: TenantFixture;
@@ -29,19 +29,17 @@ const peakRssMb = (pid: number) => {
 beforeAll(async () => {
   s = await startStack({ workers: false, http: false });
   t = await makeTenant(s.container);
-  const port = await freePort();
-  proc = spawnEvalgate('api', {
-    LOG_LEVEL: 'warn',
-    PORT: String(port),
-    HOST: '127.0.0.1',
+  // Port 0: the process picks its port and logs it (info), so no other process can take it first.
+  const started = await startEvalgateApi({
+    LOG_LEVEL: 'info',
     DATABASE_URL: s.env.DATABASE_URL,
     REDIS_URL: s.env.REDIS_URL,
     EVALGATE_QUEUE_PREFIX: s.env.EVALGATE_QUEUE_PREFIX,
     // A V8 heap capped well below the body's size: buffering the body would end in an out-of-memory crash.
     NODE_OPTIONS: `--max-old-space-size=${HEAP_CAP_MB}`,
   });
-  base = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${base}/healthz`)).ok, { timeoutMs: 30_000, what: 'api up' });
+  proc = started.proc;
+  base = started.baseUrl;
 });
 
 afterAll(async () => {
