@@ -47,6 +47,8 @@ export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(0, 65535).default(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
+  /** `main.ts worker` only: serve /metrics, /healthz and /readyz on this port (on HOST); unset, a worker listens on nothing. */
+  WORKER_HTTP_PORT: int(0, 65535).optional(),
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/ })
     .default('postgres://postgres@127.0.0.1:5432/evalgate'),

@@ -17,6 +17,7 @@ import type { Container } from './container.ts';
 import { createContext, type Context } from './context.ts';
 import { registerDocs } from './docs.ts';
 import { formatIssues, sanitizeError } from './errors.ts';
+import { registerHealth } from './health.ts';
 import { registerMetrics } from './metrics.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { registerDirectRestRoute } from './rest-direct.ts';
@@ -76,12 +77,7 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
   // Before any route or plugin: the duration hook only reaches what is registered after it.
   registerMetrics(app, container, openApiDocument);
   app.get('/openapi.json', async () => openApiDocument);
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
-    const checks = await readiness(container, opts.workers);
-    const ok = Object.values(checks).every((c) => c === 'ok');
-    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', checks });
-  });
+  registerHealth(app, container, opts.workers);
 
   const onError = ({ error, path, ctx }: { error: { code: string; cause?: unknown }; path?: string; ctx?: Context }) => {
     if (error.code === 'INTERNAL_SERVER_ERROR') (ctx?.log ?? log).error({ err: sanitizeError(error.cause ?? error), path }, 'procedure failed');
@@ -193,35 +189,4 @@ function rewriteRestError(req: FastifyRequest, reply: FastifyReply, payload: unk
   }
   void reply.header('content-type', 'application/json; charset=utf-8');
   return JSON.stringify({ error: message });
-}
-
-/** Postgres, Redis, migrations, and (when in this process) the workers' heartbeat, each with a short bound. */
-async function readiness(container: Container, workers?: Workers): Promise<Record<string, string>> {
-  const bound = <T>(p: Promise<T>, ms = 1_500) =>
-    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref())]);
-  const check = async (fn: () => Promise<unknown>) => {
-    try {
-      await bound(fn());
-      return 'ok';
-    } catch (err) {
-      return `failed: ${(err as Error).message}`;
-    }
-  };
-  const [postgres, redis, migrations] = await Promise.all([
-    check(() => container.orm.em.fork().getConnection().execute('select 1')),
-    check(async () => {
-      if ((await container.redis.ping()) !== 'PONG') throw new Error('no PONG');
-    }),
-    check(async () => {
-      const pending = await container.pendingMigrations();
-      if (pending > 0) throw new Error(`${pending} pending`);
-    }),
-  ]);
-  const checks: Record<string, string> = { postgres, redis, migrations };
-  if (workers) {
-    const age = Date.now() - workers.lastHeartbeat();
-    const limit = Math.max(3 * container.env.RECONCILE_INTERVAL_MS, 60_000);
-    checks.workers = age <= limit ? 'ok' : `failed: no heartbeat for ${Math.round(age / 1000)} s`;
-  }
-  return checks;
 }

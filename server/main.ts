@@ -7,7 +7,6 @@
 import type { Workers } from '../jobs/registry.ts';
 import { createContainer } from './container.ts';
 import { EnvError, loadEnv } from './env.ts';
-import type { App } from './http.ts';
 import { configuredSecrets, createLogger } from './logger.ts';
 import { onShutdown } from './shutdown.ts';
 
@@ -28,7 +27,8 @@ async function main(mode: Mode): Promise<void> {
   const container = await createContainer(env, { log });
   await warnOnEvictionPolicy(container);
 
-  let app: App | undefined;
+  // the API, or a worker's small HTTP server; either is closed first at shutdown
+  let app: { close(): Promise<unknown> } | undefined;
   let workers: Workers | undefined;
   // Each mode loads only its own half: a worker never loads the HTTP stack (Fastify plugins, routers,
   // trpc-to-openapi, the OpenAPI document), an API process never loads the job processors (peak RSS).
@@ -38,8 +38,12 @@ async function main(mode: Mode): Promise<void> {
   }
   if (mode !== 'worker') {
     const { buildApp } = await import('./http.ts');
-    app = await buildApp(container, { workers });
-    await app.listen({ port: env.PORT, host: env.HOST });
+    const api = await buildApp(container, { workers });
+    await api.listen({ port: env.PORT, host: env.HOST });
+    app = api;
+  } else if (workers && env.WORKER_HTTP_PORT !== undefined) {
+    const { startWorkerHttp } = await import('./worker-http.ts');
+    app = await startWorkerHttp(container, workers, env.WORKER_HTTP_PORT, env.HOST);
   }
 
   onShutdown(log, [

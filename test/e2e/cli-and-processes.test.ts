@@ -104,10 +104,21 @@ describe('CLI', () => {
     const run = await scheduleRun(base, demo.api_key as string, demo.dataset_id as string, demo.eval_version_id as string);
     await new Promise((r) => setTimeout(r, 1_000));
     expect((await api<{ status: string }>(base, 'GET', `/v1/eval-runs/${run.id}`, demo.api_key as string)).body.status).toBe('pending');
-    const worker = spawnEvalgate('worker', env);
+    // WORKER_HTTP_PORT: the worker serves its own /metrics, /healthz, /readyz (port 0: it picks one and logs it)
+    const worker = spawnEvalgate('worker', { ...env, LOG_LEVEL: 'info', WORKER_HTTP_PORT: '0', HOST: '127.0.0.1' });
     procs.push(worker);
     const done = await waitForRunEnd(base, demo.api_key as string, run.id, 30_000);
     expect(done.status).toBe('completed');
+    const workerUrl = /"msg":"Server listening at (http:\/\/[^"]+)"/.exec(worker.output())?.[1];
+    expect(workerUrl, worker.output().slice(-2_000)).toBeDefined();
+    const metrics = await (await fetch(`${workerUrl}/metrics`)).text();
+    // the items were scored in the worker process: its own counters say so (6 of the demo's 10 pass)
+    expect(metrics).toMatch(/^evalgate_items_scored_total\{status="passed"\} 6$/m);
+    expect(metrics).toMatch(/^evalgate_items_scored_total\{status="failed"\} 4$/m);
+    const ready = await fetch(`${workerUrl}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ok', checks: { postgres: 'ok', redis: 'ok', migrations: 'ok', workers: 'ok' } });
+    expect((await fetch(`${workerUrl}/v1/datasets`)).status).toBe(404);
     worker.kill('SIGTERM');
     apiProc.kill('SIGTERM');
     expect((await worker.exited).code).toBe(0);
