@@ -32,14 +32,7 @@ export async function authorize(
   if (!roles.includes(principal.role)) {
     throw new DomainError('FORBIDDEN', `role "${principal.role}" may not do this; allowed: ${roles.join(', ')}`);
   }
-  if (access === 'write') {
-    try {
-      await container.writeLimiter.consume(principal);
-    } catch (err) {
-      if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
-      throw err;
-    }
-  }
+  if (access === 'write') await container.writeLimiter.consume(principal);
   return principal;
 }
 
@@ -49,11 +42,12 @@ export function uuidParam(value: string, name = 'id'): string {
   return value;
 }
 
-/** Answers `{ "error" }` with the status the procedures would use; logs what is our fault. */
+/** Answers `{ "error" }` with the status (and Retry-After) the procedures would use; logs what is our fault. */
 export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown, what: string): FastifyReply {
   const error = toTRPCError(err);
   const internal = error.code === 'INTERNAL_SERVER_ERROR';
   if (internal) req.log.error({ err }, `${what} failed`);
   if (error.code === 'SERVICE_UNAVAILABLE') void reply.header('retry-after', '1');
+  else if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
   return reply.status(getHTTPStatusCodeFromError(error)).send({ error: internal ? 'internal server error' : error.message });
 }

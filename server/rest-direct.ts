@@ -14,7 +14,6 @@
  * procedure's `.meta({ openapi })`, so the OpenAPI document (still generated
  * by trpc-to-openapi) and this route cannot drift apart.
  */
-import { TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { FastifyInstance } from 'fastify';
 import { appRouter } from '../routers/_app.ts';
@@ -49,7 +48,7 @@ export function registerDirectRestRoute(app: FastifyInstance, container: Contain
         const output = await call(createCaller(ctx), input);
         return await reply.status(successStatus).headers(ctx.responseHeaders).send(output);
       } catch (err) {
-        const error = err instanceof TRPCError ? err : toTRPCError(err);
+        const error = toTRPCError(err);
         return reply
           .status(getHTTPStatusCodeFromError(error))
           .headers(ctx.responseHeaders)

@@ -40,7 +40,10 @@ export const router = t.router;
 export const mergeRouters = t.mergeRouters;
 export const createCallerFactory = t.createCallerFactory;
 
-/** Maps every thrown error to a TRPCError and logs the ones that are our fault. */
+/**
+ * Maps every thrown error to a TRPCError, logs the ones that are our fault,
+ * and tells the client when to come back (Retry-After) on 429 and 503.
+ */
 const errorMapping = t.middleware(async ({ ctx, next, path }) => {
   const result = await next();
   if (!result.ok) {
@@ -51,6 +54,8 @@ const errorMapping = t.middleware(async ({ ctx, next, path }) => {
     } else if (error.code === 'SERVICE_UNAVAILABLE') {
       ctx.log.warn({ err: (error.cause as Error | undefined)?.message, path }, 'dependency unavailable');
       ctx.responseHeaders['retry-after'] = '1';
+    } else if (error.cause instanceof RateLimitedError) {
+      ctx.responseHeaders['retry-after'] = String(error.cause.retryAfterSeconds);
     }
     return { ...result, error };
   }
@@ -101,7 +106,6 @@ const rateLimited = t.middleware(async ({ ctx, next, type }) => {
     try {
       await c.container.writeLimiter.consume(c.principal);
     } catch (err) {
-      if (err instanceof RateLimitedError) ctx.responseHeaders['retry-after'] = String(err.retryAfterSeconds);
       throw toTRPCError(err);
     }
   }

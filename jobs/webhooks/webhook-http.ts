@@ -6,7 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
-import { isPublicAddress, PrivateTargetError, publicOnlyLookup } from './webhook-target.ts';
+import { bareHost, checkAddressLiteral, publicOnlyLookup } from './webhook-target.ts';
 
 export interface WebhookAnswer {
   status: number;
@@ -21,9 +21,9 @@ export interface PostOptions {
 export async function postWebhook(url: string, headers: Record<string, string>, body: string, opts: PostOptions): Promise<WebhookAnswer> {
   const target = new URL(url);
   const client = target.protocol === 'https:' ? https : http;
-  const host = target.hostname.replace(/^\[|\]$/g, '');
-  // An IP literal is never looked up, so it is checked here; a name (localhost included) is checked on its DNS answer.
-  if (!opts.allowPrivate && isIP(host) && !isPublicAddress(host)) throw new PrivateTargetError(`${host} is not a public address`);
+  const host = bareHost(target);
+  // An IP literal is checked here; a name (localhost included) is checked on its DNS answer, in the lookup.
+  if (!opts.allowPrivate) checkAddressLiteral(host);
   return new Promise((resolve, reject) => {
     const req = client.request(
       target,

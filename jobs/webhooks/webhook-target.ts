@@ -27,13 +27,19 @@ export function isPublicAddress(address: string): boolean {
   return ip.range() === 'unicast';
 }
 
-const bare = (hostname: string) => hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+/** A URL's host without IPv6 brackets or a trailing dot, lower-cased. */
+export const bareHost = (url: URL) => url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+
+/** Refuses an IP literal that is not public (a literal is never looked up, so the lookup's check never sees it). */
+export function checkAddressLiteral(host: string): void {
+  if (isIP(host) && !isPublicAddress(host)) throw new PrivateTargetError(`${host} is not a public address`);
+}
 
 /** Refuses a URL whose host is, on its face, not public (an IP literal or a localhost name). Names are checked at delivery. */
 export function checkWebhookUrl(url: string): void {
-  const host = bare(new URL(url).hostname);
+  const host = bareHost(new URL(url));
   if (host === 'localhost' || host.endsWith('.localhost')) throw new PrivateTargetError(`${host} is a local name`);
-  if (isIP(host) && !isPublicAddress(host)) throw new PrivateTargetError(`${host} is not a public address`);
+  checkAddressLiteral(host);
 }
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;

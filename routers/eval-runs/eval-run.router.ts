@@ -28,7 +28,6 @@ import {
   listEvalRunsOutput,
   scheduleEvalRunInput,
 } from './eval-run.schema.ts';
-import { RateLimitedError } from '../../server/rate-limit.ts';
 import { compareRuns, enqueueRunStart, findRun, insertPendingRun, listRunItems, listRuns } from './eval-run.service.ts';
 import { checkIdempotencyKey, scheduleIdempotently } from './idempotency.service.ts';
 import type { EvalRunDto } from './eval-run.schema.ts';
@@ -67,17 +66,12 @@ export const evalRunRouter = router({
       const { MAX_ACTIVE_RUNS_PER_TENANT, MAX_ITEMS_PER_RUN } = ctx.container.env;
       const caps = { maxActiveRuns: MAX_ACTIVE_RUNS_PER_TENANT, maxItemsPerRun: MAX_ITEMS_PER_RUN };
       let run: EvalRunDto;
-      try {
-        if (key !== undefined) {
-          const r = await scheduleIdempotently(ctx.em, tenantId, checkIdempotencyKey(key), input, caps);
-          if (r.replayed) return r.run;
-          run = r.run;
-        } else {
-          run = toEvalRunDto(await insertPendingRun(ctx.em, tenantId, input.id, input.eval_version_id, caps));
-        }
-      } catch (err) {
-        if (err instanceof RateLimitedError) ctx.responseHeaders['retry-after'] = String(err.retryAfterSeconds);
-        throw err;
+      if (key !== undefined) {
+        const r = await scheduleIdempotently(ctx.em, tenantId, checkIdempotencyKey(key), input, caps);
+        if (r.replayed) return r.run;
+        run = r.run;
+      } else {
+        run = toEvalRunDto(await insertPendingRun(ctx.em, tenantId, input.id, input.eval_version_id, caps));
       }
       ctx.log.info({ runId: run.id, datasetId: run.dataset_id, items: run.item_count }, 'run scheduled');
       if (ctx.container.faults.crashBeforeEnqueue) crashNow();

@@ -112,6 +112,16 @@ describe('rate limits and caps', () => {
       const tenantLimited = await create(s.baseUrl, t.keys.owner);
       expect(tenantLimited.status).toBe(429);
       expect(await tenantLimited.json()).toEqual({ error: expect.stringMatching(/this organization/) });
+      expect(Number(tenantLimited.headers.get('retry-after'))).toBeGreaterThan(0);
+      // the streamed upload (a plain Fastify route) counts against the same limits and answers the same way
+      const upload = await fetch(`${s.baseUrl}/v1/datasets/${crypto.randomUUID()}/items/upload`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.keys.owner}`, 'content-type': 'application/x-ndjson' },
+        body: '{"input":"x"}\n',
+      });
+      expect(upload.status).toBe(429);
+      expect(Number(upload.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(await upload.json()).toEqual({ error: expect.stringMatching(/too many writes/) });
       const read = await fetch(`${s.baseUrl}/v1/datasets`, { headers: { authorization: `Bearer ${t.keys.member}` } });
       expect(read.status).toBe(200);
     } finally {
