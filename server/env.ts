@@ -128,8 +128,10 @@ export const envSchema = z.object({
   WEBHOOK_ALLOW_PRIVATE_TARGETS: z.stringbool().default(false),
   /** Delivery attempts older than this are deleted by the reconciler. */
   WEBHOOK_DELIVERY_RETENTION_DAYS: int(1, 3_650).default(30),
-  /** How often a watcher of a run (SSE, watchEvalRun) reads the run again: one single-row select per watcher. */
+  /** How often a watched run (SSE, watchEvalRun) is read again: one single-row select per watched run and process, however many watch it. */
   RUN_WATCH_INTERVAL_MS: int(50, 60_000).default(500),
+  /** Run watches (SSE streams + watchEvalRun subscriptions) one tenant may hold open in one API process; 429 with Retry-After beyond. */
+  MAX_WATCHERS_PER_TENANT: int(1, 1_000_000).default(1_000),
 
   /** CLI `runs:watch`: the evalgate to ask (`--url` wins). */
   EVALGATE_URL: z.url({ protocol: /^https?$/ }).default('http://localhost:8080'),

@@ -103,7 +103,7 @@ export function buildOpenApiDocument(): OpenAPIObject {
   };
 
   // Progress as Server-Sent Events streams too (routers/eval-runs/eval-run-events.route.ts).
-  const eventsErrors = [400, 401, 404, 503];
+  const eventsErrors = [400, 401, 404, 429, 503];
   doc.paths['/v1/eval-runs/{id}/events'] = {
     get: {
       operationId: 'watchEvalRunEvents',

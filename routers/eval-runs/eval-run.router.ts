@@ -15,7 +15,7 @@ import { crashNow } from '../../server/faults.ts';
 import { readProcedure, router, writeProcedure } from '../../server/trpc.ts';
 import { decodeCursor, toPage } from '../../server/pagination.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
-import { isFinished, openWatch, watchEvalRun } from './eval-run-watch.service.ts';
+import { isFinished, openWatch, watchEvalRun, type WatchHandle } from './eval-run-watch.service.ts';
 import type { Context } from '../../server/context.ts';
 import {
   compareEvalRunsInput,
@@ -147,9 +147,16 @@ export const evalRunRouter = router({
   watchEvalRun: readProcedure
     .input(evalRunIdInput)
     .subscription(async ({ ctx, input, signal }) => {
-      // Read once here, inside the middleware chain, so a missing run is a NOT_FOUND and not an error mid-stream.
-      await findRun(ctx.em, ctx.principal.tenantId, input.id);
-      return watchForSubscription(ctx, ctx.principal.tenantId, input.id, signal);
+      // The watcher slot and the first state are taken here, inside the middleware chain, so the cap is a
+      // TOO_MANY_REQUESTS and a missing run a NOT_FOUND, not errors mid-stream.
+      const handle = openWatch(ctx.container, ctx.principal.tenantId, signal);
+      try {
+        const watch = await watchEvalRun(ctx.container, ctx.principal.tenantId, input.id, handle.signal);
+        return followForSubscription(ctx, input.id, watch, handle, signal);
+      } catch (err) {
+        handle.end();
+        throw err;
+      }
     }),
 
   cancelEvalRun: writeProcedure
@@ -219,11 +226,16 @@ export const evalRunRouter = router({
  * a server shutting down answers SERVICE_UNAVAILABLE, which httpSubscriptionLink
  * retries, so a client moves to another replica instead of seeing a false end.
  */
-async function* watchForSubscription(ctx: Context, tenantId: string, runId: string, signal: AbortSignal | undefined): AsyncGenerator<EvalRunDto, void> {
-  const handle = openWatch(ctx.container, signal);
+async function* followForSubscription(
+  ctx: Context,
+  runId: string,
+  watch: AsyncGenerator<EvalRunDto, void>,
+  handle: WatchHandle,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<EvalRunDto, void> {
   let ended = false;
   try {
-    for await (const run of watchEvalRun(ctx.em, tenantId, runId, { intervalMs: ctx.container.env.RUN_WATCH_INTERVAL_MS, signal: handle.signal })) {
+    for await (const run of watch) {
       ended = isFinished(run);
       yield run;
     }
