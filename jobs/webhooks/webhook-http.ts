@@ -5,8 +5,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { isIP } from 'node:net';
-import { bareHost, checkAddressLiteral, publicOnlyLookup } from './webhook-target.ts';
+import { bareHost, checkHostShape, publicOnlyLookup, type Resolve } from './webhook-target.ts';
 
 export interface WebhookAnswer {
   status: number;
@@ -16,6 +15,8 @@ export interface WebhookAnswer {
 export interface PostOptions {
   timeoutMs: number;
   allowPrivate: boolean;
+  /** Name → addresses for the public-only check (default: the system's resolver). */
+  resolve?: Resolve;
 }
 
 export async function postWebhook(url: string, headers: Record<string, string>, body: string, opts: PostOptions): Promise<WebhookAnswer> {
@@ -23,7 +24,7 @@ export async function postWebhook(url: string, headers: Record<string, string>, 
   const client = target.protocol === 'https:' ? https : http;
   const host = bareHost(target);
   // An IP literal is checked here; a name (localhost included) is checked on its DNS answer, in the lookup.
-  if (!opts.allowPrivate) checkAddressLiteral(host);
+  if (!opts.allowPrivate) checkHostShape(host);
   return new Promise((resolve, reject) => {
     const req = client.request(
       target,
@@ -31,7 +32,7 @@ export async function postWebhook(url: string, headers: Record<string, string>, 
         method: 'POST',
         headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
         // IP literals are checked above and never looked up; names are checked on the address used.
-        lookup: opts.allowPrivate || isIP(host) ? undefined : publicOnlyLookup,
+        lookup: opts.allowPrivate ? undefined : publicOnlyLookup(opts.resolve),
         signal: AbortSignal.timeout(opts.timeoutMs),
       },
       (res) => {
