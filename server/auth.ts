@@ -107,7 +107,7 @@ export class JwtVerifier {
       const opts: jose.JWTVerifyOptions = {
         issuer: this.env.JWT_ISSUER,
         audience: this.env.JWT_AUDIENCE,
-        clockTolerance: 5,
+        clockTolerance: this.env.JWT_CLOCK_TOLERANCE_SECONDS,
         ...(typeof this.key === 'function' ? {} : { algorithms: [this.env.JWT_ALGORITHM] }),
       };
       payload =
@@ -119,6 +119,7 @@ export class JwtVerifier {
       if (err instanceof jose.errors.JOSEError) throw new AuthError(`invalid session token: ${err.code}`);
       throw err;
     }
+    checkLifetime(payload, this.env);
     const org = readClaim(payload, this.env.JWT_ORG_CLAIM);
     if (typeof org !== 'string' || org === '') {
       throw new AuthError(`session token has no organization (claim "${this.env.JWT_ORG_CLAIM}")`);
@@ -126,6 +127,24 @@ export class JwtVerifier {
     const role = roleFromClaim(readClaim(payload, this.env.JWT_ROLE_CLAIM));
     if (!role) throw new AuthError(`session token has no known role (claim "${this.env.JWT_ROLE_CLAIM}")`);
     return { orgId: org, role, subject: payload.sub ?? 'unknown' };
+  }
+}
+
+/**
+ * A stolen session token is good until it expires, so one that never expires,
+ * claims to be issued in the future (a skewed or forging issuer), or lives
+ * longer than JWT_MAX_LIFETIME_SECONDS is refused, whatever its signature.
+ * (jose has already refused an expired one and an `iat`/`exp` that is not a number.)
+ */
+function checkLifetime(payload: jose.JWTPayload, env: Env, nowSeconds = Math.floor(Date.now() / 1000)): void {
+  const { exp, iat } = payload;
+  if (typeof exp !== 'number') throw new AuthError('session token has no expiry (exp claim); refusing a token that never expires');
+  const skew = env.JWT_CLOCK_TOLERANCE_SECONDS;
+  if (typeof iat === 'number' && iat > nowSeconds + skew) throw new AuthError('session token was issued in the future (iat claim); check the issuer\'s clock');
+  const max = env.JWT_MAX_LIFETIME_SECONDS;
+  const lifetime = exp - (typeof iat === 'number' ? iat : nowSeconds);
+  if (lifetime > max) {
+    throw new AuthError(`session token lives ${lifetime} s (exp${typeof iat === 'number' ? ' - iat' : ' - now'}), longer than the ${max} s allowed`);
   }
 }
 

@@ -72,6 +72,10 @@ export const envSchema = z.object({
   JWT_ORG_CLAIM: z.string().min(1).default('org_id'),
   /** Claim holding the organization role (Clerk: `org_role`, values like `org:admin`). */
   JWT_ROLE_CLAIM: z.string().min(1).default('org_role'),
+  /** Clock skew allowed between the JWT issuer and this server for exp, nbf and iat. */
+  JWT_CLOCK_TOLERANCE_SECONDS: int(0, 600).default(5),
+  /** Longest a session JWT may live (exp − iat, or exp − now without iat): longer-lived (or never-expiring) tokens are refused. */
+  JWT_MAX_LIFETIME_SECONDS: int(1, 31 * 86_400).default(86_400),
   /** How long a resolved API key is trusted without asking Postgres again; bounds how long a revoked key keeps working. */
   API_KEY_CACHE_TTL_MS: int(0, 60_000).default(2_000),
 

@@ -30,6 +30,13 @@ export class RateLimitedError extends DomainError {
 }
 
 const LIMIT_TIMEOUT_MS = 500;
+
+/**
+ * The credential's bucket, inside its tenant: a JWT subject is only unique
+ * within its issuer's organization (one person in two orgs has one `sub`),
+ * so two tenants never share a bucket and one cannot spend the other's.
+ */
+const actorKey = (p: Principal) => `${p.tenantId}:${p.actor}`;
 const WINDOW_MS = 60_000;
 
 /** KEYS: actor, tenant. ARGV: actor limit, tenant limit, window ms. → {0|1|2 (which limit refused), ms until it resets}. */
@@ -75,7 +82,7 @@ export class WriteRateLimiter {
     try {
       verdict = await withDeadline(
         this.redis.evalgateConsumeWrites(
-          `${this.prefix}:ratelimit:actor:${p.actor}`,
+          `${this.prefix}:ratelimit:actor:${actorKey(p)}`,
           `${this.prefix}:ratelimit:tenant:${p.tenantId}`,
           this.limits.actorPerMinute,
           this.limits.tenantPerMinute,
@@ -96,7 +103,7 @@ export class WriteRateLimiter {
 
   private async consumeLocally(p: Principal): Promise<[number, number]> {
     const steps = [
-      [1, this.local.actor, p.actor],
+      [1, this.local.actor, actorKey(p)],
       [2, this.local.tenant, p.tenantId],
     ] as const;
     for (const [which, limiter, key] of steps) {
