@@ -103,6 +103,7 @@ describe('a thousand watchers of one run', () => {
     const elapsedIntervals = Math.floor((Date.now() - started) / INTERVAL_MS);
     expect(connected.feeds).toBe(1);
     expect(connected.watchers[a.id]).toBe(CAP);
+    console.log(`[watch] ${CAP} watchers connected: ${connected.polls - before} reads of the run over ${elapsedIntervals} intervals, ${connected.feeds} feed`);
     // One read per interval for all of them (a read per watcher would be ≥ 1,000 just to connect).
     expect(connected.polls - before, `polls over ${elapsedIntervals} intervals`).toBeLessThanOrEqual(elapsedIntervals + 1);
 
@@ -135,6 +136,7 @@ describe('a thousand watchers of one run', () => {
     await sql(s.container.orm.em.fork(), `update eval_runs set status = 'running', started_at = now() where id = ?`, [runA]);
     await waitFor(async () => crowd.every((w) => w.text().includes('"status":"running"')), { what: 'the change at every watcher', timeoutMs: 60_000 });
     const changeIntervals = Math.floor((Date.now() - changedAt) / INTERVAL_MS);
+    console.log(`[watch] change seen by all ${CAP}: ${watchStats(s.container).polls - polled} reads over ${changeIntervals} intervals`);
     expect(watchStats(s.container).polls - polled).toBeLessThanOrEqual(changeIntervals + 1);
 
     // Every socket closed: the slots are free and the feed stops reading.
