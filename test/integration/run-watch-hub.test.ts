@@ -6,6 +6,7 @@
  * Work is counted (reads of the run made for watchers), never timed.
  */
 import http, { type IncomingMessage } from 'node:http';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,13 +30,14 @@ interface RawWatch {
 }
 
 /** One SSE watcher on its own socket (no agent: a thousand of them are a thousand connections). */
-function openRaw(base: string, runId: string, key: string): Promise<RawWatch> {
+function openRaw(base: string, runId: string, key: string, onChunk?: (chunk: string) => void): Promise<RawWatch> {
   return new Promise((resolve, reject) => {
     const req = http.get(`${base}/v1/eval-runs/${runId}/events`, { agent: false, headers: { authorization: `Bearer ${key}` } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
-        text += chunk;
+        if (onChunk) onChunk(chunk);
+        else text += chunk;
       });
       res.on('error', () => undefined);
       resolve({ res, text: () => text, close: () => req.destroy() });
@@ -201,5 +203,70 @@ describe('a slow watcher', () => {
     expect(attempts.every((r) => r.status === 'rejected' && /not found/.test(String((r.reason as Error).message)))).toBe(true);
     expect(watchStats(s.container).polls - before).toBe(1);
     expect(watchStats(s.container).feeds).toBe(0);
+  });
+});
+
+describe('a client that stops reading its SSE stream', () => {
+  let s: Stack;
+  let t: TenantFixture;
+  let runId: string;
+  beforeAll(async () => {
+    s = await startStack({ workers: false, env: { RUN_WATCH_INTERVAL_MS: '50' } });
+    t = await makeTenant(s.container, 'stalled');
+    const ds = await makeDataset(s.container, t.id, items(50));
+    const ev = await makeEval(s.container, t.id);
+    runId = (await insertPendingRun(s.container.orm.em.fork(), t.id, ds.datasetId, ev.evalVersionId)).id;
+  });
+  afterAll(async () => s?.close());
+
+  it('is sent the latest snapshot once it reads again, not every one it missed, and holds back no other watcher', async () => {
+    const CHANGES = 30;
+    const BIG = 'x'.repeat(1_000_000); // ~1 MB events: 30 of them are far more than the kernel's socket buffers hold
+    /** Counts events and remembers the latest completed_count, without keeping the stream. */
+    const tally = () => {
+      let tail = '';
+      const state = { events: 0, latest: -1 };
+      return {
+        state,
+        feed(chunk: string) {
+          const text = tail + chunk;
+          state.events += (text.match(/event: progress/g) ?? []).length - (tail.match(/event: progress/g) ?? []).length;
+          for (const m of text.matchAll(/"completed_count":(\d+)/g)) state.latest = Number(m[1]);
+          tail = text.slice(-40);
+        },
+      };
+    };
+
+    // The stalled client: sends its request and never reads (a paused socket takes at most its high-water mark).
+    const stalled = net.connect(Number(new URL(s.baseUrl).port), '127.0.0.1');
+    stalled.pause();
+    stalled.write(`GET /v1/eval-runs/${runId}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.keys.viewer}\r\n\r\n`);
+    await waitFor(async () => watchStats(s.container).watchers[t.id] === 1, { what: 'the stalled watch' });
+
+    const fast = tally();
+    const fastWatch = await openRaw(s.baseUrl, runId, t.keys.member, (chunk) => fast.feed(chunk));
+    await waitFor(async () => fast.state.latest === 0, { what: 'the reader\'s first event' });
+
+    const em = s.container.orm.em.fork();
+    await sql(em, `update eval_runs set status = 'running' where id = ?`, [runId]);
+    for (let n = 1; n <= CHANGES; n++) {
+      await sql(em, `update eval_runs set completed_count = ?, error_message = ? where id = ?`, [n, `${BIG}${n}`, runId]);
+      // The reader gets every change although the stalled one is not reading.
+      await waitFor(async () => fast.state.latest === n, { what: `change ${n} at the reader`, intervalMs: 10 });
+    }
+    expect(fast.state.events).toBeGreaterThanOrEqual(CHANGES);
+    expect(watchStats(s.container).feeds).toBe(1);
+
+    // It reads again: whatever was in flight, then the latest state, and far fewer events than changes.
+    const slow = tally();
+    stalled.setEncoding('utf8');
+    stalled.on('data', (chunk: string) => slow.feed(chunk));
+    stalled.resume();
+    await waitFor(async () => slow.state.latest === CHANGES, { what: 'the latest state at the stalled client', timeoutMs: 60_000 });
+    console.log(`[watch] stalled reader: ${slow.state.events} events for ${CHANGES} changes of ~1 MB (the reader: ${fast.state.events})`);
+    expect(slow.state.events).toBeLessThan(CHANGES / 2);
+    stalled.destroy();
+    fastWatch.close();
+    await waitFor(async () => watchStats(s.container).feeds === 0, { what: 'the feed to stop' });
   });
 });
