@@ -18,6 +18,9 @@ import type { WorkerDeps } from '../registry.ts';
 import { EvaluatorConfigError, type Scorer } from './evaluator-cache.ts';
 import { onRunFinished } from './run-events.ts';
 import {
+  beginChunk,
+  endChunk,
+  failChunk,
   failRun,
   loadChunkWork,
   NO_SPEND,
@@ -41,6 +44,38 @@ const RUN_WATCH_MS = 500;
 export async function processRunChunk(deps: WorkerDeps, job: Job): Promise<{ scored: number; skipped?: string }> {
   const { run_id, chunk_index } = parsePayload(runChunkPayload, job.data);
   const em = deps.container.orm.em.fork();
+  // Counted before anything that could kill this process: starts that were never ended are crashes.
+  const begun = await beginChunk(em, run_id, chunk_index);
+  if (begun) {
+    const max = deps.container.env.CHUNK_MAX_CRASHES;
+    if (begun.crashes >= max) return giveUpOnChunk(deps, em, run_id, chunk_index, begun.crashes, job.attemptsMade + 1);
+    if (deps.container.faults.crashOnChunk === chunk_index) crashNow();
+  }
+  try {
+    return await scoreChunk(deps, em, job, run_id, chunk_index);
+  } finally {
+    // Best effort: if Postgres is what failed, this start stays counted as a crash (README: CHUNK_MAX_CRASHES).
+    if (begun) await endChunk(em, run_id, chunk_index).catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not end the chunk start'));
+  }
+}
+
+/** The chunk killed its worker `crashes` times: its unscored items become `error` with that reason, and the run goes on. */
+async function giveUpOnChunk(
+  deps: WorkerDeps,
+  em: EntityManager,
+  runId: string,
+  chunkIndex: number,
+  crashes: number,
+  attempts: number,
+): Promise<{ scored: number; skipped: string }> {
+  const reason = `chunk crashed its worker ${crashes} times`;
+  const out = await failChunk(em, runId, chunkIndex, attempts, reason);
+  deps.log.error({ runId, chunkIndex, crashes, items: out?.inserted ?? 0 }, 'chunk keeps crashing its worker; its items are recorded as errors');
+  await afterRecord(deps, runId, out);
+  return { scored: out?.inserted ?? 0, skipped: reason };
+}
+
+async function scoreChunk(deps: WorkerDeps, em: EntityManager, job: Job, run_id: string, chunk_index: number): Promise<{ scored: number; skipped?: string }> {
   // the chunk, its run's state and its items still to score, in one round trip
   const work = await loadChunkWork(em, run_id, chunk_index);
   if (!work) return { scored: 0, skipped: 'no such chunk' };
