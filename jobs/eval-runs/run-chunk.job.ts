@@ -5,6 +5,7 @@
  * concurrently under the provider's shared limits and records every second,
  * so a crash loses little paid-for work and progress stays visible.
  */
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Job } from 'bullmq';
@@ -44,6 +45,7 @@ const RUN_WATCH_MS = 500;
 export async function processRunChunk(deps: WorkerDeps, job: Job): Promise<{ scored: number; skipped?: string }> {
   const { run_id, chunk_index } = parsePayload(runChunkPayload, job.data);
   const em = deps.container.orm.em.fork();
+  await endStartsLeftOpen(em);
   // Counted before anything that could kill this process: starts that were never ended are crashes.
   const begun = await beginChunk(em, run_id, chunk_index);
   if (begun) {
@@ -54,8 +56,39 @@ export async function processRunChunk(deps: WorkerDeps, job: Job): Promise<{ sco
   try {
     return await scoreChunk(deps, em, job, run_id, chunk_index);
   } finally {
-    // Best effort: if Postgres is what failed, this start stays counted as a crash (README: CHUNK_MAX_CRASHES).
-    if (begun) await endChunk(em, run_id, chunk_index).catch((err: unknown) => deps.log.warn({ err: (err as Error).message }, 'could not end the chunk start'));
+    if (begun) await endStart(deps, em, run_id, chunk_index);
+  }
+}
+
+/**
+ * Starts this process ended while Postgres could not hear it (the outage that
+ * failed the chunk usually fails this write too). They are ended at the next
+ * chunk this process takes, so that a Postgres outage is not counted as
+ * crashes; bounded, a process that lives through a very long outage forgets
+ * the oldest and those chunks keep one crash each.
+ */
+const startsLeftOpen = new Map<string, { runId: string; chunkIndex: number }>();
+const MAX_STARTS_LEFT_OPEN = 10_000;
+
+async function endStart(deps: WorkerDeps, em: EntityManager, runId: string, chunkIndex: number): Promise<void> {
+  try {
+    await endChunk(em, runId, chunkIndex);
+  } catch (err) {
+    deps.log.warn({ runId, chunkIndex, err: (err as Error).message }, 'could not end the chunk start; will at the next chunk');
+    if (startsLeftOpen.size >= MAX_STARTS_LEFT_OPEN) startsLeftOpen.delete(startsLeftOpen.keys().next().value as string);
+    startsLeftOpen.set(`${runId}-${chunkIndex}-${randomUUID()}`, { runId, chunkIndex });
+  }
+}
+
+async function endStartsLeftOpen(em: EntityManager): Promise<void> {
+  for (const [key, start] of startsLeftOpen) {
+    startsLeftOpen.delete(key); // before the await: concurrent chunks of this process must not end it twice
+    try {
+      await endChunk(em, start.runId, start.chunkIndex);
+    } catch {
+      startsLeftOpen.set(key, start);
+      return; // still unreachable: the next chunk tries again
+    }
   }
 }
 
