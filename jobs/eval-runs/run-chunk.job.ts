@@ -20,6 +20,7 @@ import { EvaluatorConfigError, type Scorer } from './evaluator-cache.ts';
 import { onRunFinished } from './run-events.ts';
 import {
   beginChunk,
+  chunkCrashes,
   endChunk,
   failChunk,
   failRun,
@@ -46,19 +47,95 @@ export async function processRunChunk(deps: WorkerDeps, job: Job): Promise<{ sco
   const { run_id, chunk_index } = parsePayload(runChunkPayload, job.data);
   const em = deps.container.orm.em.fork();
   await endStartsLeftOpen(em);
-  // Counted before anything that could kill this process: starts that were never ended are crashes.
-  const begun = await beginChunk(em, run_id, chunk_index);
-  if (begun) {
-    const max = deps.container.env.CHUNK_MAX_CRASHES;
-    if (begun.crashes >= max) return giveUpOnChunk(deps, em, run_id, chunk_index, begun.crashes, job.attemptsMade + 1);
-    if (deps.container.faults.crashOnChunk === chunk_index) crashNow();
-  }
+  const { begun, leave } = await takeChunk(em, run_id, chunk_index);
   try {
-    return await scoreChunk(deps, em, job, run_id, chunk_index);
+    if (begun) {
+      const max = deps.container.env.CHUNK_MAX_CRASHES;
+      if (begun.crashes >= max) return await giveUpOnChunk(deps, em, run_id, chunk_index, begun.crashes, job.attemptsMade + 1);
+      if (deps.container.faults.crashOnChunk === chunk_index) crashNow();
+    }
+    try {
+      return await scoreChunk(deps, em, job, run_id, chunk_index);
+    } finally {
+      if (begun) await endStart(deps, em, run_id, chunk_index);
+    }
   } finally {
-    if (begun) await endStart(deps, em, run_id, chunk_index);
+    leave();
   }
 }
+
+/**
+ * Counts this start in Postgres (beginChunk) before anything that could kill
+ * this process: a start never ended is a crash. A process that dies kills every
+ * chunk it holds, so each of them would be counted; to blame the chunk that
+ * did it, a chunk that has crashed a worker before runs alone in this process:
+ * it waits until the chunks in flight here have ended, and chunks taken
+ * meanwhile wait before counting their start. A bystander of a crash is thus
+ * counted once at most, and the poison chunk alone reaches CHUNK_MAX_CRASHES.
+ */
+async function takeChunk(em: EntityManager, runId: string, chunkIndex: number): Promise<{ begun: { crashes: number } | null; leave: () => void }> {
+  const leaveShared = await gate.enter();
+  try {
+    const begun = await beginChunk(em, runId, chunkIndex, { onlyIfClean: true });
+    // null: done, run not running (the normal path says which), or a chunk with crashes
+    if (begun || (await chunkCrashes(em, runId, chunkIndex)) === null) return { begun, leave: leaveShared };
+  } catch (err) {
+    leaveShared();
+    throw err;
+  }
+  leaveShared();
+  const leaveAlone = await gate.enterAlone();
+  try {
+    return { begun: await beginChunk(em, runId, chunkIndex), leave: leaveAlone };
+  } catch (err) {
+    leaveAlone();
+    throw err;
+  }
+}
+
+/** This process's chunks between their counted start and its end; a suspect chunk runs with none beside it. */
+class ChunkGate {
+  private inFlight = 0;
+  private alone: Promise<void> | null = null;
+  private idle: (() => void)[] = [];
+
+  async enter(): Promise<() => void> {
+    while (this.alone) await this.alone;
+    this.inFlight++;
+    return once(() => this.exit());
+  }
+
+  async enterAlone(): Promise<() => void> {
+    while (this.alone) await this.alone;
+    let release: () => void = () => undefined;
+    this.alone = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    while (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    this.inFlight++;
+    return once(() => {
+      this.alone = null;
+      this.exit();
+      release();
+    });
+  }
+
+  private exit(): void {
+    this.inFlight--;
+    if (this.inFlight === 0) for (const wake of this.idle.splice(0)) wake();
+  }
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}
+
+const gate = new ChunkGate();
 
 /**
  * Starts this process ended while Postgres could not hear it (the outage that

@@ -405,16 +405,33 @@ export async function reopenIncompleteChunks(em: EntityManager, runId: string): 
  * never ended before this one (see endChunk), or null when the chunk is done
  * or its run no longer running (the caller's normal path says which).
  */
-export async function beginChunk(em: EntityManager, runId: string, chunkIndex: number): Promise<{ crashes: number } | null> {
+export async function beginChunk(
+  em: EntityManager,
+  runId: string,
+  chunkIndex: number,
+  opts: { onlyIfClean?: boolean } = {},
+): Promise<{ crashes: number } | null> {
   const [row] = await sql<{ crashes: number }>(
     em,
     `update eval_run_chunks c set crash_count = c.crash_count + 1
        from eval_runs r
       where c.run_id = ? and c.chunk_index = ? and c.done_at is null and r.id = c.run_id and r.status = 'running'
+        and (c.crash_count = 0 or not ?::boolean)
       returning c.crash_count - 1 as crashes`,
-    [runId, chunkIndex],
+    [runId, chunkIndex, opts.onlyIfClean ?? false],
   );
   return row ?? null;
+}
+
+/** The chunk's crash count, or null when it is done or its run no longer running. */
+export async function chunkCrashes(em: EntityManager, runId: string, chunkIndex: number): Promise<number | null> {
+  const [row] = await sql<{ crash_count: number }>(
+    em,
+    `select c.crash_count from eval_run_chunks c join eval_runs r on r.id = c.run_id
+      where c.run_id = ? and c.chunk_index = ? and c.done_at is null and r.status = 'running'`,
+    [runId, chunkIndex],
+  );
+  return row ? row.crash_count : null;
 }
 
 /**

@@ -4,9 +4,9 @@
  * out-of-memory kill would). Each start is counted in Postgres before the
  * chunk's items are loaded; after CHUNK_MAX_CRASHES starts that never ended,
  * the next start writes the chunk's items as `error` with the reason instead
- * of crashing again, and the run completes. Workers run one chunk at a time
- * here, so that no other chunk shares the poison chunk's crashes (see
- * RELIABILITY.md: with more, a chunk in flight beside it is counted too).
+ * of crashing again, and the run completes. Workers run two chunks at a
+ * time: a chunk in flight beside the poison chunk dies with it, and must not
+ * be given up with it (a chunk that has crashed a worker runs alone after).
  */
 import { describe, expect } from 'vitest';
 import { sql } from '../../server/sql.ts';
@@ -21,7 +21,7 @@ describe('fault: crash loop', () => {
     const maxCrashes = 3;
     const { runId } = await rig.startRun(await rig.dataset(n), { workers: [] });
     const startedAt = Date.now();
-    const env = { EVALGATE_FAULT: `crash-on-chunk=${poison}`, WORKER_CONCURRENCY: '1', CHUNK_MAX_CRASHES: String(maxCrashes) };
+    const env = { EVALGATE_FAULT: `crash-on-chunk=${poison}`, WORKER_CONCURRENCY: '2', CHUNK_MAX_CRASHES: String(maxCrashes) };
 
     // A supervisor's loop: start a worker; when it dies, start the next. Bounded: a crash loop fails the test.
     const deaths: (NodeJS.Signals | number | null)[] = [];
@@ -55,10 +55,19 @@ describe('fault: crash loop', () => {
       [runId, poison],
     );
     expect(poisoned).toEqual({ errors: chunkSize, reasons: [`chunk crashed its worker ${maxCrashes} times`], outside: 0, crash_count: maxCrashes + 1 });
+    // Bystanders: chunks that were in flight when a worker died, counted once each at most, then scored alone.
+    const [others] = await sql<{ bystanders: number; max_crashes: number }>(
+      rig.em,
+      `select count(*) filter (where crash_count > 0)::int as bystanders, coalesce(max(crash_count), 0)::int as max_crashes
+         from eval_run_chunks where run_id = ? and chunk_index <> ?`,
+      [runId, poison],
+    );
+    expect(others?.max_crashes ?? 99).toBeLessThanOrEqual(1);
     report('chunk that crashes every worker (crash-on-chunk)', {
       worker_deaths: deaths.length,
       chunk_max_crashes: maxCrashes,
       error_items: poisoned?.errors ?? -1,
+      bystander_chunks_counted_once: others?.bystanders ?? -1,
       other_items_passed: done.passed_count,
       run_s: seconds((done.completed_ms ?? 0) - startedAt),
       ...tally,
