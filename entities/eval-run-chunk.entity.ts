@@ -16,5 +16,7 @@ export const EvalRunChunk = defineEntity({
     last_item_id: p.uuid(),
     item_count: p.integer(),
     done_at: p.datetime().columnType('timestamptz').nullable(),
+    /** Starts that never ended in a worker's hands (the process died holding the chunk); see CHUNK_MAX_CRASHES. */
+    crash_count: p.integer().default(0),
   }),
 });

@@ -97,6 +97,10 @@ export const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(0, 3_600_000).default(25_000),
   /** Attempts of one chunk job before BullMQ marks it failed (the reconciler retries it later). */
   CHUNK_ATTEMPTS: int(1, 100).default(8),
+  /** Starts of one chunk that may die with their worker (OOM, SIGKILL) before the next start writes its items as `error`. */
+  CHUNK_MAX_CRASHES: int(1, 1_000).default(3),
+  /** Pending + running runs one reconcile sweep visits at most; the next sweep goes on from where it stopped. */
+  RECONCILE_SWEEP_RUNS: int(1, 1_000_000).default(5_000),
 
   /** Writes (mutations) per minute per tenant and per API key / session, shared by all API processes. */
   RATE_LIMIT_TENANT_WRITES_PER_MINUTE: int(1, 10_000_000).default(1_200),

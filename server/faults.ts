@@ -4,24 +4,31 @@
  *   crash-before-enqueue   SIGKILL the API process between the run's commit and its enqueue
  *   crash-before-record    SIGKILL a worker after scoring a chunk, before recording it
  *   chunk-delay-ms=N       sleep N ms in every chunk (makes a run slow enough to interrupt)
+ *   crash-on-chunk=K       SIGKILL a worker as it begins chunk K of any run (a chunk that kills every worker)
  */
 export interface Faults {
   crashBeforeEnqueue: boolean;
   crashBeforeRecord: boolean;
   chunkDelayMs: number;
+  /** chunk index that kills the worker taking it, or null */
+  crashOnChunk: number | null;
 }
 
 export function parseFaults(spec: string | undefined): Faults {
   const parts = new Set((spec ?? '').split(',').map((s) => s.trim()).filter(Boolean));
   let chunkDelayMs = 0;
+  let crashOnChunk: number | null = null;
   for (const p of parts) {
     const m = /^chunk-delay-ms=(\d+)$/.exec(p);
     if (m) chunkDelayMs = Number(m[1]);
+    const k = /^crash-on-chunk=(\d+)$/.exec(p);
+    if (k) crashOnChunk = Number(k[1]);
   }
   return {
     crashBeforeEnqueue: parts.has('crash-before-enqueue'),
     crashBeforeRecord: parts.has('crash-before-record'),
     chunkDelayMs,
+    crashOnChunk,
   };
 }
 

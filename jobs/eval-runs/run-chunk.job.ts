@@ -5,6 +5,7 @@
  * concurrently under the provider's shared limits and records every second,
  * so a crash loses little paid-for work and progress stays visible.
  */
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Job } from 'bullmq';
@@ -18,6 +19,10 @@ import type { WorkerDeps } from '../registry.ts';
 import { EvaluatorConfigError, type Scorer } from './evaluator-cache.ts';
 import { onRunFinished } from './run-events.ts';
 import {
+  beginChunk,
+  chunkCrashes,
+  endChunk,
+  failChunk,
   failRun,
   loadChunkWork,
   NO_SPEND,
@@ -41,6 +46,146 @@ const RUN_WATCH_MS = 500;
 export async function processRunChunk(deps: WorkerDeps, job: Job): Promise<{ scored: number; skipped?: string }> {
   const { run_id, chunk_index } = parsePayload(runChunkPayload, job.data);
   const em = deps.container.orm.em.fork();
+  await endStartsLeftOpen(em);
+  const { begun, leave } = await takeChunk(em, run_id, chunk_index);
+  try {
+    if (begun) {
+      const max = deps.container.env.CHUNK_MAX_CRASHES;
+      if (begun.crashes >= max) return await giveUpOnChunk(deps, em, run_id, chunk_index, begun.crashes, job.attemptsMade + 1);
+      if (deps.container.faults.crashOnChunk === chunk_index) crashNow();
+    }
+    try {
+      return await scoreChunk(deps, em, job, run_id, chunk_index);
+    } finally {
+      if (begun) await endStart(deps, em, run_id, chunk_index);
+    }
+  } finally {
+    leave();
+  }
+}
+
+/**
+ * Counts this start in Postgres (beginChunk) before anything that could kill
+ * this process: a start never ended is a crash. A process that dies kills every
+ * chunk it holds, so each of them would be counted; to blame the chunk that
+ * did it, a chunk that has crashed a worker before runs alone in this process:
+ * it waits until the chunks in flight here have ended, and chunks taken
+ * meanwhile wait before counting their start. A bystander of a crash is thus
+ * counted once at most, and the poison chunk alone reaches CHUNK_MAX_CRASHES.
+ */
+async function takeChunk(em: EntityManager, runId: string, chunkIndex: number): Promise<{ begun: { crashes: number } | null; leave: () => void }> {
+  const leaveShared = await gate.enter();
+  try {
+    const begun = await beginChunk(em, runId, chunkIndex, { onlyIfClean: true });
+    // null: done, run not running (the normal path says which), or a chunk with crashes
+    if (begun || (await chunkCrashes(em, runId, chunkIndex)) === null) return { begun, leave: leaveShared };
+  } catch (err) {
+    leaveShared();
+    throw err;
+  }
+  leaveShared();
+  const leaveAlone = await gate.enterAlone();
+  try {
+    return { begun: await beginChunk(em, runId, chunkIndex), leave: leaveAlone };
+  } catch (err) {
+    leaveAlone();
+    throw err;
+  }
+}
+
+/** This process's chunks between their counted start and its end; a suspect chunk runs with none beside it. */
+class ChunkGate {
+  private inFlight = 0;
+  private alone: Promise<void> | null = null;
+  private idle: (() => void)[] = [];
+
+  async enter(): Promise<() => void> {
+    while (this.alone) await this.alone;
+    this.inFlight++;
+    return once(() => this.exit());
+  }
+
+  async enterAlone(): Promise<() => void> {
+    while (this.alone) await this.alone;
+    let release: () => void = () => undefined;
+    this.alone = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    while (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    this.inFlight++;
+    return once(() => {
+      this.alone = null;
+      this.exit();
+      release();
+    });
+  }
+
+  private exit(): void {
+    this.inFlight--;
+    if (this.inFlight === 0) for (const wake of this.idle.splice(0)) wake();
+  }
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}
+
+const gate = new ChunkGate();
+
+/**
+ * Starts this process ended while Postgres could not hear it (the outage that
+ * failed the chunk usually fails this write too). They are ended at the next
+ * chunk this process takes, so that a Postgres outage is not counted as
+ * crashes; bounded, a process that lives through a very long outage forgets
+ * the oldest and those chunks keep one crash each.
+ */
+const startsLeftOpen = new Map<string, { runId: string; chunkIndex: number }>();
+const MAX_STARTS_LEFT_OPEN = 10_000;
+
+async function endStart(deps: WorkerDeps, em: EntityManager, runId: string, chunkIndex: number): Promise<void> {
+  try {
+    await endChunk(em, runId, chunkIndex);
+  } catch (err) {
+    deps.log.warn({ runId, chunkIndex, err: (err as Error).message }, 'could not end the chunk start; will at the next chunk');
+    if (startsLeftOpen.size >= MAX_STARTS_LEFT_OPEN) startsLeftOpen.delete(startsLeftOpen.keys().next().value as string);
+    startsLeftOpen.set(`${runId}-${chunkIndex}-${randomUUID()}`, { runId, chunkIndex });
+  }
+}
+
+async function endStartsLeftOpen(em: EntityManager): Promise<void> {
+  for (const [key, start] of startsLeftOpen) {
+    startsLeftOpen.delete(key); // before the await: concurrent chunks of this process must not end it twice
+    try {
+      await endChunk(em, start.runId, start.chunkIndex);
+    } catch {
+      startsLeftOpen.set(key, start);
+      return; // still unreachable: the next chunk tries again
+    }
+  }
+}
+
+/** The chunk killed its worker `crashes` times: its unscored items become `error` with that reason, and the run goes on. */
+async function giveUpOnChunk(
+  deps: WorkerDeps,
+  em: EntityManager,
+  runId: string,
+  chunkIndex: number,
+  crashes: number,
+  attempts: number,
+): Promise<{ scored: number; skipped: string }> {
+  const reason = `chunk crashed its worker ${crashes} times`;
+  const out = await failChunk(em, runId, chunkIndex, attempts, reason);
+  deps.log.error({ runId, chunkIndex, crashes, items: out?.inserted ?? 0 }, 'chunk keeps crashing its worker; its items are recorded as errors');
+  await afterRecord(deps, runId, out);
+  return { scored: out?.inserted ?? 0, skipped: reason };
+}
+
+async function scoreChunk(deps: WorkerDeps, em: EntityManager, job: Job, run_id: string, chunk_index: number): Promise<{ scored: number; skipped?: string }> {
   // the chunk, its run's state and its items still to score, in one round trip
   const work = await loadChunkWork(em, run_id, chunk_index);
   if (!work) return { scored: 0, skipped: 'no such chunk' };

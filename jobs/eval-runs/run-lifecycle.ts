@@ -270,8 +270,16 @@ export async function recordResults(
               coalesce(sum(score) filter (where status <> 'error'), 0) as s
          from ins
      ), chunk as (
-       update eval_run_chunks set done_at = now()
-        where run_id = ? and chunk_index = ? and done_at is null and ?::boolean
+       -- done only while the run takes results (a chunk landing after a cancel stays undone, so a retry
+       -- scores it) and only when every item of the chunk has its result: the results it had (this
+       -- statement's snapshot) plus those this statement inserted. A retry that deleted error results
+       -- of a chunk still in flight thus leaves that chunk undone for the next delivery.
+       update eval_run_chunks c set done_at = now()
+        where c.run_id = ? and c.chunk_index = ? and c.done_at is null and ?::boolean
+          and exists (select 1 from run)
+          and c.item_count <= (select n from agg)
+                              + (select count(*) from eval_run_items x
+                                  where x.run_id = c.run_id and x.item_id between c.first_item_id and c.last_item_id)
        returning 1
      )
      update eval_runs r set
@@ -322,9 +330,14 @@ export async function failRun(em: EntityManager, runId: string, message: string,
 }
 
 /**
- * Re-opens a finished run for its `error` items: deletes those results and
- * takes exactly them off the counters (one statement), re-opens the chunks
- * that held them and sets the run running again.
+ * Re-opens a finished run for its `error` items and for the items it never
+ * scored (a canceled run): deletes the error results and takes exactly them
+ * off the counters (one statement), re-opens every chunk that held an error
+ * or lacks a result for any of its items (a chunk in flight at a cancel, or
+ * one marked done without its results by an older version), clears their
+ * crash counts (the retry is the tenant's explicit request to try again) and
+ * sets the run running again. Passed and failed results stay, so every item
+ * still ends with exactly one result.
  */
 export async function reopenForRetry(em: EntityManager, tenantId: string, runId: string): Promise<{ run: EvalRunRow; removed: number }> {
   return em.transactional(async (tx) => {
@@ -345,8 +358,11 @@ export async function reopenForRetry(em: EntityManager, tenantId: string, runId:
       `with del as (
          delete from eval_run_items where run_id = ? and tenant_id = ? and status = 'error' returning item_id
        ), reopened as (
-         update eval_run_chunks c set done_at = null
-          where c.run_id = ? and exists (select 1 from del where del.item_id between c.first_item_id and c.last_item_id)
+         update eval_run_chunks c set done_at = null, crash_count = 0
+          where c.run_id = ?
+            and (exists (select 1 from del where del.item_id between c.first_item_id and c.last_item_id)
+                 or c.item_count > (select count(*) from eval_run_items x
+                                     where x.run_id = c.run_id and x.item_id between c.first_item_id and c.last_item_id))
          returning 1
        ), agg as (select count(*)::int as n from del)
        update eval_runs r set
@@ -360,4 +376,116 @@ export async function reopenForRetry(em: EntityManager, tenantId: string, runId:
     const [run] = await sql<EvalRunRow>(tx, `select ${EVAL_RUN_COLUMNS} from eval_runs where id = ?`, [runId]);
     return { run: run as EvalRunRow, removed: deleted?.n ?? 0 };
   });
+}
+
+/**
+ * Re-opens the done chunks of a running run that lack a result for some of
+ * their items. Only the reconciler calls it, for a run that is running with
+ * no undone chunk and fewer results than items: nothing would ever finish such
+ * a run (a run retried after a cancel by an older version was left so).
+ */
+export async function reopenIncompleteChunks(em: EntityManager, runId: string): Promise<number> {
+  const rows = await sql<{ chunk_index: number }>(
+    em,
+    `update eval_run_chunks c set done_at = null
+      where c.run_id = ? and c.done_at is not null
+        and exists (select 1 from eval_runs r where r.id = c.run_id and r.status = 'running')
+        and c.item_count > (select count(*) from eval_run_items x
+                             where x.run_id = c.run_id and x.item_id between c.first_item_id and c.last_item_id)
+      returning c.chunk_index`,
+    [runId],
+  );
+  return rows.length;
+}
+
+/**
+ * A worker takes the chunk: counts the start in Postgres before any item is
+ * loaded, so a chunk that kills its process (out of memory, a native crash)
+ * is counted even though nothing after this line ran. Returns the starts that
+ * never ended before this one (see endChunk), or null when the chunk is done
+ * or its run no longer running (the caller's normal path says which).
+ */
+export async function beginChunk(
+  em: EntityManager,
+  runId: string,
+  chunkIndex: number,
+  opts: { onlyIfClean?: boolean } = {},
+): Promise<{ crashes: number } | null> {
+  const [row] = await sql<{ crashes: number }>(
+    em,
+    `update eval_run_chunks c set crash_count = c.crash_count + 1
+       from eval_runs r
+      where c.run_id = ? and c.chunk_index = ? and c.done_at is null and r.id = c.run_id and r.status = 'running'
+        and (c.crash_count = 0 or not ?::boolean)
+      returning c.crash_count - 1 as crashes`,
+    [runId, chunkIndex, opts.onlyIfClean ?? false],
+  );
+  return row ?? null;
+}
+
+/** The chunk's crash count, or null when it is done or its run no longer running. */
+export async function chunkCrashes(em: EntityManager, runId: string, chunkIndex: number): Promise<number | null> {
+  const [row] = await sql<{ crash_count: number }>(
+    em,
+    `select c.crash_count from eval_run_chunks c join eval_runs r on r.id = c.run_id
+      where c.run_id = ? and c.chunk_index = ? and c.done_at is null and r.status = 'running'`,
+    [runId, chunkIndex],
+  );
+  return row ? row.crash_count : null;
+}
+
+/**
+ * The start counted by beginChunk ended in this process's hands (recorded,
+ * skipped, or failed with an error BullMQ retries): it was no crash. A start
+ * whose process died never gets here, and so stays counted.
+ */
+export async function endChunk(em: EntityManager, runId: string, chunkIndex: number): Promise<void> {
+  await sql(em, `update eval_run_chunks set crash_count = greatest(crash_count - 1, 0) where run_id = ? and chunk_index = ?`, [runId, chunkIndex]);
+}
+
+/**
+ * Ends a chunk that crashed its workers too often: every item of the chunk
+ * without a result gets an `error` result with `message`, the counters take
+ * exactly those, the chunk is done and the run completes if this was its last
+ * chunk, in one statement like recordResults. The items are selected and
+ * written inside Postgres: loading them may be what killed the workers.
+ */
+export async function failChunk(em: EntityManager, runId: string, chunkIndex: number, attempts: number, message: string): Promise<RecordOutcome | null> {
+  const [row] = await sql<RecordOutcome>(
+    em,
+    `with run as (
+       select r.tenant_id, r.dataset_id, v.version
+         from eval_runs r join dataset_versions v on v.id = r.dataset_version_id
+        where r.id = ? and r.status = 'running'
+          for key share of r
+     ), c as (
+       select first_item_id, last_item_id from eval_run_chunks where run_id = ? and chunk_index = ? and done_at is null
+     ), ins as (
+       insert into eval_run_items (run_id, item_id, tenant_id, status, score, passed, reason, error, attempts, latency_ms, created_at)
+       select ?, i.id, run.tenant_id, 'error', null, null, null, ?, ?, 0, now()
+         from run, c, dataset_items i
+        where i.dataset_id = run.dataset_id and i.id between c.first_item_id and c.last_item_id
+          and i.valid_from <= run.version and (i.valid_to is null or i.valid_to > run.version)
+       on conflict (run_id, item_id) do nothing
+       returning 1
+     ), agg as (
+       select count(*)::int as n from ins
+     ), chunk as (
+       update eval_run_chunks set done_at = now()
+        where run_id = ? and chunk_index = ? and done_at is null and exists (select 1 from run)
+       returning 1
+     )
+     update eval_runs r set
+       completed_count = r.completed_count + agg.n,
+       error_count = r.error_count + agg.n,
+       status = case when r.status = 'running' and r.completed_count + agg.n >= r.item_count then 'completed' else r.status end,
+       completed_at = case when r.status = 'running' and r.completed_count + agg.n >= r.item_count then now() else r.completed_at end,
+       updated_at = now()
+     from agg
+     where r.id = ?
+     returning r.status, r.completed_count, r.item_count, agg.n as inserted,
+               (r.status = 'completed' and r.completed_count - agg.n < r.item_count) as just_completed`,
+    [runId, runId, chunkIndex, runId, storableText(message), attempts, runId, chunkIndex, runId],
+  );
+  return row ?? null;
 }

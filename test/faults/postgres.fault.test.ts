@@ -7,6 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect } from 'vitest';
+import { sql } from '../../server/sql.ts';
 import { items } from '../helpers/factories.ts';
 import { faultTest, report, seconds } from './rig.ts';
 
@@ -59,6 +60,9 @@ describe('fault: PostgreSQL restart', () => {
     const failedForGood = chunkLogLines('job failed for good');
     // The outage outlasted both attempts of the chunks that ran during it: the reconciler's retry finished them.
     expect(failedForGood).toBeGreaterThan(0);
+    // No worker died: the chunk starts the outage cut off were ended once Postgres was back, not counted as crashes.
+    const [crashes] = await sql<{ open: number }>(rig.em, 'select coalesce(max(crash_count), 0)::int as open from eval_run_chunks where run_id = ?', [runId]);
+    expect(crashes?.open).toBeLessThan(rig.container.env.CHUNK_MAX_CRASHES);
     report('PostgreSQL crash + restart mid-run', {
       down_at_pct: Math.round((at.completed_count / n) * 100),
       outage_s: seconds(upAt - outage.beganAt),
@@ -70,6 +74,7 @@ describe('fault: PostgreSQL restart', () => {
       chunk_jobs_failed_for_good_then_reconciled: failedForGood,
       resumed_s: seconds(((await rig.firstResultAfter(runId, upAt)) ?? 0) - upAt),
       recovery_s: seconds((done.completed_ms ?? 0) - upAt),
+      max_chunk_crash_count: crashes?.open ?? -1,
       ...tally,
     });
   });

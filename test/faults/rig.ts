@@ -19,6 +19,7 @@ import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '..
 import {
   FAST_RECOVERY_ENV,
   killAll,
+  spawnEvalgate,
   startDisposablePostgres,
   startDisposableRedis,
   startEvalgateApi,
@@ -131,6 +132,13 @@ export class Rig {
     return startEvalgateWorker({ ...this.env, ...extra }, { onSpawn: (p) => this.procs.push(p) });
   }
 
+  /** `server/main.ts worker` without waiting for its start: for a worker that may die before it reports one. */
+  spawnWorker(extra: Record<string, string> = {}): EvalgateProcess {
+    const p = spawnEvalgate('worker', { ...this.env, ...extra });
+    this.procs.push(p);
+    return p;
+  }
+
   /** `server/main.ts api` on a port it picks itself (no EADDRINUSE race); resolves once /healthz answers. */
   async startApi(extra: Record<string, string> = {}): Promise<ApiProcess> {
     return startEvalgateApi({ ...this.env, ...extra }, { onSpawn: (p) => this.procs.push(p) });
@@ -171,6 +179,11 @@ export class Rig {
   /** GET /v1/eval-runs/{id}, timed. */
   async getRun(api: ApiProcess, runId: string): Promise<Timed<{ status: number; body: Record<string, unknown> }>> {
     return timed(() => request(api.baseUrl, 'GET', `/v1/eval-runs/${runId}`, this.tenant.keys.viewer));
+  }
+
+  /** POST /v1/eval-runs/{id}/{action} (cancel, retry) as a member, timed. */
+  async runAction(api: ApiProcess, runId: string, action: 'cancel' | 'retry'): Promise<Timed<{ status: number; body: Record<string, unknown> }>> {
+    return timed(() => request(api.baseUrl, 'POST', `/v1/eval-runs/${runId}/${action}`, this.tenant.keys.member));
   }
 
   /** GET /readyz, timed. */
