@@ -15,7 +15,7 @@ import { parseFaults, type Faults } from './faults.ts';
 import { WriteRateLimiter } from './rate-limit.ts';
 import { configuredSecrets, createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { createBaseOrmConfig, mayHavePendingMigrations } from './orm-config.ts';
+import { createBaseOrmConfig, mayHavePendingMigrations, ormOptions, prepareOrm } from './orm-config.ts';
 
 export interface Container {
   env: Env;
@@ -47,13 +47,14 @@ export interface ContainerOptions {
 export async function createContainer(env: Env, opts: ContainerOptions = {}): Promise<Container> {
   const log = opts.log ?? createLogger(env.LOG_LEVEL, undefined, configuredSecrets(env));
   if (opts.migrate ?? true) {
-    if (await ensureDatabase(env.DATABASE_URL)) log.info('created database');
+    if (await ensureDatabase(env.DATABASE_MIGRATION_URL ?? env.DATABASE_URL)) log.info('created database');
   }
-  const orm = await MikroORM.init(createBaseOrmConfig({ databaseUrl: env.DATABASE_URL, poolMax: env.DATABASE_POOL_MAX }));
+  const orm = await MikroORM.init(createBaseOrmConfig(ormOptions(env)));
+  await prepareOrm(orm, ormOptions(env), log);
   const migrator = async () => (await import('./mikro-orm.config.ts')).withMigrator(orm);
   const pendingMigrations = async () => ((await mayHavePendingMigrations(orm)) ? (await (await migrator()).getPendingMigrations()).length : 0);
   if ((opts.migrate ?? true) && (await mayHavePendingMigrations(orm))) {
-    const applied = await (await migrator()).up();
+    const applied = await (await import('./mikro-orm.config.ts')).applyMigrations(orm, env.DATABASE_MIGRATION_URL);
     if (applied.length) log.info({ migrations: applied.map((m) => m.name) }, 'applied migrations');
   }
 

@@ -146,6 +146,26 @@ export const envSchema = z.object({
   /** CLI `runs:watch`: the API key to ask with (`--key` wins). */
   EVALGATE_API_KEY: optionalString,
 
+  /**
+   * What DATABASE_URL reaches when it is not PostgreSQL itself: `session` or `transaction` for a
+   * PgBouncer (or a pooler like it) in that pool_mode. Either sends nothing at connect but user and
+   * database (PgBouncer refuses other startup parameters); `transaction` also makes statements
+   * unnamed (see DATABASE_PREPARED_STATEMENTS) and leaves the statement timeout to the role (README:
+   * Running past one machine). `none`: a direct connection, with the timeout sent at connect.
+   */
+  DATABASE_POOLER: z.enum(['none', 'session', 'transaction']).default('none'),
+  /**
+   * Named (server-side prepared) statements on the hot paths. Default: on, except behind
+   * DATABASE_POOLER=transaction, where consecutive statements of one client land on different server
+   * connections (a name is then unknown there, or already taken). On behind PgBouncer ≥ 1.21 with
+   * max_prepared_statements > 0, which tracks names itself.
+   */
+  DATABASE_PREPARED_STATEMENTS: z.stringbool().optional(),
+  /** Longest a statement may run (the last guard against a stuck query); 0 = no limit. Behind DATABASE_POOLER=transaction, set it on the role instead (README). */
+  DATABASE_STATEMENT_TIMEOUT_MS: int(0, 86_400_000).default(120_000),
+  /** Where creating the database and migrating go, when not through DATABASE_URL (e.g. PostgreSQL itself, past PgBouncer). Default: DATABASE_URL. */
+  DATABASE_MIGRATION_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+
   /** Test-only fault points; never set in production. */
   EVALGATE_FAULT: optionalString,
 });

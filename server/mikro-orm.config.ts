@@ -1,4 +1,4 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
+import { MikroORM } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { migrationsList } from './migrations/index.ts';
 import { createBaseOrmConfig, type OrmOptions } from './orm-config.ts';
@@ -23,4 +23,22 @@ export function withMigrator(orm: MikroORM): Migrator {
     Migrator.register(orm);
   }
   return orm.getMigrator() as Migrator;
+}
+
+/**
+ * Applies the pending migrations, through `migrationUrl` when it is another
+ * database URL than the ORM's (DATABASE_MIGRATION_URL: PostgreSQL itself, past
+ * a pooler) on a connection of its own, else through the ORM. Either works
+ * behind PgBouncer in transaction mode: the migrations run in one transaction
+ * (allOrNothing) and take no advisory lock; their `set names` is a parameter
+ * PgBouncer tracks per client.
+ */
+export async function applyMigrations(orm: MikroORM, migrationUrl: string | undefined): Promise<{ name: string }[]> {
+  if (!migrationUrl || migrationUrl === orm.config.get('clientUrl')) return withMigrator(orm).up();
+  const direct = await MikroORM.init(createOrmConfig({ databaseUrl: migrationUrl, poolMax: 1 }));
+  try {
+    return await (direct.getMigrator() as Migrator).up();
+  } finally {
+    await direct.close(true);
+  }
 }

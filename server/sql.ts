@@ -10,6 +10,23 @@ interface PoolClient {
 
 const numbered = new Map<string, string>();
 
+/**
+ * ORMs (by their configuration, which every fork shares) whose `prepare`
+ * names are dropped. Behind transaction pooling each statement may run on
+ * another server connection: a name parsed on one is missing on the next
+ * ("prepared statement … does not exist": pg remembers what it parsed per
+ * client connection and sends only the name), and another client's first use
+ * of the name can land where it was parsed already ("… already exists").
+ * Unnamed statements are parsed and planned with every execution, on whatever
+ * server connection runs them.
+ */
+const unnamed = new WeakSet<object>();
+
+/** Turns sql()'s named statements into unnamed ones for this ORM (DATABASE_PREPARED_STATEMENTS=false). */
+export function useUnnamedStatements(em: EntityManager): void {
+  unnamed.add(em.config);
+}
+
 /** `?` placeholders → `$1`, `$2`, … (cached per statement text; statements are literals, so the map stays small). */
 function toNumbered(query: string): string {
   let text = numbered.get(query);
@@ -36,7 +53,8 @@ function toNumbered(query: string): string {
  *
  * `prepare` names a hot statement: each pooled connection parses and plans
  * it once and afterwards only binds and executes it (the name must be unique
- * to this statement text; pg refuses one name for two texts).
+ * to this statement text; pg refuses one name for two texts). Dropped for an
+ * ORM given to useUnnamedStatements (transaction pooling).
  */
 export async function sql<T = Record<string, unknown>>(
   em: EntityManager,
@@ -52,7 +70,8 @@ export async function sql<T = Record<string, unknown>>(
   const client = trx ? trx.client : (em.getKnex().client as PoolClient);
   const conn = await client.acquireConnection();
   try {
-    const res = await conn.query({ text: toNumbered(query), values: params, name: opts.prepare });
+    const name = opts.prepare !== undefined && !unnamed.has(em.config) ? opts.prepare : undefined;
+    const res = await conn.query({ text: toNumbered(query), values: params, name });
     return res.rows as T[];
   } finally {
     await client.releaseConnection(conn);
