@@ -9,6 +9,7 @@ import { jobIds, QUEUE_NAMES } from '../queues.ts';
 import type { WorkerDeps } from '../registry.ts';
 import { sql } from '../../server/sql.ts';
 import { purgeExpiredIdempotencyKeys } from '../../routers/eval-runs/idempotency.service.ts';
+import { purgeStaleUploads } from '../../routers/datasets/dataset-staging.service.ts';
 import { purgeOldDeliveries } from '../webhooks/delivery-retention.ts';
 import { sweepUnnotifiedRuns } from '../webhooks/run-notifications.ts';
 import { enqueueUndoneChunks } from './enqueue.ts';
@@ -50,6 +51,7 @@ export async function reconcile(deps: WorkerDeps): Promise<{ pending: number; ru
   const pruned = await purgeOldDeliveries(em, container.env.WEBHOOK_DELIVERY_RETENTION_DAYS);
   if (pruned > 0) deps.log.debug({ pruned }, 'deleted webhook deliveries past their retention');
   await sweepUnnotifiedRuns(container);
+  await purgeStaleUploads(em, container.env.UPLOAD_STAGING_TTL_MS);
   if (requeued > 0) deps.log.info({ pending: pending.length, running: running.length, requeued }, 'reconciled');
   return { pending: pending.length, running: running.length, requeued };
 }

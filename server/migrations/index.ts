@@ -6,6 +6,7 @@ import { Migration20261125224131JudgeUsage } from './Migration20261125224131Judg
 import { Migration20261125224942IdempotencyKeys } from './Migration20261125224942IdempotencyKeys.ts';
 import { Migration20261125225356Webhooks } from './Migration20261125225356Webhooks.ts';
 import { Migration20261126012904ResultsWithoutRunForeignKey } from './Migration20261126012904ResultsWithoutRunForeignKey.ts';
+import { Migration20261202034500UploadStaging } from './Migration20261202034500UploadStaging.ts';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125000000Initial', class: Migration20261125000000Initial },
@@ -14,4 +15,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125224942IdempotencyKeys', class: Migration20261125224942IdempotencyKeys },
   { name: 'Migration20261125225356Webhooks', class: Migration20261125225356Webhooks },
   { name: 'Migration20261126012904ResultsWithoutRunForeignKey', class: Migration20261126012904ResultsWithoutRunForeignKey },
+  { name: 'Migration20261202034500UploadStaging', class: Migration20261202034500UploadStaging },
 ];
