@@ -13,9 +13,9 @@ import { startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts'
 import { api } from '../helpers/runs.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 
-const HEAP_CAP_MB = 128;
+const HEAP_CAP_MB = 256;
 /** The stated bound: V8's capped heap plus code, buffers and the pg/ioredis clients, with room to spare. */
-const RSS_BOUND_MB = 400;
+const RSS_BOUND_MB = 512;
 const MAX_PAGE_BYTES = 4 * 1024 * 1024;
 
 let s: Stack;
