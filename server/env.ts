@@ -87,6 +87,10 @@ export const envSchema = z.object({
   MAX_ITEM_BYTES: int(64, 64 * 1024 * 1024).default(1024 * 1024),
   /** Most items in one NDJSON upload. */
   MAX_UPLOAD_ITEMS: int(1, 100_000_000).default(5_000_000),
+  /** Largest body of one list page (its items' JSON); the page is cut short with a next_cursor, a single larger row still comes alone. */
+  MAX_PAGE_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
+  /** An NDJSON upload that staged nothing for this long is abandoned: the sweep deletes its staged lines. */
+  UPLOAD_STAGING_TTL_MS: int(1_000, 86_400_000).default(15 * 60_000),
 
   /** Worker settings (issue: run execution). */
   WORKER_CONCURRENCY: int(1, 1000).default(4),

@@ -20,6 +20,7 @@ import { jobIds, QUEUE_NAMES } from '../queues.ts';
 import type { WorkerDeps } from '../registry.ts';
 import { sql } from '../../server/sql.ts';
 import { purgeExpiredIdempotencyKeys } from '../../routers/eval-runs/idempotency.service.ts';
+import { purgeStaleUploads } from '../../routers/datasets/dataset-staging.service.ts';
 import { purgeOldDeliveries } from '../webhooks/delivery-retention.ts';
 import { sweepUnnotifiedRuns } from '../webhooks/run-notifications.ts';
 import { enqueueUndoneChunks } from './enqueue.ts';
@@ -95,6 +96,7 @@ export async function reconcile(
   const pruned = await purgeOldDeliveries(em, container.env.WEBHOOK_DELIVERY_RETENTION_DAYS);
   if (pruned > 0) deps.log.debug({ pruned }, 'deleted webhook deliveries past their retention');
   await sweepUnnotifiedRuns(container);
+  await purgeStaleUploads(em, container.env.UPLOAD_STAGING_TTL_MS);
   if (requeued > 0 || reopened > 0) deps.log.info({ pending, running, requeued, reopened }, 'reconciled');
   if (reopened > 0) deps.log.warn({ reopened }, 'reopened done chunks that lacked results');
   return { pending, running, requeued, reopened, wrapped: last === null };

@@ -52,8 +52,8 @@ export const datasetRouter = router({
     .input(listDatasetsInput)
     .output(listDatasetsOutput)
     .query(async ({ ctx, input }) => {
-      const rows = await listDatasets(ctx.em, ctx.principal.tenantId, decodeCursor(input.cursor, 'string'), input.limit);
-      return toPage(rows, input.limit, (r) => r.id, toDatasetDto);
+      const rows = await listDatasets(ctx.em, ctx.principal.tenantId, decodeCursor(input.cursor, 'string', 'datasets'), input.limit);
+      return toPage(rows, input.limit, (r) => r.id, toDatasetDto, { list: 'datasets' });
     }),
 
   getDataset: readProcedure
@@ -84,6 +84,14 @@ export const datasetRouter = router({
     }),
 
   addDatasetItems: writeProcedure
+    // Before .input(): the configured limit is checked on the raw body, so an oversized array is refused before any item is validated.
+    .use(async ({ ctx, getRawInput, next }) => {
+      const raw = (await getRawInput()) as { items?: unknown } | null | undefined;
+      const n = raw !== null && typeof raw === 'object' && Array.isArray(raw.items) ? raw.items.length : 0;
+      const max = ctx.container.env.MAX_ITEMS_PER_REQUEST;
+      if (n > max) throw new DomainError('PAYLOAD_TOO_LARGE', `items: at most ${max} items per request (got ${n}); upload larger sets as NDJSON to /v1/datasets/{id}/items/upload`);
+      return next();
+    })
     .meta({
       openapi: {
         method: 'POST',
@@ -100,10 +108,7 @@ export const datasetRouter = router({
     .input(addDatasetItemsInput)
     .output(datasetVersionSchema)
     .mutation(async ({ ctx, input }) => {
-      const { MAX_ITEMS_PER_REQUEST, MAX_ITEM_BYTES } = ctx.container.env;
-      if (input.items.length > MAX_ITEMS_PER_REQUEST) {
-        throw new DomainError('PAYLOAD_TOO_LARGE', `at most ${MAX_ITEMS_PER_REQUEST} items per request (got ${input.items.length}); upload larger sets as NDJSON to /v1/datasets/{id}/items/upload`);
-      }
+      const { MAX_ITEM_BYTES } = ctx.container.env;
       input.items.forEach((item, i) => {
         const bytes = Buffer.byteLength(JSON.stringify(item));
         if (bytes > MAX_ITEM_BYTES) throw new DomainError('PAYLOAD_TOO_LARGE', `items[${i}] is ${bytes} bytes; the limit is ${MAX_ITEM_BYTES}`);
@@ -135,8 +140,8 @@ export const datasetRouter = router({
     .input(listDatasetVersionsInput)
     .output(listDatasetVersionsOutput)
     .query(async ({ ctx, input }) => {
-      const rows = await listDatasetVersions(ctx.em, ctx.principal.tenantId, input.id, decodeCursor(input.cursor, 'number'), input.limit);
-      return toPage(rows, input.limit, (r) => r.version, toDatasetVersionDto);
+      const rows = await listDatasetVersions(ctx.em, ctx.principal.tenantId, input.id, decodeCursor(input.cursor, 'number', 'dataset-versions'), input.limit);
+      return toPage(rows, input.limit, (r) => r.version, toDatasetVersionDto, { list: 'dataset-versions' });
     }),
 
   listDatasetItems: readProcedure
@@ -144,7 +149,8 @@ export const datasetRouter = router({
     .input(listDatasetItemsInput)
     .output(listDatasetItemsOutput)
     .query(async ({ ctx, input }) => {
-      const rows = await listDatasetItems(ctx.em, ctx.principal.tenantId, input.id, input.version, decodeCursor(input.cursor, 'string'), input.limit);
+      const after = decodeCursor(input.cursor, 'string', 'dataset-items');
+      const { rows, truncated } = await listDatasetItems(ctx.em, ctx.principal.tenantId, input.id, input.version, after, input.limit, ctx.container.env.MAX_PAGE_BYTES);
       return toPage(rows, input.limit, (r) => r.id, (r) => ({
         id: r.id,
         input: r.input,
@@ -152,6 +158,6 @@ export const datasetRouter = router({
         output: r.output ?? null,
         metadata: r.metadata ?? null,
         created_at: iso(r.created_at),
-      }));
+      }), { list: 'dataset-items', truncated });
     }),
 });

@@ -1,7 +1,7 @@
 /** datasets: one zod schema per procedure (tRPC input = REST body/query = document). Imports only zod. */
 import { z } from 'zod';
 import { checkJsonValue } from '../../jobs/evaluators/evaluator.schema.ts';
-import { cursor, dateTime, limit, page, uuid } from '../shared/common.schema.ts';
+import { checkSafeJson, cursor, dateTime, limit, page, safe, uuid } from '../shared/common.schema.ts';
 
 export const datasetSchema = z
   .object({
@@ -46,6 +46,7 @@ export const newItemSchema = z
       if (item[field] === undefined) continue;
       const problem = checkJsonValue(item[field], MAX_ITEM_DEPTH, Number.POSITIVE_INFINITY);
       if (problem) ctx.addIssue({ code: 'custom', path: [field], message: problem });
+      else checkSafeJson(item[field], ctx, [field]);
     }
   })
   .meta({ id: 'NewDatasetItem' });
@@ -62,16 +63,27 @@ export const datasetItemSchema = z
   .meta({ id: 'DatasetItem' });
 
 export const createDatasetInput = z.object({
-  name: z.string().trim().min(1).max(200),
-  description: z.string().max(10_000).nullable().optional(),
+  name: safe(z.string().trim().min(1).max(200)),
+  description: safe(z.string().max(10_000)).nullable().optional(),
 });
 export const datasetIdInput = z.object({ id: uuid().describe('Dataset id') });
 export const listDatasetsInput = z.object({ cursor, limit });
 export const listDatasetsOutput = page(datasetSchema);
 
+/**
+ * Ceiling of MAX_ITEMS_PER_REQUEST. zod checks an array's `.max()` before its
+ * elements; the configured (lower) limit is checked on the raw input, before
+ * this schema runs, by the addDatasetItems procedure.
+ */
+export const MAX_ITEMS_PER_REQUEST_CEILING = 1_000_000;
+
 export const addDatasetItemsInput = z.object({
   id: uuid().describe('Dataset id'),
-  items: z.array(newItemSchema).min(1).describe('Items to add (at most MAX_ITEMS_PER_REQUEST; larger sets go through the NDJSON upload)'),
+  items: z
+    .array(newItemSchema)
+    .min(1)
+    .max(MAX_ITEMS_PER_REQUEST_CEILING)
+    .describe('Items to add (at most MAX_ITEMS_PER_REQUEST, default 10,000, else 413; larger sets go through the NDJSON upload)'),
 });
 export const deleteDatasetItemsInput = z.object({
   id: uuid().describe('Dataset id'),

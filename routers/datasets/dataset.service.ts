@@ -5,7 +5,11 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { DomainError, notFound } from '../../server/errors.ts';
+import { cutRows, jsonBytesSql, ROW_OVERHEAD_BYTES } from '../../server/pagination.ts';
 import { sql } from '../../server/sql.ts';
+
+/** Bytes of an item's JSON values (what a list answers for it), from the row alias `a`. */
+export const itemBytesSql = (a: string) => jsonBytesSql(`${a}.input`, `${a}.expected_output`, `${a}.output`, `${a}.metadata`);
 
 export interface NewItem {
   input: unknown;
@@ -119,8 +123,8 @@ export async function insertItems(
   );
   await sql(
     tx,
-    `insert into dataset_items (id, tenant_id, dataset_id, valid_from, valid_to, input, expected_output, output, metadata, created_at)
-     select x.id, ?, ?, ?, null, coalesce(x.input, 'null'::jsonb), x.expected_output, x.output, x.metadata, now()
+    `insert into dataset_items (id, tenant_id, dataset_id, valid_from, valid_to, input, expected_output, output, metadata, size_bytes, created_at)
+     select x.id, ?, ?, ?, null, coalesce(x.input, 'null'::jsonb), x.expected_output, x.output, x.metadata, ${itemBytesSql('x')}, now()
        from jsonb_to_recordset(?::jsonb) as x(id uuid, input jsonb, expected_output jsonb, output jsonb, metadata jsonb)`,
     [tenantId, datasetId, version, payload],
   );
@@ -211,7 +215,11 @@ export interface DatasetItemRow {
   created_at: Date | string;
 }
 
-/** A version's items in id order, a keyset page at a time. */
+/**
+ * A version's items in id order, a keyset page at a time, cut short when the
+ * page would exceed `maxBytes` (a single larger row still comes alone). Sizes
+ * come from size_bytes, so only the rows of the page are read whole.
+ */
 export async function listDatasetItems(
   em: EntityManager,
   tenantId: string,
@@ -219,17 +227,28 @@ export async function listDatasetItems(
   version: number | undefined,
   after: string | undefined,
   limit: number,
-): Promise<DatasetItemRow[]> {
+  maxBytes: number,
+): Promise<{ rows: DatasetItemRow[]; truncated: boolean }> {
   const ds = await findDataset(em, tenantId, datasetId);
   const v = version ?? ds.latest_version;
   if (v > ds.latest_version) throw notFound(`version ${v} of dataset`, datasetId);
-  return sql<DatasetItemRow>(
+  const rows = await sql<DatasetItemRow & { page_rows: number }>(
     em,
-    `select id, input, expected_output, output, metadata, created_at from dataset_items
-      where dataset_id = ? and valid_from <= ? and (valid_to is null or valid_to > ?) ${after ? 'and id > ?' : ''}
-      order by id limit ?`,
-    after ? [datasetId, v, v, after, limit + 1] : [datasetId, v, v, limit + 1],
+    `with page as (
+       select d.id, coalesce(d.size_bytes, ${itemBytesSql('d')}) + ${ROW_OVERHEAD_BYTES} as bytes
+         from dataset_items d
+        where d.dataset_id = ? and d.valid_from <= ? and (d.valid_to is null or d.valid_to > ?) ${after ? 'and d.id > ?' : ''}
+        order by d.id limit ?
+     ), cut as (
+       select id, row_number() over (order by id) as n, sum(bytes) over (order by id) as running, count(*) over () as page_rows from page
+     )
+     select i.id, i.input, i.expected_output, i.output, i.metadata, i.created_at, c.page_rows::int as page_rows
+       from cut c join dataset_items i on i.id = c.id
+      where c.n = 1 or c.running <= ?
+      order by i.id`,
+    after ? [datasetId, v, v, after, limit + 1, maxBytes] : [datasetId, v, v, limit + 1, maxBytes],
   );
+  return cutRows(rows);
 }
 
 /** Deletes a dataset with its versions, items, runs and results; refused while one of its runs is unfinished. */

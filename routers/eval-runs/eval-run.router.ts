@@ -86,8 +86,8 @@ export const evalRunRouter = router({
     .input(listEvalRunsInput)
     .output(listEvalRunsOutput)
     .query(async ({ ctx, input }) => {
-      const rows = await listRuns(ctx.em, ctx.principal.tenantId, input.id, input.status, decodeCursor(input.cursor, 'string'), input.limit);
-      return toPage(rows, input.limit, (r) => r.id, toEvalRunDto);
+      const rows = await listRuns(ctx.em, ctx.principal.tenantId, input.id, input.status, decodeCursor(input.cursor, 'string', 'runs'), input.limit);
+      return toPage(rows, input.limit, (r) => r.id, toEvalRunDto, { list: 'runs' });
     }),
 
   // Declared before getEvalRun: REST paths match in declaration order, and /compare would match /{id}.
@@ -106,13 +106,13 @@ export const evalRunRouter = router({
     .input(compareEvalRunsInput)
     .output(compareEvalRunsOutput)
     .query(async ({ ctx, input }) => {
-      const c = await compareRuns(ctx.em, ctx.principal.tenantId, input.base, input.head, decodeCursor(input.cursor, 'string'), input.limit);
+      const c = await compareRuns(ctx.em, ctx.principal.tenantId, input.base, input.head, decodeCursor(input.cursor, 'string', 'compare'), input.limit);
       const { data, next_cursor } = toPage(c.rows, input.limit, (r) => r.item_id, (r) => {
         const comparable = r.base_status !== 'error' && r.head_status !== 'error' && r.base_score !== null && r.head_score !== null;
         const delta = comparable ? (r.head_score as number) - (r.base_score as number) : null;
         const change = delta === null ? 'not_comparable' : delta > 1e-9 ? 'improved' : delta < -1e-9 ? 'regressed' : 'unchanged';
         return { ...r, delta, change } as const;
-      });
+      }, { list: 'compare' });
       return { base_run_id: c.base.id, head_run_id: c.head.id, summary: c.summary, data, next_cursor };
     }),
 
@@ -123,8 +123,9 @@ export const evalRunRouter = router({
     .input(listEvalRunItemsInput)
     .output(listEvalRunItemsOutput)
     .query(async ({ ctx, input }) => {
-      const rows = await listRunItems(ctx.em, ctx.principal.tenantId, input.id, input.status, decodeCursor(input.cursor, 'string'), input.limit);
-      return toPage(rows, input.limit, (r) => r.item_id, (r) => ({ ...r, output: r.output ?? null, expected_output: r.expected_output ?? null }));
+      const after = decodeCursor(input.cursor, 'string', 'run-items');
+      const { rows, truncated } = await listRunItems(ctx.em, ctx.principal.tenantId, input.id, input.status, after, input.limit, ctx.container.env.MAX_PAGE_BYTES);
+      return toPage(rows, input.limit, (r) => r.item_id, (r) => ({ ...r, output: r.output ?? null, expected_output: r.expected_output ?? null }), { list: 'run-items', truncated });
     }),
 
   getEvalRun: readProcedure

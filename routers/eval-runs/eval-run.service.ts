@@ -8,6 +8,7 @@ import { jobIds, QUEUE_NAMES } from '../../jobs/queues.ts';
 import type { Container } from '../../server/container.ts';
 import { withDeadline } from '../../server/deadline.ts';
 import { DomainError, notFound } from '../../server/errors.ts';
+import { cutRows, jsonBytesSql, ROW_OVERHEAD_BYTES } from '../../server/pagination.ts';
 import { RateLimitedError } from '../../server/rate-limit.ts';
 import { sql } from '../../server/sql.ts';
 import { findDataset } from '../datasets/dataset.service.ts';
@@ -142,7 +143,11 @@ export interface RunItemRow {
   expected_output: unknown;
 }
 
-/** A run's results joined with their items, in item order, a keyset page at a time. */
+/**
+ * A run's results joined with their items, in item order, a keyset page at a
+ * time, cut short when the page would exceed `maxBytes` (a single larger row
+ * still comes alone).
+ */
 export async function listRunItems(
   em: EntityManager,
   tenantId: string,
@@ -150,7 +155,8 @@ export async function listRunItems(
   status: RunItemRow['status'] | undefined,
   after: string | undefined,
   limit: number,
-): Promise<RunItemRow[]> {
+  maxBytes: number,
+): Promise<{ rows: RunItemRow[]; truncated: boolean }> {
   await findRun(em, tenantId, runId);
   const where = ['r.run_id = ?'];
   const params: unknown[] = [runId];
@@ -162,16 +168,28 @@ export async function listRunItems(
     where.push('r.item_id > ?');
     params.push(after);
   }
-  params.push(limit + 1);
-  return sql<RunItemRow>(
+  params.push(limit + 1, runId, maxBytes);
+  const rows = await sql<RunItemRow & { page_rows: number }>(
     em,
-    `select r.item_id, r.status, r.score, r.passed, r.reason, r.error, r.attempts, r.latency_ms,
-            r.prompt_tokens, r.completion_tokens, r.cost_usd, i.input, i.output, i.expected_output
-       from eval_run_items r join dataset_items i on i.id = r.item_id
-      where ${where.join(' and ')}
-      order by r.item_id limit ?`,
+    `with page as (
+       select r.item_id,
+              coalesce(i.size_bytes, ${jsonBytesSql('i.input', 'i.output', 'i.expected_output')}) + ${jsonBytesSql('r.reason', 'r.error')} + ${ROW_OVERHEAD_BYTES} as bytes
+         from eval_run_items r join dataset_items i on i.id = r.item_id
+        where ${where.join(' and ')}
+        order by r.item_id limit ?
+     ), cut as (
+       select item_id, row_number() over (order by item_id) as n, sum(bytes) over (order by item_id) as running, count(*) over () as page_rows from page
+     )
+     select r.item_id, r.status, r.score, r.passed, r.reason, r.error, r.attempts, r.latency_ms,
+            r.prompt_tokens, r.completion_tokens, r.cost_usd, i.input, i.output, i.expected_output, c.page_rows::int as page_rows
+       from cut c
+       join eval_run_items r on r.run_id = ? and r.item_id = c.item_id
+       join dataset_items i on i.id = r.item_id
+      where c.n = 1 or c.running <= ?
+      order by r.item_id`,
     params,
   );
+  return cutRows(rows);
 }
 
 export interface CompareRow {

@@ -58,8 +58,8 @@ export const evalRouter = router({
     .input(listEvalsInput)
     .output(listEvalsOutput)
     .query(async ({ ctx, input }) => {
-      const rows = await listEvals(ctx.em, ctx.principal.tenantId, decodeCursor(input.cursor, 'string'), input.limit);
-      return toPage(rows, input.limit, (r) => r.id, toEvalDto);
+      const rows = await listEvals(ctx.em, ctx.principal.tenantId, decodeCursor(input.cursor, 'string', 'evals'), input.limit);
+      return toPage(rows, input.limit, (r) => r.id, toEvalDto, { list: 'evals' });
     }),
 
   getEval: readProcedure

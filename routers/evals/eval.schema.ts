@@ -1,7 +1,7 @@
 /** evals: one zod schema per procedure. Imports only zod (and the zod-only evaluator config schema). */
 import { z } from 'zod';
 import { evaluatorConfigSchema } from '../../jobs/evaluators/evaluator.schema.ts';
-import { cursor, dateTime, limit, page, uuid } from '../shared/common.schema.ts';
+import { checkSafeJson, cursor, dateTime, limit, page, safe, uuid } from '../shared/common.schema.ts';
 
 /** The evaluator definition, a discriminated union on `type`. */
 export const evaluatorSchema = evaluatorConfigSchema.meta({ id: 'EvaluatorConfig' });
@@ -26,8 +26,13 @@ export const evalSchema = z
   })
   .meta({ id: 'Eval' });
 
-export const createEvalInput = z.object({ name: z.string().trim().min(1).max(200), evaluator: evaluatorSchema });
-export const createEvalVersionInput = z.object({ id: uuid().describe('Eval id'), evaluator: evaluatorSchema });
+// Config strings are stored in jsonb: the object-level check keeps `evaluator` a $ref in the document.
+export const createEvalInput = z
+  .object({ name: safe(z.string().trim().min(1).max(200)), evaluator: evaluatorSchema })
+  .superRefine((v, ctx) => checkSafeJson(v.evaluator, ctx, ['evaluator']));
+export const createEvalVersionInput = z
+  .object({ id: uuid().describe('Eval id'), evaluator: evaluatorSchema })
+  .superRefine((v, ctx) => checkSafeJson(v.evaluator, ctx, ['evaluator']));
 export const evalIdInput = z.object({ id: uuid().describe('Eval id') });
 export const listEvalsInput = z.object({ cursor, limit });
 export const listEvalsOutput = page(evalSchema);

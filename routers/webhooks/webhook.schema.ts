@@ -2,7 +2,7 @@
  * webhooks: one zod schema per procedure (tRPC input, REST document). Imports only zod.
  */
 import { z } from 'zod';
-import { cursor, dateTime, limit, page, uuid } from '../shared/common.schema.ts';
+import { checkSafeJson, cursor, dateTime, limit, page, uuid } from '../shared/common.schema.ts';
 
 export const MAX_WEBHOOK_URL_LENGTH = 2_048;
 
@@ -11,7 +11,8 @@ export const createWebhookInput = z.object({
     .url({ protocol: /^https?$/, error: 'must be an absolute http:// or https:// URL' })
     .max(MAX_WEBHOOK_URL_LENGTH)
     .describe('Where to POST `eval_run.completed` and `eval_run.failed` events'),
-});
+})
+  .superRefine((v, ctx) => checkSafeJson(v.url, ctx, ['url']));
 
 export const webhookIdInput = z.object({ id: uuid().describe('Webhook id') });
 

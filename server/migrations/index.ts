@@ -7,6 +7,7 @@ import { Migration20261125224942IdempotencyKeys } from './Migration2026112522494
 import { Migration20261125225356Webhooks } from './Migration20261125225356Webhooks.ts';
 import { Migration20261126012904ResultsWithoutRunForeignKey } from './Migration20261126012904ResultsWithoutRunForeignKey.ts';
 import { Migration20261202034500ChunkCrashesAndReconcileCursor } from './Migration20261202034500ChunkCrashesAndReconcileCursor.ts';
+import { Migration20261202034600UploadStaging } from './Migration20261202034600UploadStaging.ts';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125000000Initial', class: Migration20261125000000Initial },
@@ -16,4 +17,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125225356Webhooks', class: Migration20261125225356Webhooks },
   { name: 'Migration20261126012904ResultsWithoutRunForeignKey', class: Migration20261126012904ResultsWithoutRunForeignKey },
   { name: 'Migration20261202034500ChunkCrashesAndReconcileCursor', class: Migration20261202034500ChunkCrashesAndReconcileCursor },
+  { name: 'Migration20261202034600UploadStaging', class: Migration20261202034600UploadStaging },
 ];
