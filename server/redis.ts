@@ -149,30 +149,30 @@ export function keySpace(prefix: string): string {
 }
 
 /**
- * Logs a connection's errors at most once per `intervalMs` (with how many
- * were left out), and once when it is back: a Redis that is away for an hour
- * costs a few hundred lines, not one per reconnect attempt of every connection.
+ * Logs Redis connection errors at most once per `intervalMs` for the whole
+ * process (every connection, queue and worker shares one budget: ten of them
+ * each logging their own reconnect attempts was a line a second), with how
+ * many were left out, and once per connection when it is back. A Redis that
+ * is away for an hour costs a few hundred lines.
  */
+const budget = { last: 0, suppressed: 0 };
+
 export function logRedisErrors(client: EventEmitter, log: Logger, what: string, intervalMs = 10_000): void {
-  let last = 0;
-  let suppressed = 0;
   let failing = false;
   client.on('error', (err: Error) => {
     failing = true;
     const now = Date.now();
-    if (now - last < intervalMs) {
-      suppressed++;
+    if (now - budget.last < intervalMs) {
+      budget.suppressed++;
       return;
     }
-    log.warn({ err: err.message, suppressed }, `redis (${what}) connection error`);
-    last = now;
-    suppressed = 0;
+    log.warn({ err: err.message, suppressed: budget.suppressed }, `redis (${what}) connection error`);
+    budget.last = now;
+    budget.suppressed = 0;
   });
   client.on('ready', () => {
     if (!failing) return;
     failing = false;
-    log.info({ suppressed }, `redis (${what}) connection ready again`);
-    last = 0;
-    suppressed = 0;
+    log.info(`redis (${what}) connection ready again`);
   });
 }
