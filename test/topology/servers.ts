@@ -25,7 +25,8 @@ export interface RedisProc {
   kill(): Promise<void>;
 }
 
-const COMMON = ['--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'];
+// no 5 s wait before a replica's first full sync (Redis 7's diskless default): a replica that never synced cannot be failed over to
+const COMMON = ['--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--repl-diskless-sync-delay', '0'];
 
 export function tempDir(name: string): string {
   return mkdtempSync(join(tmpdir(), `evalgate-${name}-`));
@@ -111,7 +112,7 @@ export interface LocalCluster {
   seeds: string;
   /** The node (by port) that is master of `key`'s slot now. */
   masterOf(key: string): Promise<ClusterNode>;
-  /** Waits until every live node says cluster_state:ok and `key`'s slot has a live master. */
+  /** Waits until every live node says cluster_state:ok and every live replica is in sync with its master. */
   healthy(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -159,6 +160,9 @@ export async function startCluster(): Promise<LocalCluster> {
         async () => {
           for (const n of alive()) {
             if (!(await cli(n.port, ['cluster', 'info']).catch(() => '')).includes('cluster_state:ok')) return false;
+            // a replica not yet in sync would refuse to take over from its master
+            const repl = await cli(n.port, ['info', 'replication']).catch(() => '');
+            if (repl.includes('role:slave') && !repl.includes('master_link_status:up')) return false;
           }
           return true;
         },
@@ -198,7 +202,7 @@ export async function startSentinel(): Promise<LocalSentinel> {
     procs.push(master);
     const replica = await startRedis((port) => ['--port', String(port), '--bind', '127.0.0.1', '--replicaof', '127.0.0.1', String(master.port)]);
     procs.push(replica);
-    await waitFor(async () => (await cli(master.port, ['info', 'replication'])).includes('connected_slaves:1'), { timeoutMs: 20_000, what: 'replica to connect' });
+    await waitFor(async () => (await cli(replica.port, ['info', 'replication'])).includes('master_link_status:up'), { timeoutMs: 20_000, what: 'replica to sync' });
     const sentinels: RedisProc[] = [];
     for (let i = 0; i < 3; i++) {
       const dir = tempDir(`sentinel${i}`);
