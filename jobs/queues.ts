@@ -75,12 +75,13 @@ export interface Queues {
   close(): Promise<void>;
 }
 
-/** Producer-side queues. The connection is the caller's: BullMQ does not close connections it is given. */
-export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
-  const runStart = new Queue<RunStartPayload>(QUEUE_NAMES.runStart, { connection, prefix });
-  const runChunk = new Queue<RunChunkPayload>(QUEUE_NAMES.runChunk, { connection, prefix });
-  const reconcile = new Queue(QUEUE_NAMES.reconcile, { connection, prefix });
-  const webhookDelivery = new Queue<WebhookDeliveryPayload>(QUEUE_NAMES.webhookDelivery, { connection, prefix });
+/** Producer-side queues (`prefix`: one for all, or each queue's own). The connection is the caller's: BullMQ does not close connections it is given. */
+export function createQueues(connection: ConnectionOptions, prefix: string | ((queueName: QueueName) => string)): Queues {
+  const p = (name: QueueName) => (typeof prefix === 'string' ? prefix : prefix(name));
+  const runStart = new Queue<RunStartPayload>(QUEUE_NAMES.runStart, { connection, prefix: p(QUEUE_NAMES.runStart) });
+  const runChunk = new Queue<RunChunkPayload>(QUEUE_NAMES.runChunk, { connection, prefix: p(QUEUE_NAMES.runChunk) });
+  const reconcile = new Queue(QUEUE_NAMES.reconcile, { connection, prefix: p(QUEUE_NAMES.reconcile) });
+  const webhookDelivery = new Queue<WebhookDeliveryPayload>(QUEUE_NAMES.webhookDelivery, { connection, prefix: p(QUEUE_NAMES.webhookDelivery) });
   const all = () => [runStart, runChunk, reconcile, webhookDelivery] as Queue[];
   return {
     runStart,

@@ -1,13 +1,15 @@
 /**
  * startWorkers: the BullMQ workers of one process. Thin: each queue calls its
- * feature handler. Workers own their Redis connections (BullMQ creates them
- * from options and closes them).
+ * feature handler. The workers share one connection of this process's own
+ * (server/redis.ts, worker role: retries forever), from which BullMQ
+ * duplicates each worker's blocking connection; it is closed after them.
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { workerRedisOptions, type Container } from '../server/container.ts';
+import type { Container } from '../server/container.ts';
 import { settlesWithin } from '../server/deadline.ts';
 import { sanitizeError } from '../server/errors.ts';
 import type { Logger } from '../server/logger.ts';
+import { createRedis, logRedisErrors, type RedisClient } from '../server/redis.ts';
 import { EvaluatorCache } from './eval-runs/evaluator-cache.ts';
 import { reconcile } from './eval-runs/reconcile.job.ts';
 import { processRunChunk } from './eval-runs/run-chunk.job.ts';
@@ -25,6 +27,8 @@ export interface Workers {
   workers: Worker[];
   /** When this process last took or finished a job, or ran its heartbeat. */
   lastHeartbeat(): number;
+  /** The workers' own Redis connection (for /readyz: the producer's can be fine while this one is lost). */
+  redis: RedisClient;
   /** Stops taking jobs, lets in-flight ones finish until `deadlineMs`, then closes. */
   close(deadlineMs?: number): Promise<void>;
 }
@@ -35,12 +39,12 @@ export async function startWorkers(container: Container): Promise<Workers> {
   const { env } = container;
   const log = container.log.child({ component: 'worker' });
   const deps: WorkerDeps = { container, log, evaluators: new EvaluatorCache(container) };
-  const connection = workerRedisOptions(env.REDIS_URL);
+  const connection = createRedis(container.redisTopology, 'worker', 'evalgate-worker');
+  logRedisErrors(connection, log, 'worker');
   let heartbeat = Date.now();
 
   const common = {
     connection,
-    prefix: env.EVALGATE_QUEUE_PREFIX,
     lockDuration: env.LOCK_DURATION_MS,
     stalledInterval: env.STALLED_INTERVAL_MS,
     maxStalledCount: 5,
@@ -61,21 +65,18 @@ export async function startWorkers(container: Container): Promise<Workers> {
     };
 
   const workers = [
-    new Worker(QUEUE_NAMES.runStart, wrap(processRunStart), { ...common, concurrency: Math.max(1, Math.ceil(env.WORKER_CONCURRENCY / 2)) }),
-    new Worker(QUEUE_NAMES.runChunk, wrap(processRunChunk), { ...common, concurrency: env.WORKER_CONCURRENCY }),
-    new Worker(QUEUE_NAMES.reconcile, wrap((d) => reconcile(d)), { ...common, concurrency: 1 }),
+    new Worker(QUEUE_NAMES.runStart, wrap(processRunStart), { ...common, prefix: container.queuePrefix(QUEUE_NAMES.runStart), concurrency: Math.max(1, Math.ceil(env.WORKER_CONCURRENCY / 2)) }),
+    new Worker(QUEUE_NAMES.runChunk, wrap(processRunChunk), { ...common, prefix: container.queuePrefix(QUEUE_NAMES.runChunk), concurrency: env.WORKER_CONCURRENCY }),
+    new Worker(QUEUE_NAMES.reconcile, wrap((d) => reconcile(d)), { ...common, prefix: container.queuePrefix(QUEUE_NAMES.reconcile), concurrency: 1 }),
     new Worker(QUEUE_NAMES.webhookDelivery, wrap(processWebhookDelivery), {
       ...common,
+      prefix: container.queuePrefix(QUEUE_NAMES.webhookDelivery),
       concurrency: env.WEBHOOK_CONCURRENCY,
       settings: { backoffStrategy: webhookBackoff },
     }),
   ];
   for (const w of workers) {
-    let lastError = '';
-    w.on('error', (err) => {
-      if (err.message !== lastError) log.warn({ err: err.message, queue: w.name }, 'worker error');
-      lastError = err.message;
-    });
+    logRedisErrors(w, log, `worker ${w.name}`);
     w.on('failed', (job, err) => {
       // a failed delivery is logged (and recorded) by its processor; the reconciler does not retry it
       if (w.name === QUEUE_NAMES.webhookDelivery) return;
@@ -97,7 +98,9 @@ export async function startWorkers(container: Container): Promise<Workers> {
       log.warn({ err: (err as Error).message }, 'could not register the reconcile scheduler; retrying');
     }
   };
-  await ensureScheduler();
+  // Bounded: with Redis unusable at start the call waits for a connection, and the process must still come up
+  // (and serve /healthz) instead of hanging here; the timer below registers it once Redis is back.
+  await settlesWithin(ensureScheduler(), 2_000);
   const timer = setInterval(() => void ensureScheduler(), env.RECONCILE_INTERVAL_MS);
   timer.unref();
 
@@ -105,6 +108,7 @@ export async function startWorkers(container: Container): Promise<Workers> {
   return {
     workers,
     lastHeartbeat: () => heartbeat,
+    redis: connection,
     async close(deadlineMs = env.SHUTDOWN_TIMEOUT_MS) {
       clearInterval(timer);
       const graceful = Promise.all(workers.map((w) => w.close()));
@@ -125,6 +129,8 @@ export async function startWorkers(container: Container): Promise<Workers> {
           for (const w of workers) void w.disconnect().catch(() => undefined);
         }
       }
+      // BullMQ does not close a connection it was given
+      if (!(await settlesWithin(connection.quit().catch(() => undefined), FORCED_CLOSE_MS))) connection.disconnect();
     },
   };
 }

@@ -6,7 +6,6 @@
 import { settlesWithin } from './deadline.ts';
 import type { Migrator } from '@mikro-orm/migrations';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { Redis } from 'ioredis';
 import { createQueues, jobOptions, type Queues } from '../jobs/queues.ts';
 import { ApiKeyResolver, JwtVerifier } from './auth.ts';
 import { ensureDatabase } from './db.ts';
@@ -15,6 +14,7 @@ import { parseFaults, type Faults } from './faults.ts';
 import { WriteRateLimiter } from './rate-limit.ts';
 import { configuredSecrets, createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { createRedis, logRedisErrors, queuePrefix, redisTopology, type RedisClient, type RedisTopology } from './redis.ts';
 import { createBaseOrmConfig, mayHavePendingMigrations, ormOptions, prepareOrm } from './orm-config.ts';
 
 export interface Container {
@@ -22,7 +22,11 @@ export interface Container {
   log: Logger;
   orm: MikroORM;
   /** Producer connection: fails fast instead of queueing commands while Redis is away. */
-  redis: Redis;
+  redis: RedisClient;
+  /** Where Redis is and how to reach it (server/redis.ts); the workers open their own connections from it. */
+  redisTopology: RedisTopology;
+  /** The BullMQ prefix of a queue (on a cluster, a hash tag per queue). */
+  queuePrefix(queueName: string): string;
   queues: Queues;
   jobOptions: ReturnType<typeof jobOptions>;
   apiKeys: ApiKeyResolver;
@@ -46,6 +50,8 @@ export interface ContainerOptions {
 
 export async function createContainer(env: Env, opts: ContainerOptions = {}): Promise<Container> {
   const log = opts.log ?? createLogger(env.LOG_LEVEL, undefined, configuredSecrets(env));
+  // first: a TLS file that cannot be read stops start-up before any connection is opened
+  const topology = redisTopology(env);
   if (opts.migrate ?? true) {
     if (await ensureDatabase(env.DATABASE_MIGRATION_URL ?? env.DATABASE_URL)) log.info('created database');
   }
@@ -58,21 +64,14 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
     if (applied.length) log.info({ migrations: applied.map((m) => m.name) }, 'applied migrations');
   }
 
-  const redis = createProducerRedis(env.REDIS_URL);
-  let lastRedisError = '';
-  redis.on('error', (err: Error) => {
-    // ioredis reconnects by itself; log each distinct failure once, not every retry.
-    if (err.message !== lastRedisError) log.warn({ err: err.message }, 'redis (producer) connection error');
-    lastRedisError = err.message;
-  });
-  redis.on('ready', () => {
-    lastRedisError = '';
-  });
+  const redis = createRedis(topology, 'producer', 'evalgate-producer');
+  logRedisErrors(redis, log, 'producer');
   // Give the connection a moment so the first commands (and enqueues) do not fail for a Redis that is
   // merely still connecting; a Redis that is down does not stop start-up (runs are accepted anyway).
   await waitUntilReady(redis, 2_000);
-  const queues = createQueues(redis, env.EVALGATE_QUEUE_PREFIX);
-  for (const q of queues.all()) q.on('error', (err) => log.warn({ err: err.message, queue: q.name }, 'queue error'));
+  const prefixOf = (name: string) => queuePrefix(env.EVALGATE_QUEUE_PREFIX, name, topology.mode);
+  const queues = createQueues(redis, prefixOf);
+  for (const q of queues.all()) logRedisErrors(q, log, `queue ${q.name}`);
 
   const jwt = await JwtVerifier.create(env);
   let closed = false;
@@ -81,15 +80,22 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
     log,
     orm,
     redis,
+    redisTopology: topology,
+    queuePrefix: prefixOf,
     queues,
     jobOptions: jobOptions({ chunkAttempts: env.CHUNK_ATTEMPTS }),
     apiKeys: new ApiKeyResolver(env.API_KEY_CACHE_TTL_MS),
     jwt,
     faults: parseFaults(env.EVALGATE_FAULT),
-    writeLimiter: new WriteRateLimiter(redis, env.EVALGATE_QUEUE_PREFIX, {
-      tenantPerMinute: env.RATE_LIMIT_TENANT_WRITES_PER_MINUTE,
-      actorPerMinute: env.RATE_LIMIT_KEY_WRITES_PER_MINUTE,
-    }),
+    writeLimiter: new WriteRateLimiter(
+      redis,
+      env.EVALGATE_QUEUE_PREFIX,
+      {
+        tenantPerMinute: env.RATE_LIMIT_TENANT_WRITES_PER_MINUTE,
+        actorPerMinute: env.RATE_LIMIT_KEY_WRITES_PER_MINUTE,
+      },
+      limiterFallbackLog(log),
+    ),
     metrics: createMetrics({ queues, orm, log }),
     migrator,
     pendingMigrations,
@@ -105,7 +111,7 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
   };
 }
 
-async function waitUntilReady(redis: Redis, ms: number): Promise<void> {
+async function waitUntilReady(redis: RedisClient, ms: number): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve) => {
     const done = () => {
@@ -118,31 +124,17 @@ async function waitUntilReady(redis: Redis, ms: number): Promise<void> {
   });
 }
 
-/** Producers fail fast: one try per command and no offline queue, so a request never waits on a dead Redis. */
-export function createProducerRedis(url: string): Redis {
-  return new Redis(url, {
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
-    connectTimeout: 2_000,
-    lazyConnect: false,
-  });
-}
-
-/** Worker connections retry forever (BullMQ requires maxRetriesPerRequest: null for blocking commands). */
-export function workerRedisOptions(url: string) {
-  const u = new URL(url);
-  return {
-    host: u.hostname,
-    port: Number(u.port || 6379),
-    username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
-    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
-    tls: u.protocol === 'rediss:' ? {} : undefined,
-    maxRetriesPerRequest: null,
-    enableOfflineQueue: true,
-    // BullMQ's default backs off to one reconnect attempt every 20 s (e^n ms), so after a ~20 s
-    // Redis outage the workers resumed up to 20 s after Redis was back. Capped at 2 s instead
-    // (ioredis' own default cap): a handful of connects per second per process while Redis is down.
-    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2_000),
+/** The write limiter's switch to per-process limits, said out loud (at most once a minute, with how often it happened). */
+function limiterFallbackLog(log: Logger): (err: Error) => void {
+  let last = 0;
+  let since = 0;
+  return (err) => {
+    since++;
+    if (Date.now() - last < 60_000) return;
+    // a Redis that answered with an error (CROSSSLOT, NOSCRIPT, WRONGTYPE…) is a bug or a misconfiguration, not an outage
+    const answered = err.name === 'ReplyError';
+    log[answered ? 'error' : 'warn']({ err: err.message, fallbacks: since }, 'write rate limits are per process: the shared limiter in Redis failed');
+    last = Date.now();
+    since = 0;
   };
 }

@@ -172,6 +172,31 @@ export const envSchema = z.object({
 
   /** Test-only fault points; never set in production. */
   EVALGATE_FAULT: optionalString,
+
+  /**
+   * Redis topology (README: Running past one machine). Unset: `cluster` when REDIS_CLUSTER_NODES is set,
+   * `sentinel` when REDIS_SENTINELS is set, else `standalone` (REDIS_URL).
+   */
+  REDIS_MODE: z.enum(['standalone', 'cluster', 'sentinel']).optional(),
+  /** Cluster seed nodes, `host:port,host:port` (IPv6 as `[::1]:7000`); unset in cluster mode, REDIS_URL's host is the seed. */
+  REDIS_CLUSTER_NODES: optionalString,
+  /** Sentinels, `host:port,host:port`; the master is asked of them by REDIS_SENTINEL_NAME. */
+  REDIS_SENTINELS: optionalString,
+  REDIS_SENTINEL_NAME: z.string().min(1).default('mymaster'),
+  /** The sentinels' own ACL user and password (`requirepass` / `user` of sentinel.conf), apart from the data nodes'. */
+  REDIS_SENTINEL_USERNAME: optionalString,
+  REDIS_SENTINEL_PASSWORD: optionalString,
+  /** ACL user and password of the data nodes; win over REDIS_URL's `user:password@` (keeps the secret out of the URL). */
+  REDIS_USERNAME: optionalString,
+  REDIS_PASSWORD: optionalString,
+  /** TLS to every node (and sentinel); `rediss://` in REDIS_URL turns it on too. */
+  REDIS_TLS: z.stringbool().optional(),
+  /** PEM files: the CA that signed the servers' certificates, and this client's certificate and key (mutual TLS). */
+  REDIS_TLS_CA_FILE: optionalString,
+  REDIS_TLS_CERT_FILE: optionalString,
+  REDIS_TLS_KEY_FILE: optionalString,
+  /** Name the servers' certificates are checked against (SNI), when it is not the host connected to. */
+  REDIS_TLS_SERVERNAME: optionalString,
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -200,5 +225,54 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
   if (!env.EVALGATE_BOARD_USER !== !env.EVALGATE_BOARD_PASSWORD) {
     throw new EnvError('invalid configuration:\n  EVALGATE_BOARD_USER and EVALGATE_BOARD_PASSWORD go together: set both or neither');
   }
+  const redis = redisTopologyErrors(env);
+  if (redis.length) throw new EnvError(`invalid configuration:\n${redis.map((l) => `  ${l}`).join('\n')}`);
   return env;
+}
+
+/** Which Redis topology the settings describe (REDIS_MODE, else inferred from which lists are set). */
+export function redisMode(env: Env): 'standalone' | 'cluster' | 'sentinel' {
+  return env.REDIS_MODE ?? (env.REDIS_CLUSTER_NODES ? 'cluster' : env.REDIS_SENTINELS ? 'sentinel' : 'standalone');
+}
+
+/** `{tag}` with something in it: what makes every key of a prefix hash to one Redis Cluster slot. */
+export const HASH_TAG = /\{[^}]+\}/;
+
+function redisTopologyErrors(env: Env): string[] {
+  const errors: string[] = [];
+  const mode = redisMode(env);
+  // BullMQ's Lua scripts touch many keys of a queue at once: on a cluster they must share a slot, or every one fails with CROSSSLOT.
+  if (mode === 'cluster' && !HASH_TAG.test(env.EVALGATE_QUEUE_PREFIX)) {
+    errors.push(`EVALGATE_QUEUE_PREFIX ("${env.EVALGATE_QUEUE_PREFIX}"): on a Redis Cluster it must carry a hash tag, e.g. "{evalgate}"`);
+  }
+  if (mode === 'sentinel' && !env.REDIS_SENTINELS) errors.push('REDIS_SENTINELS (unset): REDIS_MODE=sentinel needs the sentinels, host:port,host:port');
+  if (mode !== 'cluster' && env.REDIS_CLUSTER_NODES) errors.push(`REDIS_CLUSTER_NODES: set, but REDIS_MODE is ${mode}`);
+  if (mode !== 'sentinel' && env.REDIS_SENTINELS) errors.push(`REDIS_SENTINELS: set, but REDIS_MODE is ${mode}`);
+  if (!env.REDIS_TLS_CERT_FILE !== !env.REDIS_TLS_KEY_FILE) errors.push('REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together: set both or neither');
+  for (const name of ['REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const) {
+    const list = env[name];
+    if (list === undefined) continue;
+    try {
+      parseHostList(list);
+    } catch (err) {
+      errors.push(`${name}: ${(err as Error).message}`);
+    }
+  }
+  return errors;
+}
+
+/** `host:port,[v6]:port` → hosts without IPv6 brackets (a bracketed host name fails DNS: ENOTFOUND [::1]). */
+export function parseHostList(list: string): { host: string; port: number }[] {
+  const nodes = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(entry);
+      const port = Number(m?.[3]);
+      if (!m || port < 1 || port > 65535) throw new Error(`"${entry}" is not host:port (IPv6: [addr]:port)`);
+      return { host: (m[1] ?? m[2])!, port };
+    });
+  if (!nodes.length) throw new Error('empty list');
+  return nodes;
 }

@@ -1,8 +1,12 @@
 /**
  * GET /healthz (the process serves) and GET /readyz (Postgres, Redis,
- * migrations and, when workers run in the process, their heartbeat; 503
- * naming the failed check). Shared by the API and by a worker's small HTTP
- * server (server/worker-http.ts).
+ * migrations and, when workers run in the process, their Redis connection and
+ * heartbeat; 503 naming the failed check). Shared by the API and by a
+ * worker's small HTTP server (server/worker-http.ts).
+ *
+ * The Redis check writes, not pings: a PING is answered by a read-only
+ * replica, by a cluster node that owns none of the queues' slots and by a
+ * master cut off from its cluster, none of which can take a job.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Workers } from '../jobs/registry.ts';
@@ -32,9 +36,7 @@ async function readiness(container: Container, workers?: Workers): Promise<Recor
   };
   const [postgres, redis, migrations] = await Promise.all([
     check('postgres', () => container.orm.em.fork().getConnection().execute('select 1')),
-    check('redis', async () => {
-      if ((await container.redis.ping()) !== 'PONG') throw new Error('no PONG');
-    }),
+    check('redis', () => canWriteQueueSlots(container)),
     check('migrations', async () => {
       const pending = await container.pendingMigrations();
       if (pending > 0) throw new Error(`${pending} pending`);
@@ -42,9 +44,31 @@ async function readiness(container: Container, workers?: Workers): Promise<Recor
   ]);
   const checks: Record<string, string> = { postgres, redis, migrations };
   if (workers) {
+    checks.worker_redis = await check('worker redis', async () => {
+      // the workers' connection queues commands while it is away: ask only once it says it is connected
+      if (workers.redis.status !== 'ready') throw new Error(`connection ${workers.redis.status}`);
+      if ((await workers.redis.ping()) !== 'PONG') throw new Error('no PONG');
+    });
     const age = Date.now() - workers.lastHeartbeat();
     const limit = Math.max(3 * container.env.RECONCILE_INTERVAL_MS, 60_000);
     checks.workers = age <= limit ? 'ok' : `failed: no heartbeat for ${Math.round(age / 1000)} s`;
   }
   return checks;
+}
+
+/**
+ * A short-lived SET in every queue's own slot (the queue prefix's hash tag on a cluster): fails while the node
+ * that owns it is a replica (READONLY), unreachable, or not the owner (MOVED: a cluster addressed as one server).
+ */
+async function canWriteQueueSlots(container: Container): Promise<void> {
+  await Promise.all(
+    container.queues.all().map(async (q) => {
+      try {
+        await container.redis.set(`${container.queuePrefix(q.name)}:${q.name}:readyz`, '1', 'PX', 10_000);
+      } catch (err) {
+        const msg = (err as Error).message;
+        throw new Error(/^MOVED|^ASK|CLUSTERDOWN/.test(msg) && container.redisTopology.mode !== 'cluster' ? `${msg} (a Redis Cluster: set REDIS_CLUSTER_NODES)` : msg);
+      }
+    }),
+  );
 }

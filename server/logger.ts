@@ -60,5 +60,7 @@ export function configuredSecrets(env: Env): string[] {
     env.EVALGATE_BOARD_PASSWORD,
     env.EVALGATE_METRICS_TOKEN,
     env.EVALGATE_API_KEY,
+    env.REDIS_PASSWORD,
+    env.REDIS_SENTINEL_PASSWORD,
   ].filter((s): s is string => typeof s === 'string');
 }

@@ -9,11 +9,11 @@
  * partitioned), in-process limiters of the same sizes decide instead: writes
  * stay limited, per process, rather than failing or going unlimited.
  */
-import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Principal } from './auth.ts';
 import { withDeadline } from './deadline.ts';
 import { DomainError } from './errors.ts';
+import { keySpace, type RedisClient } from './redis.ts';
 
 export interface WriteLimits {
   tenantPerMinute: number;
@@ -54,7 +54,7 @@ for i = 1, 2 do
 end
 return {0, 0}`;
 
-type LimiterRedis = Redis & { evalgateConsumeWrites(actorKey: string, tenantKey: string, actorLimit: number, tenantLimit: number, windowMs: number): Promise<[number, number]> };
+type LimiterRedis = RedisClient & { evalgateConsumeWrites(actorKey: string, tenantKey: string, actorLimit: number, tenantLimit: number, windowMs: number): Promise<[number, number]> };
 
 const WHAT = ['', 'this API key or session', 'this organization'] as const;
 
@@ -63,9 +63,11 @@ export class WriteRateLimiter {
   private readonly local: { actor: RateLimiterMemory; tenant: RateLimiterMemory };
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
     private readonly limits: WriteLimits,
+    /** Told every time the per-process limiters decide instead (never silently: a CROSSSLOT once went unnoticed). */
+    private readonly onFallback: (err: Error) => void = () => undefined,
   ) {
     // EVALSHA after the first call; defineCommand on a connection is idempotent for the same name.
     if (!('evalgateConsumeWrites' in redis)) redis.defineCommand('evalgateConsumeWrites', { numberOfKeys: 2, lua: CONSUME_BOTH });
@@ -82,8 +84,7 @@ export class WriteRateLimiter {
     try {
       verdict = await withDeadline(
         this.redis.evalgateConsumeWrites(
-          `${this.prefix}:ratelimit:actor:${actorKey(p)}`,
-          `${this.prefix}:ratelimit:tenant:${p.tenantId}`,
+          ...this.keys(p),
           this.limits.actorPerMinute,
           this.limits.tenantPerMinute,
           WINDOW_MS,
@@ -91,7 +92,8 @@ export class WriteRateLimiter {
         LIMIT_TIMEOUT_MS,
         'rate limit store',
       );
-    } catch {
+    } catch (err) {
+      this.onFallback(err as Error);
       verdict = await this.consumeLocally(p);
     }
     const [which, ms] = verdict;
@@ -99,6 +101,15 @@ export class WriteRateLimiter {
       const seconds = Math.max(1, Math.ceil(ms / 1000));
       throw new RateLimitedError(`too many writes for ${WHAT[which]}; retry in ${seconds} s`, seconds);
     }
+  }
+
+  /**
+   * Both keys of the script carry the tenant as their hash tag (an actor belongs to one tenant), so they share a
+   * Redis Cluster slot by construction, and tenants spread over the cluster.
+   */
+  private keys(p: Principal): [string, string] {
+    const base = `${keySpace(this.prefix)}:ratelimit:{${p.tenantId}}`;
+    return [`${base}:actor:${p.actor}`, `${base}:tenant`];
   }
 
   private async consumeLocally(p: Principal): Promise<[number, number]> {

@@ -1,7 +1,7 @@
 /**
- * The topology suite (`npm run test:topology`): evalgate past one machine, on
- * real services the tests start themselves (PgBouncer, Redis Cluster,
- * Sentinel). Kept out of the default `npm test`.
+ * The topology suite (`npm run test:topology`): every file starts its own
+ * disposable topology (PgBouncer; Redis TLS, IPv6, replica, six-node
+ * cluster, Sentinel) from the machine's binaries, and evalgate on it. Kept out of `npm test`.
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
@@ -11,8 +11,9 @@ export default defineConfig({
   test: {
     include: ['test/topology/**/*.topology.test.ts'],
     pool: 'forks',
-    // One file at a time: each starts its own servers and a few evalgate processes on 2 cores.
-    fileParallelism: false,
+    // Two files at a time on 2 cores: the cluster and Sentinel files mostly wait on failovers.
+    fileParallelism: true,
+    maxWorkers: 2,
     testTimeout: 300_000,
     hookTimeout: 180_000,
     env: { NODE_ENV: 'test' },

@@ -24,7 +24,7 @@
  * jobs are fetched and loaded).
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { keySpace, type RedisClient as Redis } from '../../../server/redis.ts';
 import { onAbort } from './abort.ts';
 
 /**
@@ -190,8 +190,9 @@ export class ProviderLimiter {
     private readonly opts: LimiterOptions,
   ) {
     this.redis = withCommands(redis);
-    // One hash tag, so the four keys live in one Redis Cluster slot.
-    const base = `${prefix}:{limiter:${provider}}`;
+    // One hash tag of the limiter's own (not the prefix's, keySpace drops that), so the four keys live in one
+    // Redis Cluster slot by construction and the providers' limiters spread over the masters.
+    const base = `${keySpace(prefix)}:{limiter:${provider}}`;
     this.keys = [`${base}:inflight`, `${base}:rate`, `${base}:cooldown`, `${base}:waiting`];
     this.interval = 60_000 / opts.rpm;
     this.burst = Math.max(1, Math.floor(opts.rpm / 60));

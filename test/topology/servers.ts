@@ -1,0 +1,267 @@
+/**
+ * Disposable Redis topologies for the topology suite, started by the tests
+ * themselves from the machine's redis-server and redis-cli binaries on free
+ * ports (test/helpers/processes.ts freePort), each in a temporary directory
+ * that is removed at stop: a TLS or IPv6 standalone server, a replica, a
+ * six-node cluster (3 masters, 3 replicas) and a Sentinel setup (1 master,
+ * 1 replica, 3 sentinels). Nothing is kept on disk; every server is SIGKILLed
+ * at stop.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { freePort } from '../helpers/processes.ts';
+import { waitFor } from '../helpers/stack.ts';
+
+const run = promisify(execFile);
+
+export interface RedisProc {
+  port: number;
+  child: ChildProcess;
+  output(): string;
+  kill(): Promise<void>;
+}
+
+// no 5 s wait before a replica's first full sync (Redis 7's diskless default): a replica that never synced cannot be failed over to
+const COMMON = ['--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--repl-diskless-sync-delay', '0'];
+
+export function tempDir(name: string): string {
+  return mkdtempSync(join(tmpdir(), `evalgate-${name}-`));
+}
+
+/** redis-cli against one server (args after the connection options); its stdout. */
+export async function cli(port: number, args: string[], opts: { host?: string; extra?: string[] } = {}): Promise<string> {
+  const { stdout } = await run('redis-cli', ['-h', opts.host ?? '127.0.0.1', '-p', String(port), ...(opts.extra ?? []), ...args], { timeout: 10_000 });
+  return stdout.trim();
+}
+
+/**
+ * redis-server with `args` on a free port; resolves once `ping` (a redis-cli call, so TLS and ACL servers can be
+ * probed with their own `cliExtra`) answers from this server. A port taken meanwhile: another one.
+ */
+export async function startRedis(args: (port: number) => string[], opts: { host?: string; cliExtra?: string[]; sentinel?: boolean; conf?: (port: number) => string } = {}): Promise<RedisProc> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const argv = [...(opts.conf ? [opts.conf(port)] : []), ...args(port), ...(opts.sentinel ? ['--sentinel'] : COMMON)];
+    const child = spawn('redis-server', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => void (out = (out + b.toString()).slice(-20_000)));
+    child.stderr.on('data', (b: Buffer) => void (out = (out + b.toString()).slice(-20_000)));
+    const proc: RedisProc = {
+      port,
+      child,
+      output: () => out,
+      async kill() {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const gone = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await gone;
+      },
+    };
+    try {
+      await waitFor(
+        async () => {
+          if (child.exitCode !== null) throw new Error(`redis-server exited: ${out.slice(-2_000)}`);
+          const info = await cli(port, ['info', 'server'], { host: opts.host, extra: opts.cliExtra }).catch(() => '');
+          return Number(/process_id:(\d+)/.exec(info)?.[1]) === child.pid;
+        },
+        { timeoutMs: 15_000, intervalMs: 100, what: `redis-server on ${port}` },
+      );
+      return proc;
+    } catch (err) {
+      await proc.kill();
+      if (attempt < 5 && /address already in use/i.test(out)) continue;
+      throw err;
+    }
+  }
+}
+
+export interface TlsFiles {
+  dir: string;
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+/** A CA, a server certificate for the name `localhost` only (so the client must say which name: servername), a client certificate. */
+export async function makeCertificates(): Promise<TlsFiles> {
+  const dir = tempDir('tls');
+  const f = (n: string) => join(dir, n);
+  const ssl = (...args: string[]) => run('openssl', args, { cwd: dir, timeout: 30_000 });
+  await ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=evalgate test CA');
+  writeFileSync(f('server.ext'), 'subjectAltName=DNS:localhost\n');
+  for (const who of ['server', 'client']) {
+    await ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`), '-subj', `/CN=${who === 'server' ? 'localhost' : 'evalgate client'}`);
+    await ssl('x509', '-req', '-in', f(`${who}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${who}.crt`), '-days', '2', ...(who === 'server' ? ['-extfile', f('server.ext')] : []));
+  }
+  return { dir, ca: f('ca.crt'), serverCert: f('server.crt'), serverKey: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
+}
+
+export interface ClusterNode extends RedisProc {
+  dir: string;
+}
+
+export interface LocalCluster {
+  nodes: ClusterNode[];
+  /** `127.0.0.1:p1,127.0.0.1:p2,…` for REDIS_CLUSTER_NODES. */
+  seeds: string;
+  /** The node (by port) that is master of `key`'s slot now. */
+  masterOf(key: string): Promise<ClusterNode>;
+  /** Waits until every live node says cluster_state:ok and every live replica is in sync with its master. */
+  healthy(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Six `--cluster-enabled yes` nodes joined by `redis-cli --cluster create … --cluster-replicas 1`. */
+export async function startCluster(): Promise<LocalCluster> {
+  const nodes: ClusterNode[] = [];
+  try {
+    for (let i = 0; i < 6; i++) {
+      const dir = tempDir(`cluster${i}`);
+      // a short node timeout: a killed master is failed over within seconds
+      const proc = await startRedis((port) => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000']);
+      nodes.push({ ...proc, dir });
+    }
+    await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 60_000 });
+  } catch (err) {
+    for (const n of nodes) await n.kill();
+    throw err;
+  }
+  const alive = () => nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
+  const cluster: LocalCluster = {
+    nodes,
+    seeds: nodes.map((n) => `127.0.0.1:${n.port}`).join(','),
+    async masterOf(key) {
+      const any = alive()[0]!;
+      const slot = Number(await cli(any.port, ['cluster', 'keyslot', key]));
+      const lines = (await cli(any.port, ['cluster', 'nodes'])).split('\n');
+      for (const line of lines) {
+        const [, addr, flags, , , , , state, ...ranges] = line.split(' ');
+        if (!flags?.includes('master') || flags.includes('fail') || state !== 'connected') continue;
+        const owns = ranges.some((r) => {
+          const [a, b] = r.split('-').map(Number);
+          return slot >= a! && slot <= (b ?? a)!;
+        });
+        if (owns) {
+          const port = Number(/:(\d+)@/.exec(addr ?? '')?.[1]);
+          const node = nodes.find((n) => n.port === port);
+          if (node) return node;
+        }
+      }
+      throw new Error(`no master for slot ${slot}`);
+    },
+    async healthy() {
+      await waitFor(
+        async () => {
+          for (const n of alive()) {
+            if (!(await cli(n.port, ['cluster', 'info']).catch(() => '')).includes('cluster_state:ok')) return false;
+            // a replica not yet in sync would refuse to take over from its master
+            const repl = await cli(n.port, ['info', 'replication']).catch(() => '');
+            if (repl.includes('role:slave') && !repl.includes('master_link_status:up')) return false;
+          }
+          return true;
+        },
+        { timeoutMs: 60_000, intervalMs: 200, what: 'cluster_state:ok on every node' },
+      );
+    },
+    async stop() {
+      for (const n of nodes) {
+        await n.kill();
+        rmSync(n.dir, { recursive: true, force: true });
+      }
+    },
+  };
+  await cluster.healthy();
+  return cluster;
+}
+
+export interface LocalSentinel {
+  master: RedisProc;
+  replica: RedisProc;
+  sentinels: RedisProc[];
+  name: string;
+  /** `127.0.0.1:s1,…` for REDIS_SENTINELS. */
+  list: string;
+  /** The port the sentinels name as master now. */
+  masterPort(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** One master, one replica of it, three sentinels (quorum 2) watching them. */
+export async function startSentinel(): Promise<LocalSentinel> {
+  const name = 'evalgate';
+  const dirs: string[] = [];
+  const procs: RedisProc[] = [];
+  try {
+    const master = await startRedis((port) => ['--port', String(port), '--bind', '127.0.0.1']);
+    procs.push(master);
+    const replica = await startRedis((port) => ['--port', String(port), '--bind', '127.0.0.1', '--replicaof', '127.0.0.1', String(master.port)]);
+    procs.push(replica);
+    await waitFor(async () => (await cli(replica.port, ['info', 'replication'])).includes('master_link_status:up'), { timeoutMs: 20_000, what: 'replica to sync' });
+    const sentinels: RedisProc[] = [];
+    for (let i = 0; i < 3; i++) {
+      const dir = tempDir(`sentinel${i}`);
+      dirs.push(dir);
+      // sentinel rewrites its configuration file: one of its own, writable
+      const conf = (port: number) => {
+        const path = join(dir, `sentinel-${port}.conf`);
+        writeFileSync(
+          path,
+          [
+            `port ${port}`,
+            'bind 127.0.0.1',
+            `dir ${dir}`,
+            `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
+            `sentinel down-after-milliseconds ${name} 2000`,
+            `sentinel failover-timeout ${name} 10000`,
+            `sentinel parallel-syncs ${name} 1`,
+            '',
+          ].join('\n'),
+        );
+        return path;
+      };
+      const s = await startRedis(() => [], { sentinel: true, conf });
+      sentinels.push(s);
+      procs.push(s);
+    }
+    // every sentinel must know the replica and the other sentinels before a failover can be asked for
+    await waitFor(
+      async () => {
+        for (const s of sentinels) {
+          const info = await cli(s.port, ['sentinel', 'master', name]);
+          const v = (k: string) => Number(new RegExp(`(?:^|\\n)${k}\\n(\\d+)`).exec(info)?.[1]);
+          if (v('num-slaves') < 1 || v('num-other-sentinels') < 2) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: 'sentinels to discover each other and the replica' },
+    );
+    const list = sentinels.map((s) => `127.0.0.1:${s.port}`).join(',');
+    return {
+      master,
+      replica,
+      sentinels,
+      name,
+      list,
+      async masterPort() {
+        const out = await cli(sentinels[0]!.port, ['sentinel', 'get-master-addr-by-name', name]);
+        return Number(out.split('\n')[1]);
+      },
+      async stop() {
+        for (const p of procs) await p.kill();
+        for (const d of dirs) rmSync(d, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    for (const p of procs) await p.kill();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export { sleep };
