@@ -2,11 +2,12 @@
  * Keeps tenant-controlled CPU off the event loop. An evaluation is first tried
  * on the caller's thread with a small share (INLINE_SHARE) of every bound in
  * ./limits.ts; work beyond that share, items larger than INLINE_MAX_ITEM_CHARS
- * and JSON schemas that are costly to compile go to a worker-thread pool
+ * and JSON schemas and regexes that are costly to compile go to a worker-thread pool
  * (tinypool), where the whole bound applies. The API uses the same pool to
  * compile configs at creation. So the HTTP server and the queue of a process
  * wait at most for one inline share, whatever a tenant sends.
  */
+import { availableParallelism } from 'node:os';
 import Tinypool from 'tinypool';
 import { evaluatorConfigSchema, type EvaluatorConfig } from './evaluator.schema.ts';
 import { validatedEvaluatorConfigSchema } from './evaluator-config.ts';
@@ -21,8 +22,17 @@ export const INLINE_SHARE = 1 / 32;
 export const INLINE_MAX_ITEM_CHARS = 256 * 1024;
 /** JSON schemas that cost more than this to compile (see schemaCompileCost) are compiled only on a thread. */
 export const INLINE_SCHEMA_COMPILE_COST = 50;
-/** Worker threads of the pool; the bounds keep one task near a second, so two are enough on 2 cores. */
-export const POOL_THREADS = 2;
+/**
+ * Regex patterns compiled inline: RE2 compiles in time proportional to its
+ * program, which repetition counts multiply (`[a-z]{999}` is a thousand
+ * instructions, up to about 100 ms to compile with `i`); longer patterns or
+ * counts of 100 and more are compiled on a thread.
+ */
+export function regexCompilesInline(pattern: string): boolean {
+  return pattern.length <= 200 && !/\{\s*\d{3,}|,\s*\d{3,}\s*\}/.test(pattern);
+}
+/** Worker threads of the pool: one core is left to the event loop (the bounds keep one task near a second). */
+export const POOL_THREADS = Math.max(1, availableParallelism() - 1);
 /** A task running longer than this (the bounds make it unlikely) is stopped and its thread replaced. */
 export const POOL_TASK_TIMEOUT_MS = 30_000;
 
@@ -121,6 +131,8 @@ export function compileScorer(config: DeterministicConfig, pool: EvaluatorPool =
     if (cost > SCHEMA_COMPILE_MAX_COST) compileEvaluator(config); // throws the refusal
     if (cost <= INLINE_SCHEMA_COMPILE_COST) inline = compileEvaluator(config);
     else evaluatorConfigSchema.parse(config);
+  } else if (config.type === 'regex' && !regexCompilesInline(config.pattern)) {
+    evaluatorConfigSchema.parse(config);
   } else {
     inline = compileEvaluator(config);
   }
@@ -150,6 +162,7 @@ export async function checkEvaluatorEngines(config: EvaluatorConfig, pool: Evalu
     }
     if (cost > INLINE_SCHEMA_COMPILE_COST) return pool.check(config);
   }
+  if (config.type === 'regex' && !regexCompilesInline(config.pattern)) return pool.check(config);
   const r = validatedEvaluatorConfigSchema.safeParse(config);
   return r.success ? [] : r.error.issues.map((i) => ({ path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)), message: i.message }));
 }

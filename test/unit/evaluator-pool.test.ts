@@ -122,3 +122,18 @@ describe('renderPrompt: MAX_PROMPT_BYTES', () => {
     );
   });
 });
+
+describe('regexes with large programs', () => {
+  it('are compiled on the thread, at creation and for scoring', async () => {
+    const pattern = `(?:${Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(97 + i)}[a-z]{999}`).join('|')})+$`;
+    const c = cfg({ type: 'regex', pattern, flags: 'i' });
+    const [checks, scores] = [pool.sent.check, pool.sent.score];
+    expect(await checkEvaluatorEngines(c, pool)).toEqual([]);
+    expect(pool.sent.check).toBe(checks + 1);
+    expect(await compileScorer(c, pool)(item(`a${'z'.repeat(999)}`))).toMatchObject({ score: 1 });
+    expect(pool.sent.score).toBe(scores + 1);
+    // A short pattern without large counts stays inline.
+    expect(await checkEvaluatorEngines(cfg({ type: 'regex', pattern: '^(a+)+$' }), pool)).toEqual([]);
+    expect(pool.sent.check).toBe(checks + 1);
+  });
+});
