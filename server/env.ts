@@ -119,6 +119,8 @@ export const envSchema = z.object({
   JUDGE_CHUNK_SIZE: int(1, 10_000).default(50),
   /** Items judged at once inside one chunk job (the provider limits still apply on top). */
   JUDGE_CHUNK_PARALLELISM: int(1, 1_000).default(32),
+  /** Largest rendered llm_judge prompt (UTF-8 bytes, all messages): a larger one is that item's error, found before it is built. */
+  MAX_PROMPT_BYTES: int(1_024, 256 * 1024 * 1024).default(2 * 1024 * 1024),
 
   /** bull-board at /admin/queues behind HTTP Basic; mounted only when both are set. */
   EVALGATE_BOARD_USER: optionalString,

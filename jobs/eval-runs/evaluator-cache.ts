@@ -2,7 +2,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Container } from '../../server/container.ts';
 import { sql } from '../../server/sql.ts';
 import { evaluatorConfigSchema } from '../evaluators/evaluator.schema.ts';
-import { compileEvaluator, type EvalItem, type EvalResult } from '../evaluators/index.ts';
+import { compileScorer } from '../evaluators/evaluator-pool.ts';
+import type { EvalItem, EvalResult } from '../evaluators/index.ts';
 import { LlmJudge } from '../evaluators/llm-judge/llm-judge.runtime.ts';
 
 /** The eval version's evaluator cannot run at all: the run fails, retrying cannot help. */
@@ -11,7 +12,7 @@ export class EvaluatorConfigError extends Error {
 }
 
 export type Scorer =
-  | { kind: 'deterministic'; evaluate: (item: EvalItem) => EvalResult }
+  | { kind: 'deterministic'; evaluate: (item: EvalItem) => EvalResult | Promise<EvalResult> }
   | { kind: 'judge'; judge: LlmJudge };
 
 /** Scorers by eval version id. Versions are immutable, so entries never go stale. */
@@ -39,10 +40,10 @@ export class EvaluatorCache {
       if (!provider) {
         throw new EvaluatorConfigError(`llm_judge provider "${config.provider}" is not configured (EVALGATE_PROVIDERS) on this worker`);
       }
-      scorer = { kind: 'judge', judge: new LlmJudge(config, config.provider, provider, this.container.redis, this.container.env.EVALGATE_QUEUE_PREFIX) };
+      scorer = { kind: 'judge', judge: new LlmJudge(config, config.provider, provider, this.container.redis, this.container.env.EVALGATE_QUEUE_PREFIX, this.container.env.MAX_PROMPT_BYTES) };
     } else {
       try {
-        scorer = { kind: 'deterministic', evaluate: compileEvaluator(config) };
+        scorer = { kind: 'deterministic', evaluate: compileScorer(config) };
       } catch (err) {
         throw new EvaluatorConfigError(`invalid evaluator config: ${(err as Error).message}`);
       }

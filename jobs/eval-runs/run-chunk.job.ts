@@ -217,13 +217,13 @@ async function scoreChunk(deps: WorkerDeps, em: EntityManager, job: Job, run_id:
   return { scored: out?.inserted ?? 0 };
 }
 
-async function scoreAll(items: ItemToScore[], evaluate: (item: EvalItem) => EvalResult): Promise<ItemResult[]> {
+async function scoreAll(items: ItemToScore[], evaluate: (item: EvalItem) => EvalResult | Promise<EvalResult>): Promise<ItemResult[]> {
   const results: ItemResult[] = [];
   let sliceStart = performance.now();
   for (const item of items) {
     const t0 = performance.now();
     try {
-      const r = evaluate(item);
+      const r = await evaluate(item);
       if (typeof r.score !== 'number' || !Number.isFinite(r.score) || r.score < 0 || r.score > 1) {
         throw new Error(`evaluator returned an invalid score (${String(r.score)}); scores must be in [0, 1]`);
       }

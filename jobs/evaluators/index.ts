@@ -13,6 +13,7 @@ import { levenshtein, rougeL, tokenF1 } from './similarity.evaluators.js';
 import { containsAll, containsAny, exactMatch, regex, substring } from './string.evaluators.js';
 import type { CompiledEvaluator, EvalItem, EvalResult, ScoreFn, Scored } from './types.js';
 import { errorMessage, limitReason } from './value-utils.js';
+import { OffloadRequired, WorkBudget } from './work-budget.js';
 
 export type { CompiledEvaluator, EvalItem, EvalResult } from './types.js';
 export {
@@ -23,6 +24,7 @@ export {
   type EvaluatorType,
 } from './evaluator.schema.js';
 export { parseEvaluatorConfig, validatedEvaluatorConfigSchema } from './evaluator-config.js';
+export { OffloadRequired, WorkBudget } from './work-budget.js';
 
 /** The deterministic evaluators; llm_judge needs the network, so it has a runtime of its own. */
 export type DeterministicConfig = Exclude<EvaluatorConfig, { type: 'llm_judge' }>;
@@ -83,11 +85,12 @@ export function compileEvaluator(config: EvaluatorConfig | EvaluatorConfigInput)
   }
   const score = scoreFnFor(cfg);
   const { threshold, type } = cfg;
-  return (item: EvalItem): EvalResult => {
+  return (item: EvalItem, budget = new WorkBudget()): EvalResult => {
     let r: Scored;
     try {
-      r = score(item);
+      r = score(item, budget);
     } catch (e) {
+      if (e instanceof OffloadRequired) throw e;
       if (e instanceof RangeError) {
         throw new Error(`${type}: input too deeply nested or too large (${e.message})`, { cause: e });
       }

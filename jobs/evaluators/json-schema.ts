@@ -17,11 +17,22 @@
 import { Ajv, type ErrorObject, type Options as AjvOptions, type ValidateFunction } from 'ajv';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { ajvRegExpEngine } from './regex-engine.js';
+import { ajvRegExpEngine, withSchemaRegexBudget } from './regex-engine.js';
 import { canonicalJson } from './value-utils.js';
+import { WorkBudget } from './work-budget.js';
 
 /** Most work units one validation may spend (about 0.1 µs each). */
 export const SCHEMA_WORK_BUDGET = 5_000_000;
+
+/**
+ * Largest compile cost accepted (see `schemaCompileCost`): ajv generates and
+ * compiles code per subschema (about 0.4 ms each here) and RE2 compiles each
+ * pattern (up to about 1.5 ms), so the bound keeps a compile near 2 s, on a
+ * worker thread (./evaluator-pool.ts), never on the API's event loop.
+ */
+export const SCHEMA_COMPILE_MAX_COST = 5_000;
+/** A `pattern` / `patternProperties` entry costs this many subschemas. */
+const PATTERN_COMPILE_COST = 4;
 
 /** The counting keyword added to every schema object. */
 const COST_KEYWORD = 'x-evalgate-cost';
@@ -61,12 +72,26 @@ function nodeCount(value: unknown): number {
  * (const, enum, default, examples) are copied untouched.
  */
 export function instrumentSchema(schema: Record<string, unknown>): Record<string, unknown> {
+  return instrument(schema).schema;
+}
+
+/**
+ * What compiling `schema` costs, in subschemas: every schema object counts 1,
+ * every regular expression PATTERN_COMPILE_COST. Counted by walking the schema
+ * (bounded by the config's size), before ajv sees it.
+ */
+export function schemaCompileCost(schema: Record<string, unknown>): number {
+  return instrument(schema).cost;
+}
+
+function instrument(schema: Record<string, unknown>): { schema: Record<string, unknown>; cost: number } {
+  let cost = 0;
   const root: Record<string, unknown> = {};
-  type Job = { src: unknown; set: (v: unknown) => void; mode: 'schema' | 'map' };
+  type Job = { src: unknown; set: (v: unknown) => void; mode: 'schema' | 'map'; patterns?: boolean };
   const jobs: Job[] = [{ src: schema, set: () => undefined, mode: 'schema' }];
   let first = true;
   while (jobs.length > 0) {
-    const { src, set, mode } = jobs.pop()!;
+    const { src, set, mode, patterns: isPatternMap = false } = jobs.pop()!;
     if (Array.isArray(src)) {
       const out: unknown[] = new Array<unknown>(src.length);
       set(out);
@@ -81,7 +106,10 @@ export function instrumentSchema(schema: Record<string, unknown>): Record<string
     first = false;
     set(out);
     let ownCost = 1;
+    if (mode === 'schema') cost += 1;
+    else if (mode === 'map' && isPatternMap) cost += PATTERN_COMPILE_COST * Object.keys(src).length;
     for (const [k, v] of Object.entries(src as Record<string, unknown>)) {
+      if (mode === 'schema' && k === 'pattern' && typeof v === 'string') cost += PATTERN_COMPILE_COST;
       out[k] = undefined; // keeps the original key order; filled in below or by a job
       if (mode === 'schema' && DATA_KEYWORDS.has(k)) {
         if (k === COST_KEYWORD) {
@@ -91,12 +119,13 @@ export function instrumentSchema(schema: Record<string, unknown>): Record<string
           ownCost += nodeCount(v);
         }
       } else {
-        jobs.push({ src: v, set: (x) => (out[k] = x), mode: mode === 'schema' && MAP_KEYWORDS.has(k) ? 'map' : 'schema' });
+        const isMap = mode === 'schema' && MAP_KEYWORDS.has(k);
+        jobs.push({ src: v, set: (x) => (out[k] = x), mode: isMap ? 'map' : 'schema', patterns: isMap && k === 'patternProperties' });
       }
     }
     if (mode === 'schema') out[COST_KEYWORD] = ownCost;
   }
-  return root;
+  return { schema: root, cost };
 }
 
 /** Cost of applying a subschema to `data`, beyond the subschema's own size. */
@@ -114,8 +143,12 @@ function dataCost(data: unknown): number {
 export type SchemaCheck = { valid: true } | { valid: false; errors: ErrorObject[] };
 
 export interface CompiledSchema {
-  /** Throws an Error when the work budget is exceeded or the data is too deeply nested for a recursive schema. */
-  validate(data: unknown): SchemaCheck;
+  /**
+   * Charges its work (`schema_units`, and `regex_cost` for patterns) to `budget`.
+   * Throws an Error when SCHEMA_WORK_BUDGET is exceeded or the data is too deeply
+   * nested for a recursive schema.
+   */
+  validate(data: unknown, budget?: WorkBudget): SchemaCheck;
 }
 
 /**
@@ -134,6 +167,10 @@ export function compileJsonSchema(schema: Record<string, unknown>): CompiledSche
   const cacheKey = JSON.stringify(schema);
   const cached = compiled.get(cacheKey);
   if (cached !== undefined) return cached;
+  const { schema: instrumented, cost } = instrument(schema);
+  if (cost > SCHEMA_COMPILE_MAX_COST) {
+    throw new Error(`schema too complex to compile (cost ${cost} > ${SCHEMA_COMPILE_MAX_COST}: 1 per subschema, ${PATTERN_COMPILE_COST} per pattern)`);
+  }
 
   const dialect = typeof schema.$schema === 'string' ? schema.$schema : '';
   const ajv = dialect.includes('2020-12')
@@ -142,13 +179,9 @@ export function compileJsonSchema(schema: Record<string, unknown>): CompiledSche
       ? new Ajv2019(AJV_OPTIONS)
       : new Ajv(AJV_OPTIONS);
 
-  let used = 0;
-  const spend = (units: number): void => {
-    used += units;
-    if (used > SCHEMA_WORK_BUDGET) {
-      throw new Error(`json_schema validation exceeded its work budget (${SCHEMA_WORK_BUDGET} units)`);
-    }
-  };
+  let budget = new WorkBudget();
+  const exceeded = (): string => `json_schema validation exceeded its work budget (${SCHEMA_WORK_BUDGET} units)`;
+  const spend = (units: number): void => budget.charge('schema_units', units, SCHEMA_WORK_BUDGET, exceeded);
 
   ajv.addKeyword({
     keyword: COST_KEYWORD,
@@ -190,18 +223,18 @@ export function compileJsonSchema(schema: Record<string, unknown>): CompiledSche
 
   let validate: ValidateFunction;
   try {
-    validate = ajv.compile(instrumentSchema(schema));
+    validate = ajv.compile(instrumented);
   } catch (e) {
     if (e instanceof RangeError) throw new Error('schema too deeply nested', { cause: e });
     throw e;
   }
 
   const result: CompiledSchema = {
-    validate(data: unknown): SchemaCheck {
-      used = 0;
+    validate(data: unknown, b: WorkBudget = new WorkBudget()): SchemaCheck {
+      budget = b;
       let valid: boolean;
       try {
-        valid = validate(data) as boolean;
+        valid = withSchemaRegexBudget(b, () => validate(data) as boolean);
       } catch (e) {
         if (e instanceof RangeError) {
           throw new Error('output too deeply nested to validate against this schema', { cause: e });

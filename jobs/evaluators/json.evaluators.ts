@@ -40,11 +40,11 @@ function describeError(e: ErrorObject): string {
 /** Output (parsed when it is a string) is validated against the schema. A string that is not JSON fails. */
 export function jsonSchema(config: ConfigOf<'json_schema'>): ScoreFn {
   const schema = compileJsonSchema(config.schema);
-  return (item) => {
+  return (item, budget) => {
     if (item.output === undefined || item.output === null) return { score: 0, reason: 'output is empty' };
     const parsed = asJson(item.output);
     if (!parsed.ok) return { score: 0, reason: `output is not valid JSON: ${parsed.error}` };
-    const check = schema.validate(parsed.value);
+    const check = schema.validate(parsed.value, budget);
     if (check.valid) return { score: 1, reason: 'output matches the JSON schema' };
     const listed = check.errors.slice(0, MAX_SCHEMA_ERRORS_IN_REASON).map(describeError);
     const more = check.errors.length > listed.length ? `; and ${check.errors.length - listed.length} more` : '';
@@ -87,7 +87,7 @@ export function jsonMatch(config: ConfigOf<'json_match'>): ScoreFn {
     if (!parsed.ok) throw new Error(`invalid path ${JSON.stringify(p)}: ${parsed.error}`);
     return { text: p, segments: parsed.segments };
   });
-  return (item) => {
+  return (item, budget) => {
     const { value, label } = resolveTarget(config, item);
     if (value === null || value === undefined || value === '') throw new Error(`${label} is empty: nothing to match paths against`);
     const target = asJson(value);
@@ -95,7 +95,7 @@ export function jsonMatch(config: ConfigOf<'json_match'>): ScoreFn {
     const output = asJson(item.output);
     if (!output.ok) return { score: 0, reason: `output is not valid JSON: ${output.error}` };
     const mismatched: string[] = [];
-    const budget = { used: 0 }; // one deep-equal budget for all paths of the item
+    // All paths of the item share the item's deep-equal budget.
     for (const p of paths) {
       const want = lookup(target.value, p.segments);
       const got = lookup(output.value, p.segments);

@@ -7,6 +7,7 @@ import { RE2JS } from 're2js';
 import type { Options as AjvOptions } from 'ajv';
 import { REGEX_MAX_COST, REGEX_MAX_PROGRAM_SIZE } from './limits.js';
 import { errorMessage } from './value-utils.js';
+import { WorkBudget } from './work-budget.js';
 
 type RegExpEngine = NonNullable<NonNullable<AjvOptions['code']>['regExp']>;
 type RegExpLike = ReturnType<RegExpEngine>;
@@ -15,8 +16,11 @@ export interface CompiledRegex {
   readonly source: string;
   readonly flags: string;
   readonly programSize: number;
-  /** Unanchored search, like RegExp#test. Throws when the subject is too large for this pattern. */
-  test(subject: string): boolean;
+  /**
+   * Unanchored search, like RegExp#test. Charges subject length × program size
+   * to `budget` first: throws when that is past REGEX_MAX_COST.
+   */
+  test(subject: string, budget?: WorkBudget): boolean;
 }
 
 function re2Flags(flags: string): number {
@@ -52,16 +56,31 @@ export function compileRegex(pattern: string, flags = ''): CompiledRegex {
     source: pattern,
     flags,
     programSize,
-    test(subject: string): boolean {
-      const cost = subject.length * programSize;
-      if (cost > REGEX_MAX_COST) {
-        throw new Error(
-          `input too large for regex (${subject.length} chars × program size ${programSize} > ${REGEX_MAX_COST})`,
-        );
-      }
+    test(subject: string, budget: WorkBudget = schemaRegexBudget ?? new WorkBudget()): boolean {
+      // RE2 is linear: length × program size bounds the NFA's steps, so it is charged before the search.
+      budget.charge(
+        'regex_cost',
+        subject.length * programSize,
+        REGEX_MAX_COST,
+        () => `input too large for regex (${subject.length} chars × program size ${programSize} > ${REGEX_MAX_COST})`,
+      );
       return re.test(subject);
     },
   };
+}
+
+/** The budget of the JSON schema validation in progress: ajv calls patterns without one. */
+let schemaRegexBudget: WorkBudget | undefined;
+
+/** Runs `fn` (a synchronous schema validation) with its `pattern` searches charged to `budget`. */
+export function withSchemaRegexBudget<T>(budget: WorkBudget, fn: () => T): T {
+  const previous = schemaRegexBudget;
+  schemaRegexBudget = budget;
+  try {
+    return fn();
+  } finally {
+    schemaRegexBudget = previous;
+  }
 }
 
 /**

@@ -7,6 +7,7 @@ import { LEVENSHTEIN_MAX_CELLS, MAX_TOKENIZE_CHARS, ROUGE_L_MAX_CELLS } from './
 import { resolveTarget } from './target.js';
 import type { ScoreFn } from './types.js';
 import { fmt, toText } from './value-utils.js';
+import { WorkBudget } from './work-budget.js';
 
 type ConfigOf<T extends EvaluatorConfig['type']> = Extract<EvaluatorConfig, { type: T }>;
 
@@ -16,7 +17,7 @@ type ConfigOf<T extends EvaluatorConfig['type']> = Extract<EvaluatorConfig, { ty
  * cells (unless the texts are identical or one is empty).
  */
 export function levenshtein(config: ConfigOf<'levenshtein'>): ScoreFn {
-  return (item) => {
+  return (item, budget) => {
     const { value, label } = resolveTarget(config, item);
     let a = toText(item.output);
     let b = toText(value);
@@ -34,12 +35,13 @@ export function levenshtein(config: ConfigOf<'levenshtein'>): ScoreFn {
     if (a === b) d = 0;
     else if (a.length === 0 || b.length === 0) d = longest;
     else {
-      const cells = a.length * b.length;
-      if (cells > LEVENSHTEIN_MAX_CELLS) {
-        throw new Error(
-          `inputs too large for levenshtein (${a.length} chars × ${b.length} chars > ${LEVENSHTEIN_MAX_CELLS})`,
-        );
-      }
+      const [la, lb] = [a.length, b.length];
+      budget.charge(
+        'levenshtein_cells',
+        la * lb,
+        LEVENSHTEIN_MAX_CELLS,
+        () => `inputs too large for levenshtein (${la} chars × ${lb} chars > ${LEVENSHTEIN_MAX_CELLS})`,
+      );
       d = distance(a, b);
     }
     const score = 1 - d / longest;
@@ -69,10 +71,21 @@ function isWordCodePoint(cp: number): boolean {
   return WORD_CHAR.test(String.fromCodePoint(cp));
 }
 
-export function tokenIds(text: string, dict: Map<string, number>, side: string, evaluator: string): Int32Array {
-  if (text.length > MAX_TOKENIZE_CHARS) {
-    throw new Error(`${side} too large for ${evaluator} (${text.length} chars > ${MAX_TOKENIZE_CHARS})`);
-  }
+/**
+ * Token ids of `text`, charged to `budget` as `tokenize_chars` (both sides of a
+ * comparison share a bound of twice MAX_TOKENIZE_CHARS); one side longer than
+ * MAX_TOKENIZE_CHARS is refused before any work.
+ */
+export function tokenIds(
+  text: string,
+  dict: Map<string, number>,
+  side: string,
+  evaluator: string,
+  budget: WorkBudget = new WorkBudget(),
+): Int32Array {
+  const refusal = (): string => `${side} too large for ${evaluator} (${text.length} chars > ${MAX_TOKENIZE_CHARS})`;
+  if (text.length > MAX_TOKENIZE_CHARS) throw new Error(refusal());
+  budget.charge('tokenize_chars', text.length, 2 * MAX_TOKENIZE_CHARS, refusal);
   const s = text.toLowerCase();
   const n = s.length;
   const ids = new Int32Array((n >> 1) + 1);
@@ -118,11 +131,11 @@ export function tokenize(text: string): string[] {
  * Unlike the SQuAD script, English articles are kept (the tokeniser is language-neutral).
  */
 export function tokenF1(config: ConfigOf<'token_f1'>): ScoreFn {
-  return (item) => {
+  return (item, budget) => {
     const { value, label } = resolveTarget(config, item);
     const dict = new Map<string, number>();
-    const pred = tokenIds(toText(item.output), dict, 'output', 'token_f1');
-    const gold = tokenIds(toText(value), dict, label, 'token_f1');
+    const pred = tokenIds(toText(item.output), dict, 'output', 'token_f1', budget);
+    const gold = tokenIds(toText(value), dict, label, 'token_f1', budget);
     if (pred.length === 0 && gold.length === 0) return { score: 1, reason: `output and ${label} have no tokens` };
     if (pred.length === 0 || gold.length === 0) {
       return { score: 0, reason: `${pred.length === 0 ? 'output' : label} has no tokens` };
@@ -176,11 +189,11 @@ function lcsLength(a: Int32Array, b: Int32Array): number {
  * must not exceed ROUGE_L_MAX_CELLS cells.
  */
 export function rougeL(config: ConfigOf<'rouge_l'>): ScoreFn {
-  return (item) => {
+  return (item, budget) => {
     const { value, label } = resolveTarget(config, item);
     const dict = new Map<string, number>();
-    const cand = tokenIds(toText(item.output), dict, 'output', 'rouge_l');
-    const ref = tokenIds(toText(value), dict, label, 'rouge_l');
+    const cand = tokenIds(toText(item.output), dict, 'output', 'rouge_l', budget);
+    const ref = tokenIds(toText(value), dict, label, 'rouge_l', budget);
     if (cand.length === 0 && ref.length === 0) return { score: 1, reason: `output and ${label} have no tokens` };
     if (cand.length === 0 || ref.length === 0) {
       return { score: 0, reason: `${cand.length === 0 ? 'output' : label} has no tokens` };
@@ -195,9 +208,7 @@ export function rougeL(config: ConfigOf<'rouge_l'>): ScoreFn {
     }
     const n = endC - start;
     const m = endR - start;
-    if (n * m > ROUGE_L_MAX_CELLS) {
-      throw new Error(`inputs too large for rouge_l (${n} tokens × ${m} tokens > ${ROUGE_L_MAX_CELLS})`);
-    }
+    budget.charge('rouge_l_cells', n * m, ROUGE_L_MAX_CELLS, () => `inputs too large for rouge_l (${n} tokens × ${m} tokens > ${ROUGE_L_MAX_CELLS})`);
     // The common prefix and suffix belong to an LCS; the middle parts are compared cell by cell.
     let lcs = cand.length - n;
     if (n > 0 && m > 0) lcs += lcsLength(cand.subarray(start, endC), ref.subarray(start, endR));

@@ -7,6 +7,7 @@ import { compileRegex } from './regex-engine.js';
 import { resolveTarget } from './target.js';
 import type { EvalItem, ScoreFn } from './types.js';
 import { deepEqualJson, quote, structuredForm, toText, truncate } from './value-utils.js';
+import type { WorkBudget } from './work-budget.js';
 
 type ConfigOf<T extends EvaluatorConfig['type']> = Extract<EvaluatorConfig, { type: T }>;
 
@@ -18,12 +19,12 @@ type ConfigOf<T extends EvaluatorConfig['type']> = Extract<EvaluatorConfig, { ty
  * (non-strings as JSON, null as '') after the trim / case options.
  */
 export function exactMatch(config: ConfigOf<'exact_match'>): ScoreFn {
-  return (item) => {
+  return (item, budget) => {
     const { value: target, label } = resolveTarget(config, item);
     const so = structuredForm(item.output);
     const st = structuredForm(target);
     if (so !== undefined && st !== undefined) {
-      const r = deepEqualJson(so, st);
+      const r = deepEqualJson(so, st, budget);
       return r.equal
         ? { score: 1, reason: `output equals ${label} (compared as JSON)` }
         : { score: 0, reason: `output differs from ${label} at ${r.path}: ${r.detail}` };
@@ -108,23 +109,26 @@ function listValues(values: readonly string[], max = 400): string {
   return parts.join(', ');
 }
 
-/** The output text for a multi-value search, refusing sizes past CONTAINS_MAX_SCAN. */
-function scanText(config: ConfigOf<'contains_any' | 'contains_all'>, output: unknown): string {
+/**
+ * The output text for a multi-value search. Each value is one scan of the
+ * output, so output length × number of values is charged before any search.
+ */
+function scanText(config: ConfigOf<'contains_any' | 'contains_all'>, output: unknown, budget: WorkBudget): string {
   const raw = toText(output);
-  const scan = raw.length * config.values.length;
-  if (scan > CONTAINS_MAX_SCAN) {
-    throw new Error(
-      `inputs too large for ${config.type} (${raw.length} chars × ${config.values.length} values > ${CONTAINS_MAX_SCAN})`,
-    );
-  }
+  budget.charge(
+    'contains_scan',
+    raw.length * config.values.length,
+    CONTAINS_MAX_SCAN,
+    () => `inputs too large for ${config.type} (${raw.length} chars × ${config.values.length} values > ${CONTAINS_MAX_SCAN})`,
+  );
   return config.case_sensitive ? raw : raw.toLowerCase();
 }
 
 /** Score 1 when the output contains at least one of `values`, else 0. */
 export function containsAny(config: ConfigOf<'contains_any'>): ScoreFn {
   const needles = config.case_sensitive ? config.values : config.values.map((v) => v.toLowerCase());
-  return (item) => {
-    const out = scanText(config, item.output);
+  return (item, budget) => {
+    const out = scanText(config, item.output, budget);
     const i = needles.findIndex((n) => out.includes(n));
     return i >= 0
       ? { score: 1, reason: `output contains ${quote(config.values[i]!)}` }
@@ -135,8 +139,8 @@ export function containsAny(config: ConfigOf<'contains_any'>): ScoreFn {
 /** Score = share of `values` the output contains; the reason lists the missing ones. */
 export function containsAll(config: ConfigOf<'contains_all'>): ScoreFn {
   const needles = config.case_sensitive ? config.values : config.values.map((v) => v.toLowerCase());
-  return (item) => {
-    const out = scanText(config, item.output);
+  return (item, budget) => {
+    const out = scanText(config, item.output, budget);
     const missing = config.values.filter((_, i) => !out.includes(needles[i]!));
     const total = config.values.length;
     if (missing.length === 0) return { score: 1, reason: `output contains all ${total} values` };
@@ -148,8 +152,8 @@ export function containsAll(config: ConfigOf<'contains_all'>): ScoreFn {
 export function regex(config: ConfigOf<'regex'>): ScoreFn {
   const re = compileRegex(config.pattern, config.flags);
   const shown = `/${truncate(config.pattern, 100)}/${config.flags}`;
-  return (item) =>
-    re.test(toText(item.output))
+  return (item, budget) =>
+    re.test(toText(item.output), budget)
       ? { score: 1, reason: `output matches ${shown}` }
       : { score: 0, reason: `output does not match ${shown}` };
 }

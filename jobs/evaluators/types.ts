@@ -15,8 +15,14 @@ export interface EvalResult {
   reason: string;
 }
 
-/** Called once per item. Throws an Error for a per-item error (e.g. non-numeric output for numeric_diff, inputs too large). */
-export type CompiledEvaluator = (item: EvalItem) => EvalResult;
+import type { WorkBudget } from './work-budget.ts';
+
+/**
+ * Called once per item. Throws an Error for a per-item error (e.g. non-numeric output for
+ * numeric_diff, inputs too large). Work is charged to `budget` (a fresh full one by default);
+ * with a partial share it may throw OffloadRequired.
+ */
+export type CompiledEvaluator = (item: EvalItem, budget?: WorkBudget) => EvalResult;
 
 /** What an evaluator body returns; `compileEvaluator` adds `passed`, checks the score and trims the reason. */
 export interface Scored {
@@ -24,4 +30,4 @@ export interface Scored {
   reason: string;
 }
 
-export type ScoreFn = (item: EvalItem) => Scored;
+export type ScoreFn = (item: EvalItem, budget: WorkBudget) => Scored;

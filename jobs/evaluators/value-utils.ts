@@ -5,6 +5,7 @@
  */
 import { DEEP_EQUAL_MAX_NODES, MAX_REASON_LENGTH } from './limits.js';
 import { NUMERIC_STRING } from './evaluator.schema.js';
+import { WorkBudget } from './work-budget.js';
 
 /**
  * JSON.stringify without the native recursion limit: tries the native one first
@@ -168,10 +169,11 @@ export type DeepEqualResult = { equal: true } | { equal: false; path: string; de
  * value is undefined count as absent), without recursion: an explicit stack of
  * open containers, one entry per nesting level, kept in parallel arrays. On a
  * difference, returns the path of the first one in document order. Throws when
- * more than DEEP_EQUAL_MAX_NODES values would be visited; pass the same `budget`
+ * more than DEEP_EQUAL_MAX_NODES values would be visited (`deep_equal_nodes`,
+ * charged before a container's children are visited); pass the same `budget`
  * to several calls to share that bound between them.
  */
-export function deepEqualJson(a: unknown, b: unknown, budget: { used: number } = { used: 0 }): DeepEqualResult {
+export function deepEqualJson(a: unknown, b: unknown, budget: WorkBudget = new WorkBudget()): DeepEqualResult {
   // Stack of open container pairs: the containers, their (object) key list, the next child index,
   // the child count, and the key under which the pair was reached.
   const fx: unknown[] = [];
@@ -180,7 +182,8 @@ export function deepEqualJson(a: unknown, b: unknown, budget: { used: number } =
   const fNext: number[] = [];
   const fLen: number[] = [];
   const fKey: Array<string | number> = [];
-  budget.used += 1;
+  const tooLarge = (): string => `values too large to compare (more than ${DEEP_EQUAL_MAX_NODES} nodes)`;
+  budget.charge('deep_equal_nodes', 1, DEEP_EQUAL_MAX_NODES, tooLarge);
 
   const fail = (detail: string, last?: string | number): DeepEqualResult => {
     const segs = fKey.slice(1);
@@ -213,10 +216,7 @@ export function deepEqualJson(a: unknown, b: unknown, budget: { used: number } =
       if (missing !== undefined) return fail(`key ${JSON.stringify(truncate(missing, 60))} missing on one side`, key);
       length = keys.length;
     }
-    budget.used += length;
-    if (budget.used > DEEP_EQUAL_MAX_NODES) {
-      throw new Error(`values too large to compare (more than ${DEEP_EQUAL_MAX_NODES} nodes)`);
-    }
+    budget.charge('deep_equal_nodes', length, DEEP_EQUAL_MAX_NODES, tooLarge);
     fx.push(x);
     fy.push(y);
     fKeys.push(keys);

@@ -6,7 +6,7 @@
  * Entities: Eval, EvalVersion.
  */
 import { TRPCError } from '@trpc/server';
-import { validatedEvaluatorConfigSchema } from '../../jobs/evaluators/index.ts';
+import { checkEvaluatorEngines } from '../../jobs/evaluators/evaluator-pool.ts';
 import type { EvaluatorConfig } from '../../jobs/evaluators/evaluator.schema.ts';
 import { formatIssues } from '../../server/errors.ts';
 import { decodeCursor, toPage } from '../../server/pagination.ts';
@@ -15,8 +15,11 @@ import { toEvalDto, toEvalVersionDto } from './eval.mapper.ts';
 import { createEvalInput, createEvalVersionInput, evalIdInput, evalSchema, evalVersionSchema, listEvalsInput, listEvalsOutput } from './eval.schema.ts';
 import { createEval, createEvalVersion, findEval, listEvals } from './eval.service.ts';
 
-/** The engine checks the zod union cannot do; issues are reported under `evaluator.`. */
-function checkEvaluator(evaluator: EvaluatorConfig, providers: Record<string, unknown>): EvaluatorConfig {
+/**
+ * The engine checks the zod union cannot do; issues are reported under `evaluator.`.
+ * A JSON schema costly to compile is compiled on a worker thread, so the API's event loop stays free.
+ */
+async function checkEvaluator(evaluator: EvaluatorConfig, providers: Record<string, unknown>): Promise<EvaluatorConfig> {
   if (evaluator.type === 'llm_judge' && !Object.hasOwn(providers, evaluator.provider)) {
     const known = Object.keys(providers);
     throw new TRPCError({
@@ -24,11 +27,11 @@ function checkEvaluator(evaluator: EvaluatorConfig, providers: Record<string, un
       message: `invalid input: evaluator.provider: unknown provider "${evaluator.provider}" (configured: ${known.length ? known.join(', ') : 'none; set EVALGATE_PROVIDERS'})`,
     });
   }
-  const r = validatedEvaluatorConfigSchema.safeParse(evaluator);
-  if (!r.success) {
-    throw new TRPCError({ code: 'BAD_REQUEST', message: formatIssues(r.error.issues.map((i) => ({ ...i, path: ['evaluator', ...i.path] }))) });
+  const issues = await checkEvaluatorEngines(evaluator);
+  if (issues.length > 0) {
+    throw new TRPCError({ code: 'BAD_REQUEST', message: formatIssues(issues.map((i) => ({ ...i, path: ['evaluator', ...i.path] }))) });
   }
-  return r.data;
+  return evaluator;
 }
 
 export const evalRouter = router({
@@ -40,7 +43,7 @@ export const evalRouter = router({
     .input(createEvalInput)
     .output(evalSchema)
     .mutation(async ({ ctx, input }) => {
-      const created = await createEval(ctx.em, ctx.principal.tenantId, { name: input.name, evaluator: checkEvaluator(input.evaluator, ctx.container.env.EVALGATE_PROVIDERS) });
+      const created = await createEval(ctx.em, ctx.principal.tenantId, { name: input.name, evaluator: await checkEvaluator(input.evaluator, ctx.container.env.EVALGATE_PROVIDERS) });
       return { ...toEvalDto({ ...created.eval, v_id: created.version.id, v_version: 1, v_evaluator: created.version.evaluator, v_created_at: created.version.created_at }) };
     }),
 
@@ -51,7 +54,7 @@ export const evalRouter = router({
     })
     .input(createEvalVersionInput)
     .output(evalVersionSchema)
-    .mutation(async ({ ctx, input }) => toEvalVersionDto(await createEvalVersion(ctx.em, ctx.principal.tenantId, input.id, checkEvaluator(input.evaluator, ctx.container.env.EVALGATE_PROVIDERS)))),
+    .mutation(async ({ ctx, input }) => toEvalVersionDto(await createEvalVersion(ctx.em, ctx.principal.tenantId, input.id, await checkEvaluator(input.evaluator, ctx.container.env.EVALGATE_PROVIDERS)))),
 
   listEvals: readProcedure
     .meta({ openapi: { method: 'GET', path: '/v1/evals', operationId: 'listEvals', tags: ['evals'], summary: 'List evals with their latest version, newest first', errorResponses: [400, 401, 403, 429, 503] } })

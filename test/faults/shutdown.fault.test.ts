@@ -26,11 +26,11 @@ async function sigtermWhileRedisAway(rig: Rig, fault: 'down' | 'frozen'): Promis
 
   const termAt = Date.now();
   w.kill('SIGTERM');
-  const exit = await Promise.race([w.exited, sleep(EXIT_BOUND_MS + 5_000).then(() => 'still running' as const)]);
+  // A deadline on the wait, not an assertion on the measured time (which is reported below).
+  const exit = await Promise.race([w.exited, sleep(EXIT_BOUND_MS).then(() => 'still running' as const)]);
   const exitMs = Date.now() - termAt;
   if (exit === 'still running') w.kill('SIGKILL');
   expect(exit, 'the worker must exit although Redis is away').not.toBe('still running');
-  expect(exitMs).toBeLessThan(EXIT_BOUND_MS);
 
   await outage.end();
   await rig.startWorker();

@@ -4,6 +4,7 @@ import {
   type EvalItem,
   type EvalResult,
   type EvaluatorConfigInput,
+  WorkBudget,
 } from '../../jobs/evaluators/index.js';
 
 export function item(output: unknown, expected_output: unknown = null, extra: Partial<EvalItem> = {}): EvalItem {
@@ -35,13 +36,13 @@ export function run(config: EvaluatorConfigInput, output: unknown, expected_outp
   return checkResult(r, thresholdOf(config));
 }
 
-/** Runs `fn`, returning how long it took and what it returned or threw. */
-export function timed<T>(fn: () => T): { ms: number; value?: T; error?: unknown } {
-  const start = performance.now();
+/** Runs `fn` with a fresh full work budget, returning the work it charged and what it returned or threw. */
+export function metered<T>(fn: (budget: WorkBudget) => T): { used: Record<string, number>; value?: T; error?: unknown } {
+  const budget = new WorkBudget();
   try {
-    const value = fn();
-    return { ms: performance.now() - start, value };
+    const value = fn(budget);
+    return { used: budget.used, value };
   } catch (error) {
-    return { ms: performance.now() - start, error };
+    return { used: budget.used, error };
   }
 }

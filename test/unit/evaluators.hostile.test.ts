@@ -1,16 +1,39 @@
 /**
  * Hostile inputs: huge strings, deep JSON, pathological regexes. Each case must
- * return a valid result or throw an Error quickly. The design target is about
- * 1 s per item; BUDGET_MS leaves room for a loaded 2-core CI machine while still
- * catching a hang or a quadratic blow-up (which would take minutes).
+ * return a valid result or throw an Error, and the work it did is counted, not
+ * timed (a loaded CI machine makes timings flaky): every evaluator charges its
+ * super-linear work (cells, scans, nodes, schema units) to a WorkBudget, so a
+ * hang or a quadratic blow-up shows as units past a bound in ./limits.ts, a
+ * refusal as one that came before any unit was spent, and a linear-time
+ * engine as units proportional to the input.
  */
 import { describe, expect, it } from 'vitest';
 import { compileEvaluator, type EvaluatorConfigInput } from '../../jobs/evaluators/index.js';
+import { SCHEMA_WORK_BUDGET } from '../../jobs/evaluators/json-schema.js';
+import {
+  CONTAINS_MAX_SCAN,
+  DEEP_EQUAL_MAX_NODES,
+  LEVENSHTEIN_MAX_CELLS,
+  MAX_TOKENIZE_CHARS,
+  REGEX_MAX_COST,
+  ROUGE_L_MAX_CELLS,
+} from '../../jobs/evaluators/limits.js';
+import { compileRegex } from '../../jobs/evaluators/regex-engine.js';
 import { stringifyJson } from '../../jobs/evaluators/value-utils.js';
-import { checkResult, item, thresholdOf, timed } from './evaluators.helpers.js';
+import { checkResult, item, metered, thresholdOf } from './evaluators.helpers.js';
 
-const BUDGET_MS = 2_500;
 const TEN_MB = 10 * 1024 * 1024;
+
+/** The bound of each kind of work an evaluator charges. */
+const LIMITS: Record<string, number> = {
+  contains_scan: CONTAINS_MAX_SCAN,
+  regex_cost: REGEX_MAX_COST,
+  levenshtein_cells: LEVENSHTEIN_MAX_CELLS,
+  rouge_l_cells: ROUGE_L_MAX_CELLS,
+  tokenize_chars: 2 * MAX_TOKENIZE_CHARS,
+  deep_equal_nodes: DEEP_EQUAL_MAX_NODES,
+  schema_units: SCHEMA_WORK_BUDGET,
+};
 
 function words(chars: number, swap?: [string, string]): string {
   const vocab = ['alpha', 'beta', 'gamma', 'delta', 'eps', 'zeta', 'eta', 'theta', 'iota', 'kappa'];
@@ -37,16 +60,23 @@ function deepObject(depth: number, leaf: unknown = 1): unknown {
   return v;
 }
 
-/** Runs one item; asserts it finished within budget with a valid result or an Error. */
+/**
+ * Runs one item with a full work budget; asserts every kind of work it charged
+ * is a known kind within its bound, and that it gave a valid result or an Error.
+ * `used` is the work charged, by kind.
+ */
 function hostile(config: EvaluatorConfigInput, output: unknown, expected: unknown = null) {
   const ev = compileEvaluator(config);
-  const t = timed(() => ev(item(output, expected)));
-  expect(t.ms, `${config.type} took ${Math.round(t.ms)} ms`).toBeLessThan(BUDGET_MS);
+  const t = metered((budget) => ev(item(output, expected), budget));
+  for (const [kind, units] of Object.entries(t.used)) {
+    expect(LIMITS[kind], `unknown kind of work ${kind}`).toBeDefined();
+    expect(units, `${config.type}: ${kind}`).toBeLessThanOrEqual(LIMITS[kind]!);
+  }
   if (t.error !== undefined) {
     expect(t.error).toBeInstanceOf(Error);
-    return { error: t.error as Error, result: undefined };
+    return { error: t.error as Error, result: undefined, used: t.used };
   }
-  return { error: undefined, result: checkResult(t.value!, thresholdOf(config)) };
+  return { error: undefined, result: checkResult(t.value!, thresholdOf(config)), used: t.used };
 }
 
 describe('hostile: 10 MB strings', () => {
@@ -68,10 +98,13 @@ describe('hostile: 10 MB strings', () => {
   it('contains_any / contains_all refuse 10 MB against many values with a clear message', () => {
     // Partial matches everywhere: the worst case for substring search.
     const values = Array.from({ length: 1_000 }, (_, i) => `alpha theta eps beta X${i}`);
-    const { error } = hostile({ type: 'contains_any', values }, big);
+    const { error, used } = hostile({ type: 'contains_any', values }, big);
     expect(error?.message).toMatch(/^inputs too large for contains_any \(\d+ chars × 1000 values > 1000000000\)$/);
+    expect(used.contains_scan).toBeUndefined(); // refused before a single search
     const few = values.slice(0, 90);
-    expect(hostile({ type: 'contains_all', values: few }, big).result?.score).toBe(0);
+    const all = hostile({ type: 'contains_all', values: few }, big);
+    expect(all.result?.score).toBe(0);
+    expect(all.used.contains_scan).toBe(big.length * 90); // one scan per value, no more
   });
 
   it('a 10 MB target is quoted briefly in the reason', () => {
@@ -86,54 +119,70 @@ describe('hostile: 10 MB strings', () => {
   });
 
   it('regex refuses a complex pattern on 10 MB with a clear message', () => {
-    const { error } = hostile({ type: 'regex', pattern: '(x[a-z]{30}y)+$' }, big);
+    const { error, used } = hostile({ type: 'regex', pattern: '(x[a-z]{30}y)+$' }, big);
     expect(error?.message).toMatch(/^input too large for regex \(\d+ chars × program size \d+ > 100000000\)$/);
+    expect(used.regex_cost).toBeUndefined();
   });
 
   it('levenshtein refuses two different 10 MB strings with a clear message', () => {
-    const { error } = hostile({ type: 'levenshtein' }, big, bigOther);
+    const { error, used } = hostile({ type: 'levenshtein' }, big, bigOther);
     expect(error?.message).toMatch(/^inputs too large for levenshtein \(\d+ chars × \d+ chars > 500000000\)$/);
+    expect(used.levenshtein_cells).toBeUndefined();
   });
 
   it('levenshtein answers identical or one-sided 10 MB inputs without the table', () => {
-    expect(hostile({ type: 'levenshtein' }, big, big).result?.score).toBe(1);
-    expect(hostile({ type: 'levenshtein' }, big, '').result?.score).toBe(0);
+    const same = hostile({ type: 'levenshtein' }, big, big);
+    expect(same.result?.score).toBe(1);
+    expect(same.used.levenshtein_cells).toBeUndefined();
+    const empty = hostile({ type: 'levenshtein' }, big, '');
+    expect(empty.result?.score).toBe(0);
+    expect(empty.used.levenshtein_cells).toBeUndefined();
   });
 
-  it('levenshtein computes the largest allowed size quickly', () => {
+  it('levenshtein computes sizes near its bound', () => {
     const a = words(20_000);
     const b = words(20_000, ['beta', 'bete']);
-    const r = hostile({ type: 'levenshtein' }, a, b).result!;
+    const { result, used } = hostile({ type: 'levenshtein' }, a, b);
+    expect(used.levenshtein_cells).toBe(a.length * b.length);
+    expect(used.levenshtein_cells).toBeGreaterThan(LEVENSHTEIN_MAX_CELLS / 2);
+    const r = result!;
     expect(r.score).toBeGreaterThan(0.9);
     expect(r.score).toBeLessThan(1);
   });
 
   it('rouge_l refuses two long different texts with a clear message', () => {
-    const { error } = hostile({ type: 'rouge_l' }, big, bigOther);
+    const { error, used } = hostile({ type: 'rouge_l' }, big, bigOther);
     expect(error?.message).toMatch(/^inputs too large for rouge_l \(\d+ tokens × \d+ tokens > 25000000\)$/);
+    expect(used.rouge_l_cells).toBeUndefined();
   });
 
   it('rouge_l just under the bound finishes and is exact', () => {
     const a = words(24_000); // ~4,500 tokens each: ~20 million LCS cells
     const b = words(24_000, ['alpha', 'omega']);
-    const { result, error } = hostile({ type: 'rouge_l' }, a, b);
+    const { result, error, used } = hostile({ type: 'rouge_l' }, a, b);
     expect(error).toBeUndefined();
+    expect(used.rouge_l_cells).toBeGreaterThan(ROUGE_L_MAX_CELLS / 2);
     const r = result!;
     expect(r.score).toBeCloseTo(0.9, 2); // every 10th token differs
   });
 
   it('rouge_l handles identical 10 MB texts through the common prefix', () => {
-    expect(hostile({ type: 'rouge_l' }, big, big).result?.score).toBe(1);
+    const { result, used } = hostile({ type: 'rouge_l' }, big, big);
+    expect(result?.score).toBe(1);
+    expect(used.rouge_l_cells).toBe(0); // all of it is the common prefix: no table at all
   });
 
   it('token_f1 handles two 10 MB texts', () => {
-    const r = hostile({ type: 'token_f1' }, big, bigOther).result!;
+    const { result, used } = hostile({ type: 'token_f1' }, big, bigOther);
+    expect(used.tokenize_chars).toBe(big.length + bigOther.length); // one pass per side
+    const r = result!;
     expect(r.score).toBeCloseTo(0.9, 3);
   });
 
   it('token_f1 refuses texts beyond the tokenising bound', () => {
-    const { error } = hostile({ type: 'token_f1' }, big + big, 'x');
+    const { error, used } = hostile({ type: 'token_f1' }, big + big, 'x');
     expect(error?.message).toMatch(/^output too large for token_f1 \(\d+ chars > 16777216\)$/);
+    expect(used.tokenize_chars).toBeUndefined();
   });
 
   it('numeric_diff rejects a 10 MB output quickly', () => {
@@ -208,15 +257,17 @@ describe('hostile: deep JSON (10,000 levels)', () => {
   it('json_match shares one deep-equal budget across its paths', () => {
     const doc = { list: Array.from({ length: 200_000 }, (_, i) => ({ i })) };
     const paths = new Array<string>(100).fill('list');
-    const { error } = hostile({ type: 'json_match', paths }, doc, structuredClone(doc));
+    const { error, used } = hostile({ type: 'json_match', paths }, doc, structuredClone(doc));
     expect(error?.message).toBe('values too large to compare (more than 10000000 nodes)');
+    expect(used.deep_equal_nodes).toBeLessThanOrEqual(DEEP_EQUAL_MAX_NODES);
     expect(hostile({ type: 'json_match', paths: paths.slice(0, 5) }, doc, structuredClone(doc)).result?.score).toBe(1);
   });
 
   it('deep-equal gives up cleanly past its node budget instead of hanging', () => {
     const wide = new Array<number>(11_000_000).fill(0);
-    const { error } = hostile({ type: 'exact_match' }, wide, wide.slice());
+    const { error, used } = hostile({ type: 'exact_match' }, wide, wide.slice());
     expect(error?.message).toBe('values too large to compare (more than 10000000 nodes)');
+    expect(used.deep_equal_nodes).toBe(1); // the 11,000,000 children were refused before the first was visited
   });
 });
 
@@ -224,8 +275,10 @@ describe('hostile: pathological regexes', () => {
   it('(a+)+$ against 50,000 a’s and a ! finishes fast (linear-time RE2)', () => {
     const ev = compileEvaluator({ type: 'regex', pattern: '(a+)+$' });
     const subject = `${'a'.repeat(50_000)}!`;
-    const t = timed(() => ev(item(subject)));
-    expect(t.ms).toBeLessThan(500);
+    const t = metered((budget) => ev(item(subject), budget));
+    // Linear: the work charged is the subject length times the (small) program, once.
+    expect(t.used.regex_cost).toBe(subject.length * compileRegex('(a+)+$').programSize);
+    expect(compileRegex('(a+)+$').programSize).toBeLessThan(20);
     // No run of a's ends the subject, so there is no match; a backtracking engine would take forever to say so.
     expect(t.value).toMatchObject({ score: 0, passed: false });
     expect(ev(item('a'.repeat(50_000))).score).toBe(1);
@@ -239,6 +292,7 @@ describe('hostile: pathological regexes', () => {
   ])('%s on a hostile subject finishes fast', (pattern, subject) => {
     const r = hostile({ type: 'regex', pattern }, subject);
     expect(r.error).toBeUndefined();
+    expect(r.used.regex_cost).toBe(subject.length * compileRegex(pattern).programSize);
     expect(r.result!.reason).toMatch(/^output (does not )?match/);
   });
 
@@ -263,14 +317,18 @@ describe('hostile: JSON schemas written by tenants', () => {
   it.each(['definitions', 'x-unknown-keyword'])(
     'exponential $ref fan-out (under %s) stops at the work budget',
     (container) => {
-      const { error } = hostile({ type: 'json_schema', schema: laughs(container) }, '"x"');
+      const { error, used } = hostile({ type: 'json_schema', schema: laughs(container) }, '"x"');
       expect(error?.message).toBe('json_schema validation exceeded its work budget (5000000 units)');
+      // 2^40 applications were asked for; the count stopped at the bound.
+      expect(used.schema_units).toBeGreaterThan(SCHEMA_WORK_BUDGET * 0.9);
     },
   );
 
   it('uniqueItems is linear: 200,000 distinct objects validate', () => {
     const arr = Array.from({ length: 200_000 }, (_, i) => ({ id: i, v: 'x'.repeat(20) }));
-    expect(hostile({ type: 'json_schema', schema: { type: 'array', uniqueItems: true } }, arr).result?.score).toBe(1);
+    const { result, used } = hostile({ type: 'json_schema', schema: { type: 'array', uniqueItems: true } }, arr);
+    expect(result?.score).toBe(1);
+    expect(used.schema_units).toBeLessThan(50 * arr.length); // tens of units per item (pairwise would be 2e10)
   });
 
   it('uniqueItems on a million objects stops at the work budget', () => {

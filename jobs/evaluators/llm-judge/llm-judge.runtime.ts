@@ -14,7 +14,7 @@ import { answerSpec, parseAnswer } from './judge-answer.ts';
 import type { LlmJudgeConfig } from './llm-judge.schema.ts';
 import { callChatCompletions, type Usage } from './provider-client.ts';
 import { ProviderLimiter } from './provider-limiter.ts';
-import { renderTemplate } from './template.ts';
+import { PromptTooLarge, renderPrompt } from './template.ts';
 
 /** The provider refused our credentials: no item of the run can succeed. */
 export class ProviderAuthError extends Error {
@@ -45,6 +45,8 @@ export class LlmJudge {
     private readonly provider: ProviderConfig,
     redis: Redis,
     prefix: string,
+    /** MAX_PROMPT_BYTES: a prompt that would render larger is the item's error. */
+    private readonly maxPromptBytes = Number.POSITIVE_INFINITY,
   ) {
     this.limiter = ProviderLimiter.for(redis, prefix, providerName, {
       concurrency: provider.concurrency,
@@ -55,7 +57,8 @@ export class LlmJudge {
   }
 
   private request(item: EvalItem) {
-    const messages = this.config.messages.map((m) => ({ role: m.role, content: renderTemplate(m.content, item) }));
+    const contents = renderPrompt(this.config.messages.map((m) => m.content), item, this.maxPromptBytes);
+    const messages = this.config.messages.map((m, i) => ({ role: m.role, content: contents[i]! }));
     messages.push({ role: 'system', content: this.spec.instruction });
     const format = this.provider.response_format;
     const responseFormat =
@@ -73,8 +76,14 @@ export class LlmJudge {
    * order, so the oldest chunk finishes first); equal values first come, first served.
    */
   async judge(item: EvalItem, signal: AbortSignal, priority = 0): Promise<JudgeOutcome> {
-    const req = this.request(item);
     const usage: Usage = { prompt_tokens: 0, completion_tokens: 0 };
+    let req;
+    try {
+      req = this.request(item);
+    } catch (e) {
+      if (!(e instanceof PromptTooLarge)) throw e;
+      return { kind: 'error', error: e.message, attempts: 0, usage, cost_usd: null };
+    }
     const maxAttempts = this.provider.max_attempts;
     let attempts = 0;
     let rateLimitedFor = 0;

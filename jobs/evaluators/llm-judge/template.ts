@@ -1,20 +1,87 @@
-/** `{{input}}`, `{{output}}`, `{{expected_output}}`, `{{metadata.a.b}}`: strings as they are, other JSON as JSON. */
+/**
+ * `{{input}}`, `{{output}}`, `{{expected_output}}`, `{{metadata.a.b}}`: strings as they are, other JSON as JSON.
+ *
+ * A template that repeats `{{output}}` thousands of times over a large output
+ * would render gigabytes, so the messages of a prompt are measured first: each
+ * placeholder's value is rendered once, and the total is added up in UTF-8
+ * bytes from the literal parts and the values' sizes. Only a prompt within the
+ * cap is built; a larger one throws PromptTooLarge and nothing is concatenated.
+ */
 import type { EvalItem } from '../types.ts';
 
 const PLACEHOLDER = /\{\{\s*(input|output|expected_output|metadata(?:\.[A-Za-z0-9_-]+)*)\s*\}\}/g;
 
-function render(value: unknown): string {
-  if (value === undefined || value === null) return '';
-  return typeof value === 'string' ? value : JSON.stringify(value);
+/** The rendered prompt would be larger than the cap: the item's error, not the run's. */
+export class PromptTooLarge extends Error {
+  override name = 'PromptTooLarge';
+  constructor(readonly bytes: number, readonly maxBytes: number) {
+    super(`prompt renders to ${bytes} bytes, more than MAX_PROMPT_BYTES (${maxBytes})`);
+  }
 }
 
-export function renderTemplate(template: string, item: EvalItem): string {
-  return template.replace(PLACEHOLDER, (_m, name: string) => {
-    if (name === 'input' || name === 'output' || name === 'expected_output') return render(item[name]);
-    let cur: unknown = item.metadata;
-    for (const part of name.split('.').slice(1)) {
-      cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[part] : undefined;
+function render(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  return typeof value === 'string' ? value : (JSON.stringify(value) ?? '');
+}
+
+function valueOf(name: string, item: EvalItem): string {
+  if (name === 'input' || name === 'output' || name === 'expected_output') return render(item[name]);
+  let cur: unknown = item.metadata;
+  for (const part of name.split('.').slice(1)) {
+    cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[part] : undefined;
+  }
+  return render(cur);
+}
+
+/** A template cut at its placeholders: literal, name, literal, name, …, literal. */
+interface Parsed {
+  literals: string[];
+  names: string[];
+}
+
+function parse(template: string): Parsed {
+  const literals: string[] = [];
+  const names: string[] = [];
+  let last = 0;
+  for (const m of template.matchAll(PLACEHOLDER)) {
+    literals.push(template.slice(last, m.index));
+    names.push(m[1]!);
+    last = m.index + m[0].length;
+  }
+  literals.push(template.slice(last));
+  return { literals, names };
+}
+
+/**
+ * Renders several templates (one prompt's messages) over one item. Throws
+ * PromptTooLarge when they would total more than `maxBytes` UTF-8 bytes, before
+ * building any of them; the work done until then is one rendering per distinct
+ * placeholder and one pass over the templates.
+ */
+export function renderPrompt(templates: readonly string[], item: EvalItem, maxBytes = Number.POSITIVE_INFINITY): string[] {
+  const parsed = templates.map(parse);
+  const values = new Map<string, { text: string; bytes: number }>();
+  let bytes = 0;
+  for (const p of parsed) {
+    for (const l of p.literals) bytes += Buffer.byteLength(l, 'utf8');
+    for (const name of p.names) {
+      let v = values.get(name);
+      if (v === undefined) {
+        const text = valueOf(name, item);
+        v = { text, bytes: Buffer.byteLength(text, 'utf8') };
+        values.set(name, v);
+      }
+      bytes += v.bytes;
     }
-    return render(cur);
+  }
+  if (bytes > maxBytes) throw new PromptTooLarge(bytes, maxBytes);
+  return parsed.map((p) => {
+    let out = p.literals[0]!;
+    for (let i = 0; i < p.names.length; i++) out += values.get(p.names[i]!)!.text + p.literals[i + 1]!;
+    return out;
   });
+}
+
+export function renderTemplate(template: string, item: EvalItem, maxBytes?: number): string {
+  return renderPrompt([template], item, maxBytes)[0]!;
 }
