@@ -21,7 +21,7 @@ import { registerHealth } from './health.ts';
 import { registerMetrics } from './metrics.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { registerDirectRestRoute } from './rest-direct.ts';
-import { clientErrorHandler, jsonDepthExceeds, MAX_JSON_DEPTH, registerBodyGuards, registerTrpcGuards } from './transport-guards.ts';
+import { clientErrorHandler, jsonDepthExceeds, MAX_JSON_DEPTH, registerBodyGuards, registerTrpcGuards, sendTransportError } from './transport-guards.ts';
 import type { Meta } from './trpc.ts';
 
 interface ProcedureLike {
@@ -50,7 +50,8 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
     genReqId: () => randomUUID(),
     // One log line per request only at debug: at info, request logs would double the I/O of the hot path.
     logController: new LogController({ disableRequestLogging: env.LOG_LEVEL !== 'debug' && env.LOG_LEVEL !== 'trace' }),
-    routerOptions: { maxParamLength: 200 },
+    // A tRPC batch names its calls in one path parameter (`/trpc/a,b,c`): room for TRPC_MAX_BATCH of them.
+    routerOptions: { maxParamLength: 2_000 },
     forceCloseConnections: 'idle',
     // Slow headers: Node cuts them (408 via clientErrorHandler); it checks every connection this often.
     http: { headersTimeout: env.HEADERS_TIMEOUT_MS, connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(env.HEADERS_TIMEOUT_MS / 2))) },
@@ -79,7 +80,7 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
-    return reply.status(status === 415 ? 400 : status).send({ error: fastifyErrorMessage(err, status, env.BODY_LIMIT_BYTES) });
+    return sendTransportError(req, reply, status === 415 ? 400 : status, fastifyErrorMessage(err, status, env.BODY_LIMIT_BYTES));
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: `no route for ${req.method} ${req.url.split('?')[0]}` }));
 

@@ -121,7 +121,13 @@ const isTrpc = (url: string) => url.startsWith('/trpc/');
 /** The procedure paths of a /trpc URL (`/trpc/a,b?batch=1` → [a, b]). */
 function trpcPaths(req: FastifyRequest): { paths: string[]; batch: boolean; search: URLSearchParams } {
   const url = new URL(req.url, 'http://local');
-  const paths = decodeURIComponent(url.pathname.slice('/trpc/'.length)).split(',');
+  let path = url.pathname.slice('/trpc/'.length);
+  try {
+    path = decodeURIComponent(path);
+  } catch {
+    // a malformed escape: the router answers it; the raw path still names the calls
+  }
+  const paths = path.split(',');
   return { paths, batch: url.searchParams.get('batch') === '1', search: url.searchParams };
 }
 
@@ -133,6 +139,23 @@ export function sendTrpcError(req: FastifyRequest, reply: FastifyReply, code: TR
   const { paths, batch } = trpcPaths(req);
   const one = (path: string) => ({ error: { message, code: TRPC_ERROR_CODES_BY_KEY[code], data: { code, httpStatus: status, path } } });
   return reply.status(status).send(batch ? paths.map(one) : one(paths[0] ?? ''));
+}
+
+const TRPC_CODE_BY_STATUS: Record<number, TRPC_ERROR_CODE_KEY> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  408: 'TIMEOUT',
+  413: 'PAYLOAD_TOO_LARGE',
+  429: 'TOO_MANY_REQUESTS',
+  503: 'SERVICE_UNAVAILABLE',
+};
+
+/** Fastify's own errors (body too large, cut by a timer) on a /trpc route: tRPC's shape, so its client can read them. */
+export function sendTransportError(req: FastifyRequest, reply: FastifyReply, status: number, message: string): FastifyReply {
+  if (!isTrpc(req.url)) return reply.status(status).send({ error: message });
+  return sendTrpcError(req, reply, TRPC_CODE_BY_STATUS[status] ?? (status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST'), status, message);
 }
 
 /** `{ "error" }` on REST, tRPC's shape on /trpc; Retry-After for 429 and 503. */

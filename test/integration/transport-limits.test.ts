@@ -57,7 +57,9 @@ const json = { 'content-type': 'application/json' };
 
 function expectCut(a: RawAnswer, what: string) {
   expect(a.status, `${what}: ${a.body}`).toBe(408);
-  expect(JSON.parse(a.body), what).toEqual({ error: expect.any(String) });
+  // REST: { error: "…" }; tRPC: its error shape, whose `error` holds the message
+  const body = JSON.parse(a.body) as { error: unknown };
+  expect(typeof body.error === 'string' ? body.error : (body.error as { message?: unknown }).message, what).toEqual(expect.any(String));
   expect(a.closed, `${what}: the server closed the connection`).toBe(true);
 }
 
@@ -220,6 +222,7 @@ describe('tRPC has the same guards as REST', () => {
     expect(multipart.status).toBe(400);
     const big = await post('createDataset', `{"name":"${'x'.repeat(MiB + 10)}"}`);
     expect(big.status).toBe(413);
+    expect(big.body).toMatchObject(trpcError('PAYLOAD_TOO_LARGE', 413));
     expect(({}) as Record<string, unknown>).not.toHaveProperty('polluted');
   });
 
