@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Principal } from './auth.ts';
 import type { Container } from './container.ts';
 import type { Logger } from './logger.ts';
 
@@ -14,7 +15,15 @@ export interface Context {
   headers: Record<string, string | undefined>;
   /** Headers the transport should add to the response (e.g. Retry-After). */
   responseHeaders: Record<string, string>;
+  /** Who the transport already authenticated (before reading the body, server/transport-guards.ts). */
+  preauthenticated?: Principal;
 }
+
+/**
+ * Principals of requests authenticated before their body was read, by raw
+ * request: the procedures reuse them instead of verifying the credential twice.
+ */
+export const preauthenticated = new WeakMap<object, Principal>();
 
 export interface ContextInput {
   authorization?: string;
@@ -40,13 +49,16 @@ export function createContextInner(container: Container, input: ContextInput = {
 /** The HTTP context: reads what it needs from a Node/Fastify request. */
 export function createContext(
   container: Container,
-  req: { headers: Record<string, string | string[] | undefined>; id?: unknown },
+  req: { headers: Record<string, string | string[] | undefined>; id?: unknown; raw?: object },
 ): Context {
   const headers: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v[0] : v;
-  return createContextInner(container, {
+  const ctx = createContextInner(container, {
     authorization: headers.authorization,
     headers,
     requestId: typeof req.id === 'string' ? req.id : undefined,
   });
+  const principal = req.raw ? preauthenticated.get(req.raw) : undefined;
+  if (principal) ctx.preauthenticated = principal;
+  return ctx;
 }

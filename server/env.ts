@@ -81,6 +81,28 @@ export const envSchema = z.object({
 
   /** Largest accepted JSON request body. */
   BODY_LIMIT_BYTES: int(1024, 512 * 1024 * 1024).default(10 * 1024 * 1024),
+  /**
+   * Transport bounds (README: Limits). A client that stalls is cut with 408 `{ "error" }` and its buffers freed:
+   * its headers must be complete within HEADERS_TIMEOUT_MS, a JSON body must arrive whole within
+   * REQUEST_TIMEOUT_MS of its headers, and no body (the NDJSON upload's stream included) may fall silent
+   * for longer than BODY_IDLE_TIMEOUT_MS. The upload is exempt from the total: it is long by design.
+   */
+  HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
+  BODY_IDLE_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  /**
+   * Body bytes (declared, at most BODY_LIMIT_BYTES each) of requests in flight, process-wide: requests not yet
+   * authenticated share UNAUTH_BODY_BUDGET_BYTES, authenticated ones BODY_BUDGET_BYTES, one tenant at most
+   * TENANT_BODY_BUDGET_BYTES of it. Beyond a budget the answer is 503 (429 for the tenant's) with Retry-After,
+   * before any byte is read: together with MAX_CONNECTIONS they bound a process's request memory (README).
+   */
+  UNAUTH_BODY_BUDGET_BYTES: int(64 * 1024, 4 * 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  BODY_BUDGET_BYTES: int(1024, 64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
+  TENANT_BODY_BUDGET_BYTES: int(1024, 64 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+  /** Open TCP connections one API process accepts (more are closed at once). */
+  MAX_CONNECTIONS: int(1, 1_000_000).default(10_000),
+  /** Calls in one tRPC batch request (400 above). */
+  TRPC_MAX_BATCH: int(1, 10_000).default(50),
   /** Most items in one addDatasetItems JSON request (the NDJSON upload has no such cap). */
   MAX_ITEMS_PER_REQUEST: int(1, 1_000_000).default(10_000),
   /** Largest item (its JSON) in a request or an NDJSON line. */
@@ -223,6 +245,9 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
   const env = result.data;
   if (env.JWT_JWKS_URL && env.JWT_PUBLIC_KEY) {
     throw new EnvError('invalid configuration:\n  JWT_JWKS_URL and JWT_PUBLIC_KEY are exclusive: set one of them');
+  }
+  if (env.BODY_BUDGET_BYTES < env.BODY_LIMIT_BYTES || env.TENANT_BODY_BUDGET_BYTES < env.BODY_LIMIT_BYTES) {
+    throw new EnvError('invalid configuration:\n  BODY_BUDGET_BYTES and TENANT_BODY_BUDGET_BYTES must be at least BODY_LIMIT_BYTES: a body of the largest size must fit');
   }
   if (!env.EVALGATE_BOARD_USER !== !env.EVALGATE_BOARD_PASSWORD) {
     throw new EnvError('invalid configuration:\n  EVALGATE_BOARD_USER and EVALGATE_BOARD_PASSWORD go together: set both or neither');

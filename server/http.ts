@@ -9,7 +9,7 @@ import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import { fastifyTRPCOpenApiPlugin } from 'trpc-to-openapi';
 import { appRouter } from '../routers/_app.ts';
-import { registerDatasetUpload } from '../routers/datasets/dataset-upload.route.ts';
+import { registerDatasetUpload, UPLOAD_PATH } from '../routers/datasets/dataset-upload.route.ts';
 import { registerEvalRunEvents } from '../routers/eval-runs/eval-run-events.route.ts';
 import type { Workers } from '../jobs/registry.ts';
 import { registerBoard } from './board.ts';
@@ -21,6 +21,7 @@ import { registerHealth } from './health.ts';
 import { registerMetrics } from './metrics.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { registerDirectRestRoute } from './rest-direct.ts';
+import { clientErrorHandler, jsonDepthExceeds, MAX_JSON_DEPTH, registerBodyGuards, registerTrpcGuards, sendTransportError } from './transport-guards.ts';
 import type { Meta } from './trpc.ts';
 
 interface ProcedureLike {
@@ -31,6 +32,9 @@ const procedureMeta = (path: string | undefined): Meta | undefined =>
   path ? (appRouter._def.procedures as Record<string, ProcedureLike>)[path]?._def.meta : undefined;
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
+
+/** Routes whose body is a long stream: only the idle timeout applies to them, not the total one. */
+const STREAMED_BODY_ROUTES: ReadonlySet<string> = new Set([UPLOAD_PATH]);
 
 export interface AppOptions {
   /** Workers running in this process, for /readyz. */
@@ -46,8 +50,15 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
     genReqId: () => randomUUID(),
     // One log line per request only at debug: at info, request logs would double the I/O of the hot path.
     logController: new LogController({ disableRequestLogging: env.LOG_LEVEL !== 'debug' && env.LOG_LEVEL !== 'trace' }),
-    routerOptions: { maxParamLength: 200 },
+    // A tRPC batch names its calls in one path parameter (`/trpc/a,b,c`): room for TRPC_MAX_BATCH of them.
+    routerOptions: { maxParamLength: 2_000 },
     forceCloseConnections: 'idle',
+    // Slow headers: Node cuts them (408 via clientErrorHandler); it checks every connection this often.
+    http: { headersTimeout: env.HEADERS_TIMEOUT_MS, connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(env.HEADERS_TIMEOUT_MS / 2))) },
+    // Node's own whole-request timeout would cut the NDJSON upload, a long stream by design: bodies are
+    // timed per route by the body guards (server/transport-guards.ts) instead.
+    requestTimeout: 0,
+    clientErrorHandler,
     // Errors the router raises before any route runs (a malformed URL escape, …) answer { error } too.
     frameworkErrors: (err, _req, reply) => {
       const raw = reply as unknown as { status(code: number): { send(body: unknown): unknown } };
@@ -69,13 +80,16 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
-    return reply.status(status === 415 ? 400 : status).send({ error: fastifyErrorMessage(err, status, env.BODY_LIMIT_BYTES) });
+    return sendTransportError(req, reply, status === 415 ? 400 : status, fastifyErrorMessage(err, status, env.BODY_LIMIT_BYTES));
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: `no route for ${req.method} ${req.url.split('?')[0]}` }));
 
   const openApiDocument = buildOpenApiDocument();
   // Before any route or plugin: the duration hook only reaches what is registered after it.
   registerMetrics(app, container, openApiDocument);
+  app.server.maxConnections = env.MAX_CONNECTIONS;
+  // Before any route too: the credential is checked and the body's bytes reserved before the body is read.
+  registerBodyGuards(app, container, STREAMED_BODY_ROUTES);
   app.get('/openapi.json', async () => openApiDocument);
   registerHealth(app, container, opts.workers);
 
@@ -83,13 +97,20 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
     if (error.code === 'INTERNAL_SERVER_ERROR') (ctx?.log ?? log).error({ err: sanitizeError(error.cause ?? error), path }, 'procedure failed');
   };
 
-  await app.register(fastifyTRPCPlugin, {
-    prefix: '/trpc',
-    trpcOptions: {
-      router: appRouter,
-      createContext: ({ req }: { req: FastifyRequest }) => createContext(container, req),
-      onError,
-    },
+  await app.register(async (scope) => {
+    registerTrpcGuards(scope, env);
+    await scope.register(fastifyTRPCPlugin, {
+      prefix: '/trpc',
+      trpcOptions: {
+        router: appRouter,
+        createContext: ({ req }: { req: FastifyRequest }) => createContext(container, req),
+        onError,
+        maxBatchSize: env.TRPC_MAX_BATCH,
+        maxBodySize: env.BODY_LIMIT_BYTES,
+        // Retry-After (429, 503) and whatever else a procedure set for the transport, as REST sends it.
+        responseMeta: ({ ctx }: { ctx?: Context }) => ({ headers: ctx?.responseHeaders ?? {} }),
+      },
+    });
   });
 
   await registerDatasetUpload(app, container);
@@ -125,25 +146,7 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
   return app;
 }
 
-/** Deepest JSON nesting a request body may have. */
-export const MAX_JSON_DEPTH = 128;
-
-/** Whether `text` (JSON) nests arrays/objects deeper than `max`; one pass, no parse, strings skipped. */
-export function jsonDepthExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped character
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 91 || c === 123) {
-      if (++depth > max) return true;
-    } else if (c === 93 || c === 125) depth--;
-  }
-  return false;
-}
+export { jsonDepthExceeds, MAX_JSON_DEPTH } from './transport-guards.ts';
 
 function fastifyErrorMessage(err: FastifyError, status: number, limit: number): string {
   switch (err.code) {

@@ -10,6 +10,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Role } from '../entities/index.ts';
 import { authenticate, type Principal } from './auth.ts';
 import type { Container } from './container.ts';
+import { preauthenticated } from './context.ts';
 import { DomainError, toTRPCError } from './errors.ts';
 import { RateLimitedError } from './rate-limit.ts';
 import { READ_ROLES, WRITE_ROLES } from './trpc.ts';
@@ -27,7 +28,8 @@ export async function authorize(
   reply: FastifyReply,
   access: 'read' | 'write',
 ): Promise<Principal> {
-  const principal = await authenticate(req.headers.authorization, { em, apiKeys: container.apiKeys, jwt: container.jwt });
+  const principal =
+    preauthenticated.get(req.raw) ?? (await authenticate(req.headers.authorization, { em, apiKeys: container.apiKeys, jwt: container.jwt }));
   const roles: readonly Role[] = access === 'write' ? WRITE_ROLES : READ_ROLES;
   if (!roles.includes(principal.role)) {
     throw new DomainError('FORBIDDEN', `role "${principal.role}" may not do this; allowed: ${roles.join(', ')}`);

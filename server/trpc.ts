@@ -68,7 +68,7 @@ export const publicProcedure = t.procedure.use(errorMapping);
 const authed = publicProcedure.use(async ({ ctx, next }) => {
   let principal: Principal;
   try {
-    principal = await authenticate(ctx.authorization, {
+    principal = ctx.preauthenticated ?? await authenticate(ctx.authorization, {
       em: ctx.em,
       apiKeys: ctx.container.apiKeys,
       jwt: ctx.container.jwt,

@@ -1,13 +1,18 @@
 /**
  * Property-based hostile input (fast-check) at every REST route of the served
- * OpenAPI document: random and malicious bodies, headers, paths, query
- * strings, content types, huge and deeply nested JSON. Never a 5xx, always
- * `{ "error": … }` for a 4xx, always an answer within a bound, and the server
- * is still healthy afterwards.
+ * OpenAPI document and at every tRPC procedure (single and batch, queries by
+ * GET `?input=`, mutations by POST): random and malicious bodies, headers,
+ * paths, query strings, content types, huge arrays, huge and deeply nested
+ * JSON, `__proto__` keys, bodies that stall. Never a 5xx, always
+ * `{ "error": … }` for a 4xx (tRPC: its error shape, one per call of a
+ * batch), always an answer within a bound, and the server is still healthy
+ * afterwards.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appRouter } from '../../routers/_app.ts';
 import { makeDataset, makeEval, makeTenant, items, type TenantFixture } from '../helpers/factories.ts';
+import { head, rawRequest } from '../helpers/raw-http.ts';
 import { scheduleRun } from '../helpers/runs.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 
@@ -19,7 +24,8 @@ const ids: Record<string, string> = {};
 const ANSWER_BOUND_MS = 10_000;
 
 beforeAll(async () => {
-  s = await startStack({ workers: true });
+  // Short body timers, so the stalled bodies below are cut quickly (defaults are seconds, README: Limits).
+  s = await startStack({ workers: true, env: { BODY_IDLE_TIMEOUT_MS: '500', REQUEST_TIMEOUT_MS: '2000', HEADERS_TIMEOUT_MS: '1000' } });
   t = await makeTenant(s.container);
   const ds = await makeDataset(s.container, t.id, items(3));
   const ev = await makeEval(s.container, t.id);
@@ -76,6 +82,22 @@ function expectSane(r: { status: number; text: string }, what: string) {
   }
 }
 
+/** Lone surrogates (a cut pair) replaced: encodeURIComponent throws on them. */
+const wellFormed = (v: string) => v.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+
+/** A tRPC error: `{ error: { message, code, data } }`, one per call of a batch; never a stack. */
+function expectSaneTrpc(r: { status: number; text: string }, what: string, batch: boolean) {
+  expect(r.status, `${what} → ${r.status} ${r.text.slice(0, 200)}`).toBeLessThan(500);
+  expect(r.text).not.toMatch(/node_modules|\.ts:\d+|at async/);
+  if (r.status < 400 && r.status !== 207) return;
+  let body: unknown;
+  expect(() => (body = JSON.parse(r.text)), `${what}: error body is JSON`).not.toThrow();
+  const shape = { error: { message: expect.any(String), code: expect.any(Number), data: expect.objectContaining({ httpStatus: expect.any(Number) }) } };
+  if (batch && Array.isArray(body)) {
+    for (const one of body as { error?: unknown }[]) if (one.error !== undefined) expect(one, what).toMatchObject(shape);
+  } else expect(body, what).toMatchObject(shape);
+}
+
 describe('hostile input', () => {
   it('every REST route answers < 500 with { error } to random and malicious requests', async () => {
     for (const route of routes) {
@@ -117,6 +139,69 @@ describe('hostile input', () => {
     expectSane(await call('GET', `/v1/datasets/${ids.dataset}`, undefined, many), 'many headers');
     expectSane(await call('GET', `/v1/eval-runs/${'%'.repeat(50)}`, undefined, headers), 'bad escapes');
     expectSane(await call('GET', `/v1/datasets?${'a=1&'.repeat(2000)}`, undefined, headers), 'long query');
+  });
+
+  it('every tRPC procedure, single and batch, answers < 500 in tRPC error shape to random and malicious input', async () => {
+    const procedures = Object.entries(appRouter._def.procedures as Record<string, { _def: { type: string } }>)
+      .filter(([, p]) => p._def.type !== 'subscription') // a valid subscription is an endless SSE stream
+      .map(([name, p]) => ({ name, type: p._def.type }));
+    expect(procedures.length).toBeGreaterThan(10);
+    const hugeArray = `{"id":"${ids.dataset}","items":[${'0,'.repeat(500_000)}0]}`;
+    const trpcInput = fc.oneof(
+      { weight: 4, arbitrary: jsonBody },
+      { weight: 1, arbitrary: fc.constantFrom(hugeArray, `{"id":"${ids.dataset}","items":[${'{"input":1},'.repeat(20_000)}{"input":1}]}`, '{"__proto__":{"admin":true},"name":"p"}', '{"constructor":{"prototype":{"x":1}}}', '{"\u005f_proto__":{"x":1}}') },
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...procedures),
+        fc.integer({ min: 1, max: 3 }),
+        fc.boolean(),
+        trpcInput,
+        authorization,
+        fc.boolean(),
+        async (proc, calls, batch, input, auth, realId) => {
+          const headers: Record<string, string> = { 'content-type': 'application/json' };
+          if (auth === 'good') headers.authorization = `Bearer ${t.keys.owner}`;
+          else if (auth) headers.authorization = auth;
+          const one = realId ? JSON.stringify({ id: ids.dataset }) : input;
+          const paths = batch ? Array(calls).fill(proc.name).join(',') : proc.name;
+          const body = batch ? `{${Array.from({ length: calls }, (_, i) => `"${i}":${one}`).join(',')}}` : one;
+          const qs = batch ? '?batch=1' : '';
+          const r =
+            proc.type === 'query'
+              ? // at most 2,000 UTF-16 units: encoded, under Node's 16 KiB of headers (above it, 431 before any route)
+                await call('GET', `/trpc/${paths}${qs}${qs ? '&' : '?'}input=${encodeURIComponent(wellFormed(body.slice(0, 2_000)))}`, undefined, headers)
+              : await call('POST', `/trpc/${paths}${qs}`, body, headers);
+          expectSaneTrpc(r, `${proc.type} ${paths.slice(0, 80)} batch=${batch}`, batch);
+        },
+      ),
+      { numRuns: 300, seed: 7 },
+    );
+  });
+
+  it('tRPC: a batch over TRPC_MAX_BATCH, 100,000 levels of nesting, a body over the limit and stalled bodies', async () => {
+    const headers = { authorization: `Bearer ${t.keys.owner}`, 'content-type': 'application/json' };
+    const overBatch = await call('GET', `/trpc/${Array(51).fill('listDatasets').join(',')}?batch=1&input=%7B%7D`, undefined, headers);
+    expect(overBatch.status).toBe(400);
+    expect(overBatch.text).toMatch(/at most 50 calls/);
+    expectSaneTrpc(overBatch, 'batch of 51', true);
+    const inputs = encodeURIComponent(JSON.stringify(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [i, {}]))));
+    const fullBatch = await call('GET', `/trpc/${Array(50).fill('listDatasets').join(',')}?batch=1&input=${inputs}`, undefined, headers);
+    expect(fullBatch.status, 'a batch of 50 (650 characters of path) is served').toBe(200);
+    const deepGet = await call('GET', `/trpc/listDatasets?input=${encodeURIComponent(deep(1_000))}`, undefined, headers);
+    expect(deepGet.status).toBe(400);
+    const deepPost = await call('POST', '/trpc/createDataset,createDataset?batch=1', `{"0":${deep(100_000)},"1":{"name":"x"}}`, headers);
+    expect(deepPost.status).toBe(400);
+    expectSaneTrpc(deepPost, 'deep batch', true);
+    const huge = await call('POST', '/trpc/addDatasetItems', `{"id":"${ids.dataset}","items":[${'0,'.repeat(6 * 1024 * 1024)}0]}`, headers);
+    expect(huge.status).toBe(413);
+    expectSaneTrpc(huge, 'huge', false);
+    const port = Number(new URL(s.baseUrl).port);
+    for (const path of ['/trpc/createDataset', '/trpc/createDataset,createDataset?batch=1', '/trpc/addDatasetItems']) {
+      const stalled = await rawRequest(port, { send: head('POST', path, { ...headers, 'content-length': 5_000 }, '{"0":{"na') });
+      expect(stalled.status, `${path}: ${stalled.body}`).toBe(408);
+      expect(stalled.closed).toBe(true);
+    }
   });
 
   it('is still healthy and correct afterwards', async () => {
