@@ -9,7 +9,7 @@ import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import { fastifyTRPCOpenApiPlugin } from 'trpc-to-openapi';
 import { appRouter } from '../routers/_app.ts';
-import { registerDatasetUpload, UPLOAD_PATH } from '../routers/datasets/dataset-upload.route.ts';
+import { BATCH_BYTES as UPLOAD_BATCH_BYTES, registerDatasetUpload, UPLOAD_PATH } from '../routers/datasets/dataset-upload.route.ts';
 import { registerEvalRunEvents } from '../routers/eval-runs/eval-run-events.route.ts';
 import type { Workers } from '../jobs/registry.ts';
 import { registerBoard } from './board.ts';
@@ -21,7 +21,7 @@ import { registerHealth } from './health.ts';
 import { registerMetrics } from './metrics.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { registerDirectRestRoute } from './rest-direct.ts';
-import { clientErrorHandler, jsonDepthExceeds, MAX_JSON_DEPTH, registerBodyGuards, registerTrpcGuards, sendTransportError } from './transport-guards.ts';
+import { chargeJsonParse, clientErrorHandler, MAX_JSON_DEPTH, registerBodyGuards, scanJson, registerTrpcGuards, sendTransportError } from './transport-guards.ts';
 import type { Meta } from './trpc.ts';
 
 interface ProcedureLike {
@@ -34,7 +34,7 @@ const procedureMeta = (path: string | undefined): Meta | undefined =>
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
 /** Routes whose body is a long stream: only the idle timeout applies to them, not the total one. */
-const STREAMED_BODY_ROUTES: ReadonlySet<string> = new Set([UPLOAD_PATH]);
+const STREAMED_BODY_ROUTES: ReadonlyMap<string, number> = new Map([[UPLOAD_PATH, UPLOAD_BATCH_BYTES]]);
 
 export interface AppOptions {
   /** Workers running in this process, for /readyz. */
@@ -71,14 +71,21 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
   const defaultJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    if (jsonDepthExceeds(body as string, MAX_JSON_DEPTH)) {
+    const scan = scanJson(body as string, MAX_JSON_DEPTH);
+    if (scan.tooDeep) {
       return done(Object.assign(new Error(`request body is nested deeper than ${MAX_JSON_DEPTH} levels`), { statusCode: 400 }), undefined);
+    }
+    // A body of many tiny values costs far more heap than its bytes: charged before the parse allocates it.
+    const refused = chargeJsonParse(req.raw, scan.values, env);
+    if (refused) {
+      return done(Object.assign(new Error(refused.message), { statusCode: refused.status, retryAfter: refused.retryAfter }), undefined);
     }
     void defaultJson(req, body as string, done);
   });
 
-  app.setErrorHandler((err: FastifyError, req, reply) => {
+  app.setErrorHandler((err: FastifyError & { retryAfter?: number }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (err.retryAfter !== undefined) void reply.header('retry-after', String(err.retryAfter));
     if (status >= 500) req.log.error({ err }, 'request failed');
     return sendTransportError(req, reply, status === 415 ? 400 : status, fastifyErrorMessage(err, status, env.BODY_LIMIT_BYTES));
   });
@@ -159,7 +166,7 @@ function fastifyErrorMessage(err: FastifyError, status: number, limit: number): 
       return `request body is larger than ${limit} bytes`;
     default:
       if (err.name === 'SyntaxError') return 'request body is not valid JSON';
-      return status >= 500 ? 'internal server error' : err.message;
+      return status >= 500 && status !== 503 ? 'internal server error' : err.message;
   }
 }
 

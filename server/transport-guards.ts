@@ -29,9 +29,15 @@ export const MAX_JSON_DEPTH = 128;
  */
 const PREAUTH_HOLD_BYTES = 64 * 1024;
 
-/** Whether `text` (JSON) nests arrays/objects deeper than `max`; one pass, no parse, strings skipped. */
-export function jsonDepthExceeds(text: string, max: number): boolean {
+/**
+ * One pass over JSON text, no parse, strings skipped: whether it nests
+ * arrays/objects deeper than `maxDepth`, and how many values it holds (an
+ * upper bound: containers plus separators). The count is what a parse will
+ * cost: `[{},{},…]` is 3 bytes of text but about 56 bytes of heap per element.
+ */
+export function scanJson(text: string, maxDepth: number): { tooDeep: boolean; values: number } {
   let depth = 0;
+  let values = text.length > 0 ? 1 : 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -39,12 +45,27 @@ export function jsonDepthExceeds(text: string, max: number): boolean {
       if (c === 92) i++; // backslash: skip the escaped character
       else if (c === 34) inString = false;
     } else if (c === 34) inString = true;
+    else if (c === 44) values++;
     else if (c === 91 || c === 123) {
-      if (++depth > max) return true;
+      values++;
+      if (++depth > maxDepth) return { tooDeep: true, values };
     } else if (c === 93 || c === 125) depth--;
   }
-  return false;
+  return { tooDeep: false, values };
 }
+
+/** Whether `text` (JSON) nests arrays/objects deeper than `max`. */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  return scanJson(text, max).tooDeep;
+}
+
+/**
+ * Heap charged per JSON value of a body about to be parsed (measured on Node
+ * 20: 56 bytes per empty object, 8 per small integer in an array, ~32 per
+ * member of a small object). With MAX_JSON_VALUES it bounds what one parse
+ * can allocate, whatever the body's shape.
+ */
+export const JSON_VALUE_HEAP_BYTES = 64;
 
 /**
  * Whether JSON text has a `__proto__` key or a `constructor.prototype` (what
@@ -102,6 +123,43 @@ export class BodyBudgets {
   tenantHeld(tenantId: string): number {
     return this.perTenant.get(tenantId) ?? 0;
   }
+}
+
+/** What one request's body holds of the budgets (its declared bytes, plus what its parse was charged). */
+interface BodyHold {
+  budgets: BodyBudgets;
+  env: Env;
+  /** null: charged to the unauthenticated budget. */
+  tenantId: string | null;
+  bytes: number;
+}
+const holds = new WeakMap<IncomingMessage, BodyHold>();
+
+/**
+ * Charges the parse of a body of `values` JSON values (scanJson) to the
+ * request's budgets before it runs: over MAX_JSON_VALUES it is 413; when the
+ * heap estimate outgrows what the body already holds and the budget has no
+ * room for the rest, 429 (the tenant's) or 503 with Retry-After. Returns the
+ * refusal, or null when the parse may run.
+ */
+export function chargeJsonParse(raw: IncomingMessage, values: number, env: Env): { code: TRPC_ERROR_CODE_KEY; status: number; message: string; retryAfter?: number } | null {
+  if (values > env.MAX_JSON_VALUES) {
+    return { code: 'PAYLOAD_TOO_LARGE', status: 413, message: `request body holds ${values} JSON values, more than MAX_JSON_VALUES (${env.MAX_JSON_VALUES})` };
+  }
+  const hold = holds.get(raw);
+  if (!hold) return null; // no declared body (a GET's ?input=, bounded by the header size)
+  const extra = values * JSON_VALUE_HEAP_BYTES - hold.bytes;
+  if (extra <= 0) return null;
+  const busy = { code: 'SERVICE_UNAVAILABLE' as const, status: 503, message: 'too many request bodies in flight, retry shortly', retryAfter: 1 };
+  if (hold.tenantId === null) {
+    if (!hold.budgets.unauthenticated.take(extra)) return busy;
+  } else {
+    const taken = hold.budgets.takeForTenant(hold.tenantId, extra);
+    if (taken === 'tenant') return { code: 'TOO_MANY_REQUESTS', status: 429, message: 'too many request bodies of this tenant in flight, retry shortly', retryAfter: 1 };
+    if (taken === 'process') return busy;
+  }
+  hold.bytes += extra;
+  return null;
 }
 
 /** The budgets of each app (tests read how much is held). */
@@ -222,9 +280,11 @@ function armBodyTimers(req: FastifyRequest, reply: FastifyReply, env: Env, strea
 /**
  * The body guards of every route: timers for declared bodies, the
  * credential checked before a byte of the body is read, and the budgets.
- * `streamedRoutes`: routes whose body is a long stream (idle timeout only).
+ * `streamedRoutes`: routes whose body is a long stream (idle timeout only), with the bytes such a route holds
+ * at most while it streams (its batch; one item line more is added here): they are charged that, not the
+ * declared length, since they never hold the body whole.
  */
-export function registerBodyGuards(app: FastifyInstance, container: Container, streamedRoutes: ReadonlySet<string>): BodyBudgets {
+export function registerBodyGuards(app: FastifyInstance, container: Container, streamedRoutes: ReadonlyMap<string, number>): BodyBudgets {
   const { env } = container;
   const budgets = new BodyBudgets(env);
   bodyBudgetsOf.set(app, budgets);
@@ -232,13 +292,17 @@ export function registerBodyGuards(app: FastifyInstance, container: Container, s
     const declared = declaredBody(req.raw);
     if (declared === 0) return;
     // Timed from when the body is to be read: while the credential is checked, nothing reads it.
-    const arm = () => armBodyTimers(req, reply, env, streamedRoutes.has(req.routeOptions.url ?? ''));
-    const hold = Math.min(declared === 'chunked' ? env.BODY_LIMIT_BYTES : declared, env.BODY_LIMIT_BYTES);
+    const streamedHold = streamedRoutes.get(req.routeOptions.url ?? '');
+    const arm = () => armBodyTimers(req, reply, env, streamedHold !== undefined);
+    const cap = streamedHold === undefined ? env.BODY_LIMIT_BYTES : streamedHold + env.MAX_ITEM_BYTES;
+    const hold = Math.min(declared === 'chunked' ? cap : declared, cap);
     const busy = 'too many request bodies in flight, retry shortly';
     if (!needsCredential(req.url)) {
       // Health, docs, the board: no credential known here, so the body counts as unauthenticated throughout.
       if (!budgets.unauthenticated.take(hold)) return reject(req, reply, 'SERVICE_UNAVAILABLE', 503, busy, 1);
-      reply.raw.once('close', () => budgets.unauthenticated.give(hold));
+      const held: BodyHold = { budgets, env, tenantId: null, bytes: hold };
+      holds.set(req.raw, held);
+      reply.raw.once('close', () => budgets.unauthenticated.give(held.bytes));
       return arm();
     }
     const pending = Math.min(hold, PREAUTH_HOLD_BYTES);
@@ -257,7 +321,9 @@ export function registerBodyGuards(app: FastifyInstance, container: Container, s
     const taken = budgets.takeForTenant(principal.tenantId, hold);
     if (taken === 'tenant') return reject(req, reply, 'TOO_MANY_REQUESTS', 429, 'too many request bodies of this tenant in flight, retry shortly', 1);
     if (taken === 'process') return reject(req, reply, 'SERVICE_UNAVAILABLE', 503, busy, 1);
-    reply.raw.once('close', () => budgets.giveForTenant(principal.tenantId, hold));
+    const held: BodyHold = { budgets, env, tenantId: principal.tenantId, bytes: hold };
+    holds.set(req.raw, held);
+    reply.raw.once('close', () => budgets.giveForTenant(principal.tenantId, held.bytes));
     preauthenticated.set(req.raw, principal);
     arm();
   });
@@ -283,8 +349,14 @@ export function registerTrpcGuards(scope: FastifyInstance, env: Env): void {
       return sendTrpcError(req, reply, 'BAD_REQUEST', 400, 'request body must be JSON (Content-Type: application/json)');
     }
     if (text === undefined) return;
-    if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
+    const scan = scanJson(text, MAX_JSON_DEPTH);
+    if (scan.tooDeep) {
       return sendTrpcError(req, reply, 'BAD_REQUEST', 400, `request input is nested deeper than ${MAX_JSON_DEPTH} levels`);
+    }
+    const refused = chargeJsonParse(req.raw, scan.values, env);
+    if (refused) {
+      if (refused.retryAfter !== undefined) void reply.header('retry-after', String(refused.retryAfter));
+      return sendTrpcError(req, reply, refused.code, refused.status, refused.message);
     }
     if (hasPrototypeKeys(text)) return sendTrpcError(req, reply, 'BAD_REQUEST', 400, 'request input may not have "__proto__" or "constructor.prototype" keys');
   });

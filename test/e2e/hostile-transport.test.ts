@@ -23,6 +23,8 @@ const LIMITS = {
   TENANT_BODY_BUDGET_BYTES: 16 * MiB,
   BODY_BUDGET_BYTES: 32 * MiB,
   UNAUTH_BODY_BUDGET_BYTES: 4 * MiB,
+  // 250,000 × 64 bytes of parse charge fits the 16 MiB tenant budget once
+  MAX_JSON_VALUES: 250_000,
 };
 /**
  * What the budgets let the process hold beyond its idle size: each budgeted
@@ -30,6 +32,7 @@ const LIMITS = {
  * being assembled, the parsed value), plus 64 MiB for V8's slack.
  */
 const BOUND_MB = (3 * (LIMITS.BODY_BUDGET_BYTES + LIMITS.UNAUTH_BODY_BUDGET_BYTES)) / MiB + 64;
+const { MAX_JSON_VALUES } = LIMITS;
 
 let s: Stack;
 let tenants: TenantFixture[];
@@ -169,4 +172,46 @@ it('hostile tRPC: huge arrays, deep nesting and full batches, 20 at once', async
     expect(r.text).not.toMatch(/node_modules|\.ts:\d+/);
   }
   await expectSurvived('hostile tRPC');
+}, 120_000);
+
+it('bodies of millions of tiny values (3 bytes of text, ~56 bytes of heap each), REST and tRPC, 16 at once', async () => {
+  // Their bytes fit every budget; what they would cost once parsed does not. Each is charged per JSON value
+  // before the parse: over MAX_JSON_VALUES 413, and beyond what the budgets hold 429/503 with Retry-After.
+  const ids = await Promise.all(
+    tenants.map(async (t) => {
+      const r = await fetch(`${base}/v1/datasets`, { method: 'POST', headers: { authorization: `Bearer ${t.keys.member}`, 'content-type': 'application/json' }, body: '{"name":"v"}' });
+      return ((await r.json()) as { id: string }).id;
+    }),
+  );
+  const emptyObjects = (n: number) => `[${Array(n).fill('{}').join(',')}]`;
+  const over = emptyObjects(Math.floor((LIMITS.BODY_LIMIT_BYTES - 100) / 3)); // ~1.4 M values in 4 MiB
+  const under = emptyObjects(MAX_JSON_VALUES - 10); // fits the cap; charged ~16 MB each
+  const calls = Array.from({ length: 16 }, (_, i) => {
+    const t = i % 3;
+    const key = tenants[t]?.keys.member as string;
+    const items = i % 4 < 2 ? over : under;
+    const rest = i % 2 === 0;
+    const url = rest ? `${base}/v1/datasets/${ids[t]}/items` : `${base}/trpc/addDatasetItems`;
+    const body = rest ? `{"items":${items}}` : `{"id":"${ids[t]}","items":${items}}`;
+    return fetch(url, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body }).then(
+      async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), text: await r.text(), big: items === over }),
+      (err: unknown) => ({ status: 0, retryAfter: null, text: String((err as { cause?: unknown }).cause ?? err), big: items === over }),
+    );
+  });
+  const results = await Promise.all(calls);
+  console.log('tiny-value bodies:', results.map((r) => `${r.big ? 'big' : 'cap'}:${r.status}`).join(','));
+  for (const r of results.filter((x) => x.status !== 0)) {
+    expect(r.text).not.toMatch(/node_modules|\.ts:\d+|internal server error/);
+    if (r.big) {
+      // refused for its value count before the parse, or for the budget before its body was read
+      expect([413, 429, 503], r.text.slice(0, 200)).toContain(r.status);
+      if (r.status === 413) expect(r.text).toMatch(/JSON values, more than MAX_JSON_VALUES/);
+    } else {
+      // under the value cap: parsed when the budget has room, then 413 for its item count; else 429/503
+      expect([413, 429, 503], r.text.slice(0, 200)).toContain(r.status);
+    }
+    if (r.status === 429 || r.status === 503) expect(r.retryAfter).toBe('1');
+  }
+  expect(results.some((r) => r.big && r.status === 413 && /MAX_JSON_VALUES/.test(r.text))).toBe(true);
+  await expectSurvived('tiny-value bodies');
 }, 120_000);
