@@ -107,7 +107,8 @@ describe('a thousand watchers of one run', () => {
     expect(connected.watchers[a.id]).toBe(CAP);
     console.log(`[watch] ${CAP} watchers connected: ${connected.polls - before} reads of the run over ${elapsedIntervals} intervals, ${connected.feeds} feed`);
     // One read per interval for all of them (a read per watcher would be ≥ 1,000 just to connect).
-    expect(connected.polls - before, `polls over ${elapsedIntervals} intervals`).toBeLessThanOrEqual(elapsedIntervals + 1);
+    // (+2: the shared first read, and a poll due as the count is taken; a slow machine only lowers the count)
+    expect(connected.polls - before, `polls over ${elapsedIntervals} intervals`).toBeLessThanOrEqual(elapsedIntervals + 2);
 
     // The cap: the next watcher of this tenant is refused, on SSE (429, Retry-After, {error}) and on tRPC.
     const refused = await openRaw(s.baseUrl, runA, a.keys.member);
