@@ -31,25 +31,38 @@ const PREAUTH_HOLD_BYTES = 64 * 1024;
 
 /**
  * One pass over JSON text, no parse, strings skipped: whether it nests
- * arrays/objects deeper than `maxDepth`, and how many values it holds (an
- * upper bound: containers plus separators). The count is what a parse will
- * cost: `[{},{},…]` is 3 bytes of text but about 56 bytes of heap per element.
+ * arrays/objects deeper than `maxDepth`, and how many values it holds
+ * (containers, scalars and object keys: what a parse allocates). The count is
+ * what a parse will cost: `[{},{},…]` is 3 bytes of text but about 56 bytes
+ * of heap per element.
  */
 export function scanJson(text: string, maxDepth: number): { tooDeep: boolean; values: number } {
   let depth = 0;
-  let values = text.length > 0 ? 1 : 0;
+  let values = 0;
   let inString = false;
+  let expectValue = true; // at the start, and after [ { , :
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
       if (c === 92) i++; // backslash: skip the escaped character
       else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 44) values++;
-    else if (c === 91 || c === 123) {
+    } else if (c === 32 || c === 9 || c === 10 || c === 13) {
+      continue;
+    } else if (c === 91 || c === 123) {
       values++;
+      expectValue = true;
       if (++depth > maxDepth) return { tooDeep: true, values };
-    } else if (c === 93 || c === 125) depth--;
+    } else if (c === 93 || c === 125) {
+      depth--;
+      expectValue = false;
+    } else if (c === 44 || c === 58) {
+      expectValue = true;
+    } else {
+      // the first character of a string, number, true, false or null
+      if (expectValue) values++;
+      expectValue = false;
+      if (c === 34) inString = true;
+    }
   }
   return { tooDeep: false, values };
 }
