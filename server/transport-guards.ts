@@ -150,14 +150,17 @@ const holds = new WeakMap<IncomingMessage, BodyHold>();
 
 /**
  * Charges the parse of a body of `values` JSON values (scanJson) to the
- * request's budgets before it runs: over MAX_JSON_VALUES it is 413; when the
+ * request's budgets before it runs: over MAX_JSON_VALUES (or what the budgets
+ * could ever hold) it is 413; when the
  * heap estimate outgrows what the body already holds and the budget has no
  * room for the rest, 429 (the tenant's) or 503 with Retry-After. Returns the
  * refusal, or null when the parse may run.
  */
 export function chargeJsonParse(raw: IncomingMessage, values: number, env: Env): { code: TRPC_ERROR_CODE_KEY; status: number; message: string; retryAfter?: number } | null {
-  if (values > env.MAX_JSON_VALUES) {
-    return { code: 'PAYLOAD_TOO_LARGE', status: 413, message: `request body holds ${values} JSON values, more than MAX_JSON_VALUES (${env.MAX_JSON_VALUES})` };
+  const fits = Math.floor(Math.min(env.TENANT_BODY_BUDGET_BYTES, env.BODY_BUDGET_BYTES) / JSON_VALUE_HEAP_BYTES);
+  if (values > Math.min(env.MAX_JSON_VALUES, fits)) {
+    const cap = env.MAX_JSON_VALUES <= fits ? `MAX_JSON_VALUES (${env.MAX_JSON_VALUES})` : `${fits}, what the body budgets can hold at ${JSON_VALUE_HEAP_BYTES} bytes a value`;
+    return { code: 'PAYLOAD_TOO_LARGE', status: 413, message: `request body holds ${values} JSON values, more than ${cap}` };
   }
   const hold = holds.get(raw);
   if (!hold) return null; // no declared body (a GET's ?input=, bounded by the header size)
@@ -307,7 +310,7 @@ export function registerBodyGuards(app: FastifyInstance, container: Container, s
     // Timed from when the body is to be read: while the credential is checked, nothing reads it.
     const streamedHold = streamedRoutes.get(req.routeOptions.url ?? '');
     const arm = () => armBodyTimers(req, reply, env, streamedHold !== undefined);
-    const cap = streamedHold === undefined ? env.BODY_LIMIT_BYTES : streamedHold + env.MAX_ITEM_BYTES;
+    const cap = streamedHold === undefined ? env.BODY_LIMIT_BYTES : Math.min(streamedHold + env.MAX_ITEM_BYTES, env.BODY_LIMIT_BYTES);
     const hold = Math.min(declared === 'chunked' ? cap : declared, cap);
     const busy = 'too many request bodies in flight, retry shortly';
     if (!needsCredential(req.url)) {
