@@ -22,6 +22,7 @@ import { ndjsonLines } from './ndjson.ts';
 
 export const UPLOAD_PATH = '/v1/datasets/:id/items/upload';
 export const NDJSON_TYPES = ['application/x-ndjson', 'application/jsonl', 'application/ndjson'];
+const WRONG_TYPE = 'body must be NDJSON, one item per line, sent with Content-Type: application/x-ndjson';
 const MAX_REPORTED = 20;
 const BATCH_ITEMS = 1_000;
 /** Bytes of validated lines held before they are staged; the body guards charge an upload this plus one line. */
@@ -32,7 +33,16 @@ class BadLines extends Error {}
 export async function registerDatasetUpload(app: FastifyInstance, container: Container): Promise<void> {
   await app.register(async (scope) => {
     // Hand the raw stream to the handler: no body parsing, no body limit (lines are bounded instead).
-    for (const type of NDJSON_TYPES) scope.addContentTypeParser(type, (_req, payload, done) => done(null, payload));
+    // Every type, absent or wrong ones too (curl's default is form-urlencoded): the handler then answers
+    // one message naming NDJSON, instead of the JSON parser's "must be JSON" / "not valid JSON".
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+    scope.setErrorHandler((err: { code?: string }, req, reply) => {
+      // an unparseable Content-Type header fails before the handler runs
+      if (err.code !== 'FST_ERR_CTP_INVALID_MEDIA_TYPE') throw err;
+      if (!req.raw.complete) req.raw.resume();
+      return sendError(req, reply, new DomainError('BAD_REQUEST', WRONG_TYPE), 'upload');
+    });
     scope.post<{ Params: { id: string } }>(UPLOAD_PATH, async (req, reply) => {
       try {
         return await upload(container, req, reply);
@@ -51,7 +61,7 @@ async function upload(container: Container, req: FastifyRequest<{ Params: { id: 
   const datasetId = uuidParam(req.params.id);
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   if (!NDJSON_TYPES.includes(type)) {
-    throw new DomainError('BAD_REQUEST', `body must be NDJSON (Content-Type: application/x-ndjson), one item per line`);
+    throw new DomainError('BAD_REQUEST', WRONG_TYPE);
   }
   const tenantId = principal.tenantId;
   const stream = req.body as Readable;

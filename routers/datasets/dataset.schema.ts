@@ -34,8 +34,9 @@ const jsonValue = (what: string) =>
 /** Deepest JSON nesting accepted in an item (deeper values cannot be stored or compared safely). */
 export const MAX_ITEM_DEPTH = 64;
 
+// Strict: a misspelt field (`expected` for `expected_output`) is refused by name rather than dropped silently.
 export const newItemSchema = z
-  .object({
+  .strictObject({
     input: jsonValue('input'),
     expected_output: z.unknown().optional().describe('Any JSON value; what a correct output is'),
     output: z.unknown().optional().describe('Any JSON value; the output to score'),
