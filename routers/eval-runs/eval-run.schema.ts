@@ -36,7 +36,9 @@ export const evalRunSchema = z
     passed_count: z.int(),
     failed_count: z.int(),
     error_count: z.int(),
-    mean_score: z.number().nullable().describe('Mean score of the items that were scored (errors excluded); null before the first'),
+    mean_score: z.number().nullable().describe(
+      'Mean score over the items scored so far (passed_count + failed_count): items that errored (error_count) are excluded, not counted as 0; null until an item is scored',
+    ),
     usage: z
       .object({ prompt_tokens: z.int(), completion_tokens: z.int() })
       .describe('Tokens spent by llm_judge on this run, every attempt included'),
