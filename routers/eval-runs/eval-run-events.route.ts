@@ -76,9 +76,14 @@ async function serve(
     if (!res.writableNeedDrain) send(': ping\n\n');
   }, HEARTBEAT_MS);
   try {
+    let progressSent = false;
     for (let next = first; !next.done; next = await watch.next()) {
       const run = next.value;
-      const flushed = send(`event: ${isFinished(run) ? 'done' : 'progress'}\ndata: ${JSON.stringify(run)}\n\n`);
+      const data = JSON.stringify(run);
+      // README promises a progress event on connect: a run already finished gets one before its done.
+      if (isFinished(run) && !progressSent) send(`event: progress\ndata: ${data}\n\n`);
+      progressSent = true;
+      const flushed = send(`event: ${isFinished(run) ? 'done' : 'progress'}\ndata: ${data}\n\n`);
       // Backpressure: take the next (then latest) snapshot only once this one is on its way, so a slow
       // reader holds one event in memory, skips the snapshots in between, and holds nobody else back.
       if (!flushed && !(await drained(res, signal))) {

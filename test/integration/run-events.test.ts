@@ -78,10 +78,13 @@ describe('with slow runs', () => {
     expect(last).toEqual(await waitForRunEnd(s.baseUrl, t.keys.member, run.id));
   });
 
-  it('answers a finished run with one done event', async () => {
+  it('answers a finished run with the progress on connect (as README says), then one done event', async () => {
     const run = await waitForRunEnd(s.baseUrl, t.keys.member, (await scheduleRun(s.baseUrl, t.keys.member, dataset, evalVersion)).id);
     const { events: got } = await readEvents(await events(s.baseUrl, run.id, t.keys.member));
-    expect(got).toEqual([{ event: 'done', data: JSON.stringify(run) }]);
+    expect(got).toEqual([
+      { event: 'progress', data: JSON.stringify(run) },
+      { event: 'done', data: JSON.stringify(run) },
+    ]);
   });
 
   it('answers { error } with 401, 404 (another tenant\'s run, the same as a missing one) and 400 before streaming', async () => {
