@@ -9,7 +9,7 @@ import { ROLES } from '../entities/index.ts';
 import { evaluatorConfigSchema } from '../jobs/evaluators/evaluator.schema.ts';
 import { addDatasetItems, createDataset } from '../routers/datasets/dataset.service.ts';
 import { createEval } from '../routers/evals/eval.service.ts';
-import { createApiKey, createTenant, revokeApiKey } from '../routers/tenants/tenant.service.ts';
+import { createApiKey, createTenant, listApiKeys, listTenants, LIST_LIMIT, revokeApiKey } from '../routers/tenants/tenant.service.ts';
 import { watchRunInTerminal } from './cli-watch.ts';
 import { createContainer, type Container } from './container.ts';
 import { loadEnv, type Env } from './env.ts';
@@ -21,6 +21,8 @@ const USAGE = `usage: cli <command> [options]
   tenants:create --name N [--org ORG_ID]    create a tenant (ORG_ID: the session JWT org claim)
   keys:create --tenant ID [--role owner|member|viewer] [--name N]
   keys:revoke --id ID
+  tenants:list                              tenants, oldest first (at most ${LIST_LIMIT}; "truncated" says if there are more)
+  keys:list [--tenant ID]                   keys without their secret: id, tenant, name, role, key_prefix, created_at, revoked_at
   demo                                      a tenant, an owner key, a 10-item dataset and an exact_match eval
   runs:watch RUN_ID [--url URL] [--key KEY] follow a run live (progress on stderr); exit 0 if it completes, 1 if it fails
                                             (URL, KEY default to EVALGATE_URL, EVALGATE_API_KEY)`;
@@ -61,6 +63,14 @@ const commands: Record<string, (c: Container, args: string[]) => Promise<unknown
   async 'keys:revoke'(c, args) {
     const f = parse(z.object({ id: z.uuid() }), flags(args, { id: { type: 'string' } }));
     return revokeApiKey(c.orm.em.fork(), f.id);
+  },
+  async 'tenants:list'(c, args) {
+    flags(args, {});
+    return listTenants(c.orm.em.fork());
+  },
+  async 'keys:list'(c, args) {
+    const f = parse(z.object({ tenant: z.uuid().optional() }), flags(args, { tenant: { type: 'string' } }));
+    return listApiKeys(c.orm.em.fork(), { tenantId: f.tenant });
   },
   async demo(c) {
     const em = c.orm.em.fork();

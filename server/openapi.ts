@@ -134,9 +134,8 @@ export function buildOpenApiDocument(): OpenAPIObject {
     },
   };
 
-  doc.servers = [
-    { url: 'http://localhost:8080', description: 'Local development' },
-  ];
+  // Relative, so /docs "Try it out" calls whichever origin served the page (and the CSP's connect-src 'self' allows it).
+  doc.servers = [{ url: '/', description: 'The origin serving this document' }];
   doc.components ??= {};
   const schemas = (doc.components.schemas ??= {});
   for (const name of Object.keys(schemas)) if (name.startsWith('error.')) delete schemas[name];

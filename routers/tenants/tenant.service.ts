@@ -44,3 +44,46 @@ export async function revokeApiKey(em: EntityManager, id: string): Promise<{ id:
   if (!row) throw notFound('api key', id);
   return { id: row.id, revoked_at: new Date(row.revoked_at).toISOString() };
 }
+
+/** Most rows a list command prints: an operator's terminal, not an export. */
+export const LIST_LIMIT = 1000;
+
+const iso = (d: Date | null) => (d === null ? null : new Date(d).toISOString());
+
+export async function listTenants(
+  em: EntityManager,
+): Promise<{ tenants: { id: string; name: string; external_org_id: string | null; created_at: string }[]; truncated: boolean }> {
+  const rows = await sql<{ id: string; name: string; external_org_id: string | null; created_at: Date }>(
+    em,
+    `select id, name, external_org_id, created_at from tenants order by created_at, id limit ?`,
+    [LIST_LIMIT + 1],
+  );
+  return {
+    tenants: rows.slice(0, LIST_LIMIT).map((r) => ({ id: r.id, name: r.name, external_org_id: r.external_org_id, created_at: iso(r.created_at) as string })),
+    truncated: rows.length > LIST_LIMIT,
+  };
+}
+
+interface ApiKeyListing {
+  id: string;
+  tenant_id: string;
+  name: string | null;
+  role: Role;
+  key_prefix: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+/** API keys without their secret: only the hash is stored, and it is not printed either. */
+export async function listApiKeys(em: EntityManager, input: { tenantId?: string }): Promise<{ keys: ApiKeyListing[]; truncated: boolean }> {
+  const rows = await sql<Omit<ApiKeyListing, 'created_at' | 'revoked_at'> & { created_at: Date; revoked_at: Date | null }>(
+    em,
+    `select id, tenant_id, name, role, key_prefix, created_at, revoked_at from api_keys
+      where (?::uuid is null or tenant_id = ?::uuid) order by created_at, id limit ?`,
+    [input.tenantId ?? null, input.tenantId ?? null, LIST_LIMIT + 1],
+  );
+  return {
+    keys: rows.slice(0, LIST_LIMIT).map((r) => ({ ...r, created_at: iso(r.created_at) as string, revoked_at: iso(r.revoked_at) })),
+    truncated: rows.length > LIST_LIMIT,
+  };
+}

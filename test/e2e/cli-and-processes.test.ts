@@ -72,6 +72,36 @@ describe('CLI', () => {
     expect(JSON.parse(rv.stdout)).toEqual({ id: key.id, revoked_at: expect.stringMatching(/^\d{4}-/) });
   });
 
+  it('tenants:list and keys:list (--tenant filters; no key secret or hash is printed)', async () => {
+    const t = await cli(['tenants:list'], env);
+    expect(t.code, t.stderr).toBe(0);
+    const tenants = JSON.parse(t.stdout) as { tenants: { id: string; name: string }[]; truncated: boolean };
+    expect(tenants.truncated).toBe(false);
+    expect(tenants.tenants).toContainEqual({ id: demo.tenant_id, name: 'demo', external_org_id: null, created_at: expect.stringMatching(/^\d{4}-/) });
+    const k = await cli(['keys:list', '--tenant', demo.tenant_id as string], env);
+    expect(k.code, k.stderr).toBe(0);
+    expect(k.stdout).not.toContain(demo.api_key);
+    expect(JSON.parse(k.stdout)).toEqual({
+      keys: [
+        {
+          id: expect.any(String),
+          tenant_id: demo.tenant_id,
+          name: 'demo owner key',
+          role: 'owner',
+          key_prefix: (demo.api_key as string).slice(0, 7),
+          created_at: expect.stringMatching(/^\d{4}-/),
+          revoked_at: null,
+        },
+      ],
+      truncated: false,
+    });
+    const other = await cli(['keys:list', '--tenant', '0190a0b0-0000-7000-8000-000000000009'], env);
+    expect(JSON.parse(other.stdout)).toEqual({ keys: [], truncated: false });
+    const all = JSON.parse((await cli(['keys:list'], env)).stdout) as { keys: { key_hash?: string; tenant_id: string }[] };
+    expect(all.keys.some((x) => x.tenant_id === demo.tenant_id)).toBe(true);
+    expect(all.keys.every((x) => !('key_hash' in x) && !('key' in x))).toBe(true);
+  });
+
   it('fails with a message on stderr and a non-zero code, and nothing on stdout', async () => {
     const cases = [
       ['keys:create', '--tenant', 'nope'],
@@ -79,6 +109,8 @@ describe('CLI', () => {
       ['keys:create', '--tenant', '0190a0b0-0000-7000-8000-000000000009', '--role', 'god'],
       ['nope'],
       ['keys:revoke'],
+      ['keys:list', '--tenant', 'nope'],
+      ['tenants:list', '--name', 'x'],
     ];
     const results = await Promise.all(cases.map((args) => cli(args, env)));
     for (const [i, r] of results.entries()) {

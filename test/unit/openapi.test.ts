@@ -46,6 +46,10 @@ describe('OpenAPI document', () => {
     expect(committed).toEqual(JSON.parse(JSON.stringify(generated)));
   });
 
+  it('names only relative servers, so /docs "Try it out" calls the origin that served the page', () => {
+    expect(generated.servers).toEqual([expect.objectContaining({ url: '/' })]);
+  });
+
   describe('scheduleEvalRun matches the contract', () => {
     const path = '/v1/datasets/{id}/runs';
     const want = contract.paths[path].post as Doc;
