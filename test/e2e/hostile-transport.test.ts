@@ -108,8 +108,11 @@ it('a flood of unauthenticated bodies (300 × 4 MiB declared, 1 MiB sent at once
   );
   const by = tally(answers);
   console.log('unauthenticated flood:', by);
-  // 401 (503 past the unauthenticated budget; 408 for headers or bodies slower than their timeouts on a loaded machine)
-  expect(Object.keys(by).every((k) => ['401', '408', '503'].includes(k)), JSON.stringify(by)).toBe(true);
+  // 401 (503 past the unauthenticated budget; 408 for headers or bodies slower than their timeouts on a loaded machine).
+  // 0: the answer was sent and the connection closed while this client was still writing its megabyte, so its
+  // kernel reset the socket before the answer was read (README: a client refused before its body is read may see
+  // its connection close); seen for 16 of 300 on a loaded machine. Never a 5xx, never a body read.
+  expect(Object.keys(by).every((k) => ['0', '401', '408', '503'].includes(k)), JSON.stringify(by)).toBe(true);
   expect(by[401] ?? 0).toBeGreaterThan(0);
   expect(answers.every((a) => a.closed)).toBe(true);
   await expectSurvived('unauthenticated flood');
