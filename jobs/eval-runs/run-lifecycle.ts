@@ -220,6 +220,19 @@ export function storableText(s: string | null | undefined): string | null {
 }
 
 /**
+ * The end of every statement that adds `agg.n` results to a run (CTE `agg`, target `eval_runs r`, the run id as its
+ * last parameter): the statement whose results reach item_count completes the run and says so (just_completed), so
+ * each path that ends a run calls onRunFinished exactly once.
+ */
+const COMPLETES_ON_LAST_RESULT = `status = case when r.status = 'running' and r.completed_count + agg.n >= r.item_count then 'completed' else r.status end,
+       completed_at = case when r.status = 'running' and r.completed_count + agg.n >= r.item_count then now() else r.completed_at end,
+       updated_at = now()
+     from agg
+     where r.id = ?
+     returning r.status, r.completed_count, r.item_count, agg.n as inserted,
+               (r.status = 'completed' and r.completed_count - agg.n < r.item_count) as just_completed`;
+
+/**
  * One statement, so one transaction: insert the results (a duplicate delivery
  * inserts nothing), add exactly the inserted rows to the counters, complete
  * the run when the last item lands, and mark the chunk done when `chunkDone`.
@@ -231,6 +244,7 @@ export function storableText(s: string | null | undefined): string | null {
  * no running run and inserts nothing. FOR KEY SHARE does not conflict with
  * the counter updates of concurrent chunks of the same run, nor with a cancel.
  */
+
 export async function recordResults(
   em: EntityManager,
   c: { run_id: string; tenant_id: string },
@@ -291,13 +305,7 @@ export async function recordResults(
        prompt_tokens = r.prompt_tokens + ?::bigint,
        completion_tokens = r.completion_tokens + ?::bigint,
        cost_usd = case when ?::float8 is null then r.cost_usd else coalesce(r.cost_usd, 0) + ?::float8 end,
-       status = case when r.status = 'running' and r.completed_count + agg.n >= r.item_count then 'completed' else r.status end,
-       completed_at = case when r.status = 'running' and r.completed_count + agg.n >= r.item_count then now() else r.completed_at end,
-       updated_at = now()
-     from agg
-     where r.id = ?
-     returning r.status, r.completed_count, r.item_count, agg.n as inserted,
-               (r.status = 'completed' and r.completed_count - agg.n < r.item_count) as just_completed`,
+       ${COMPLETES_ON_LAST_RESULT}`,
     [
       c.run_id,
       c.run_id,
@@ -478,13 +486,7 @@ export async function failChunk(em: EntityManager, runId: string, chunkIndex: nu
      update eval_runs r set
        completed_count = r.completed_count + agg.n,
        error_count = r.error_count + agg.n,
-       status = case when r.status = 'running' and r.completed_count + agg.n >= r.item_count then 'completed' else r.status end,
-       completed_at = case when r.status = 'running' and r.completed_count + agg.n >= r.item_count then now() else r.completed_at end,
-       updated_at = now()
-     from agg
-     where r.id = ?
-     returning r.status, r.completed_count, r.item_count, agg.n as inserted,
-               (r.status = 'completed' and r.completed_count - agg.n < r.item_count) as just_completed`,
+       ${COMPLETES_ON_LAST_RESULT}`,
     [runId, runId, chunkIndex, runId, storableText(message), attempts, runId, chunkIndex, runId],
   );
   return row ?? null;
