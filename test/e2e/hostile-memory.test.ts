@@ -6,10 +6,9 @@
  * /healthz 200, and keep its resident set (VmRSS from /proc) under a stated
  * bound. Measured in bytes and process state, not time.
  */
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeTenant, type TenantFixture } from '../helpers/factories.ts';
-import { startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
+import { procMemoryMb, startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
 import { api } from '../helpers/runs.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 
@@ -24,7 +23,6 @@ let proc: EvalgateProcess;
 let base: string;
 let exited = false;
 
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
 
 beforeAll(async () => {
   s = await startStack({ workers: false, http: false });
@@ -115,7 +113,7 @@ it('huge arrays and large reads leave it alive: same PID, /healthz 200, VmRSS un
   expect(proc.child.pid).toBe(pid);
   expect(() => process.kill(pid, 0)).not.toThrow();
   expect((await fetch(`${base}/healthz`)).status).toBe(200);
-  const rss = rssMb(pid);
+  const rss = procMemoryMb(pid, 'VmRSS');
   expect(rss).toBeGreaterThan(0);
   expect(rss).toBeLessThan(RSS_BOUND_MB);
   console.log(`hostile-memory: VmRSS after the attack ${rss.toFixed(0)} MB (bound ${RSS_BOUND_MB} MB, heap cap ${HEAP_CAP_MB} MB); largest page ${Math.max(...walks.map((w) => w.largest))} bytes`);

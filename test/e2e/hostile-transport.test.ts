@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeTenant, type TenantFixture } from '../helpers/factories.ts';
-import { startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
+import { procMemoryMb, startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
 import { head, rawRequest, type RawAnswer } from '../helpers/raw-http.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 
@@ -42,7 +42,7 @@ let port: number;
 let pid: number;
 let idleMb: number;
 
-const status = (field: 'VmRSS' | 'VmHWM') => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
+const status = (field: 'VmRSS' | 'VmHWM') => procMemoryMb(pid, field);
 /** Start time of the process (clock ticks since boot): a restarted process with a reused PID would differ. */
 const startTime = () => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19];
 let started: string | undefined;

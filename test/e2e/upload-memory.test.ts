@@ -6,11 +6,10 @@
  * size: one more item is one more row. (Without a cap V8 collects lazily and
  * RSS floats higher; that is garbage, not retention: BENCHMARKS.md.)
  */
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sql } from '../../server/sql.ts';
 import { makeTenant, type TenantFixture } from '../helpers/factories.ts';
-import { startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
+import { procMemoryMb, startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
 import { api } from '../helpers/runs.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 
@@ -21,10 +20,6 @@ let base: string;
 
 const HEAP_CAP_MB = 96;
 
-const peakRssMb = (pid: number) => {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1]) / 1024;
-};
 
 beforeAll(async () => {
   s = await startStack({ workers: false, http: false });
@@ -69,7 +64,7 @@ it('streams 100,000 items (~80 MB) with bounded memory, and one more item adds o
   const warmBody = Array.from({ length: 5_000 }, (_, k) => JSON.stringify({ input: `w${k} ${filler}` })).join('\n');
   const w = await fetch(`${base}/v1/datasets/${warm}/items/upload`, { method: 'POST', headers: { authorization: `Bearer ${t.keys.member}`, 'content-type': 'application/x-ndjson' }, body: warmBody });
   expect(w.status).toBe(201);
-  const before = peakRssMb(proc.child.pid as number);
+  const before = procMemoryMb(proc.child.pid as number, 'VmHWM');
   const res = await fetch(`${base}/v1/datasets/${ds}/items/upload`, {
     method: 'POST',
     headers: { authorization: `Bearer ${t.keys.member}`, 'content-type': 'application/x-ndjson' },
@@ -78,7 +73,7 @@ it('streams 100,000 items (~80 MB) with bounded memory, and one more item adds o
   } as RequestInit);
   expect(res.status).toBe(201);
   expect(await res.json()).toMatchObject({ version: 2, item_count: N });
-  const after = peakRssMb(proc.child.pid as number);
+  const after = procMemoryMb(proc.child.pid as number, 'VmHWM');
   const bodyMb = sent / 1024 / 1024;
   console.log(`upload: ${bodyMb.toFixed(0)} MB body, API peak RSS ${before.toFixed(0)} → ${after.toFixed(0)} MB (heap cap ${HEAP_CAP_MB} MB)`);
   expect(bodyMb).toBeGreaterThan(70);

@@ -140,6 +140,11 @@ async function untilStarted<T>(
   return v;
 }
 
+/** A process's resident (VmRSS) or peak resident (VmHWM) memory in MB, from /proc/<pid>/status. */
+export function procMemoryMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
+}
+
 export interface EvalgateProcess {
   child: ChildProcess;
   output(): string;
