@@ -21,7 +21,7 @@ import { registerHealth } from './health.ts';
 import { registerMetrics } from './metrics.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { registerDirectRestRoute } from './rest-direct.ts';
-import { chargeJsonParse, clientErrorHandler, MAX_JSON_DEPTH, registerBodyGuards, scanJson, registerTrpcGuards, sendTransportError } from './transport-guards.ts';
+import { clientErrorHandler, refuseJsonText, registerBodyGuards, registerTrpcGuards, sendTransportError } from './transport-guards.ts';
 import type { Meta } from './trpc.ts';
 
 interface ProcedureLike {
@@ -71,12 +71,8 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
   const defaultJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    const scan = scanJson(body as string, MAX_JSON_DEPTH);
-    if (scan.tooDeep) {
-      return done(Object.assign(new Error(`request body is nested deeper than ${MAX_JSON_DEPTH} levels`), { statusCode: 400 }), undefined);
-    }
-    // A body of many tiny values costs far more heap than its bytes: charged before the parse allocates it.
-    const refused = chargeJsonParse(req.raw, scan.values, env);
+    // Depth first; then a body of many tiny values, which costs far more heap than its bytes, is charged before the parse.
+    const refused = refuseJsonText(req.raw, body as string, env, 'body');
     if (refused) {
       return done(Object.assign(new Error(refused.message), { statusCode: refused.status, retryAfter: refused.retryAfter }), undefined);
     }
@@ -152,8 +148,6 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
 
   return app;
 }
-
-export { jsonDepthExceeds, MAX_JSON_DEPTH } from './transport-guards.ts';
 
 function fastifyErrorMessage(err: FastifyError, status: number, limit: number): string {
   switch (err.code) {

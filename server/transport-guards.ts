@@ -67,11 +67,6 @@ export function scanJson(text: string, maxDepth: number): { tooDeep: boolean; va
   return { tooDeep: false, values };
 }
 
-/** Whether `text` (JSON) nests arrays/objects deeper than `max`. */
-export function jsonDepthExceeds(text: string, max: number): boolean {
-  return scanJson(text, max).tooDeep;
-}
-
 /**
  * Heap charged per JSON value of a body about to be parsed (measured on Node
  * 20: 56 bytes per empty object, 8 per small integer in an array, ~32 per
@@ -156,7 +151,7 @@ const holds = new WeakMap<IncomingMessage, BodyHold>();
  * room for the rest, 429 (the tenant's) or 503 with Retry-After. Returns the
  * refusal, or null when the parse may run.
  */
-export function chargeJsonParse(raw: IncomingMessage, values: number, env: Env): { code: TRPC_ERROR_CODE_KEY; status: number; message: string; retryAfter?: number } | null {
+export function chargeJsonParse(raw: IncomingMessage, values: number, env: Env): JsonRefusal | null {
   const fits = Math.floor(Math.min(env.TENANT_BODY_BUDGET_BYTES, env.BODY_BUDGET_BYTES) / JSON_VALUE_HEAP_BYTES);
   if (values > Math.min(env.MAX_JSON_VALUES, fits)) {
     const cap = env.MAX_JSON_VALUES <= fits ? `MAX_JSON_VALUES (${env.MAX_JSON_VALUES})` : `${fits}, what the body budgets can hold at ${JSON_VALUE_HEAP_BYTES} bytes a value`;
@@ -176,6 +171,25 @@ export function chargeJsonParse(raw: IncomingMessage, values: number, env: Env):
   }
   hold.bytes += extra;
   return null;
+}
+
+/** A refusal of a JSON text, in the terms both transports answer with. */
+export interface JsonRefusal {
+  code: TRPC_ERROR_CODE_KEY;
+  status: number;
+  message: string;
+  retryAfter?: number;
+}
+
+/**
+ * What REST's JSON parser and tRPC's guard both check before a parse: the
+ * nesting depth (400), then the values' heap charge (chargeJsonParse).
+ * `what` names the text in the message ("body" on REST, "input" on tRPC).
+ */
+export function refuseJsonText(raw: IncomingMessage, text: string, env: Env, what: 'body' | 'input'): JsonRefusal | null {
+  const scan = scanJson(text, MAX_JSON_DEPTH);
+  if (scan.tooDeep) return { code: 'BAD_REQUEST', status: 400, message: `request ${what} is nested deeper than ${MAX_JSON_DEPTH} levels` };
+  return chargeJsonParse(raw, scan.values, env);
 }
 
 /** The budgets of each app (tests read how much is held). */
@@ -365,11 +379,7 @@ export function registerTrpcGuards(scope: FastifyInstance, env: Env): void {
       return sendTrpcError(req, reply, 'BAD_REQUEST', 400, 'request body must be JSON (Content-Type: application/json)');
     }
     if (text === undefined) return;
-    const scan = scanJson(text, MAX_JSON_DEPTH);
-    if (scan.tooDeep) {
-      return sendTrpcError(req, reply, 'BAD_REQUEST', 400, `request input is nested deeper than ${MAX_JSON_DEPTH} levels`);
-    }
-    const refused = chargeJsonParse(req.raw, scan.values, env);
+    const refused = refuseJsonText(req.raw, text, env, 'input');
     if (refused) {
       if (refused.retryAfter !== undefined) void reply.header('retry-after', String(refused.retryAfter));
       return sendTrpcError(req, reply, refused.code, refused.status, refused.message);
