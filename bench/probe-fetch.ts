@@ -1,6 +1,6 @@
 /**
  * What one chat-completions request costs the client's CPU: Node's global
- * `fetch` (as jobs/evaluators/llm-judge/provider-client.ts used to call it,
+ * `fetch` (as domain/evaluators/llm-judge/provider-client.ts used to call it,
  * with and without its AbortSignal.any + AbortSignal.timeout) against
  * `node:http` with a keep-alive agent, undici's `request()` with a keep-alive
  * Agent, and the client itself (`callChatCompletions`, undici `request()` plus
@@ -15,7 +15,7 @@ import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Agent as UndiciAgent, request as undiciRequest } from 'undici';
-import { callChatCompletions } from '../jobs/evaluators/llm-judge/provider-client.ts';
+import { callChatCompletions } from '../domain/evaluators/llm-judge/provider-client.ts';
 import { providerSchema } from '../server/env.ts';
 import { startFakeLlm } from '../test/helpers/fake-llm.ts';
 

@@ -1,5 +1,5 @@
 /**
- * The provider limiter (jobs/evaluators/llm-judge/provider-limiter.ts) alone,
+ * The provider limiter (domain/evaluators/llm-judge/provider-limiter.ts) alone,
  * against the machine's Redis: `lanes` concurrent users, in `processes`
  * limiters on separate connections (as separate worker processes would be),
  * each holding its slot `holdMs` per request, under one concurrency limit.
@@ -11,7 +11,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { ProviderLimiter } from '../jobs/evaluators/llm-judge/provider-limiter.ts';
+import { ProviderLimiter } from '../domain/evaluators/llm-judge/provider-limiter.ts';
 import { deleteKeys, REDIS_URL, uniqueName } from '../test/helpers/stack.ts';
 
 const [n = 5_000, concurrency = 64, lanes = 128, holdMs = 100, processes = 1] = process.argv.slice(2).map(Number);

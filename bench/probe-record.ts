@@ -16,10 +16,10 @@
  *   node --import tsx bench/probe-record.ts [items]
  */
 import pg from 'pg';
-import { compileEvaluator, type EvaluatorConfig } from '../jobs/evaluators/index.ts';
-import { loadChunkWork, recordResults, startRun, type ChunkContext, type ItemResult, type ItemToScore } from '../jobs/eval-runs/run-lifecycle.ts';
-import { insertPendingRun } from '../routers/eval-runs/eval-run.service.ts';
-import { sql } from '../server/sql.ts';
+import { compileEvaluator, type EvaluatorConfig } from '../domain/evaluators/index.ts';
+import { loadChunkWork, recordResults, startRun, type ChunkContext, type ItemResult, type ItemToScore } from '../domain/eval-runs/run-lifecycle.ts';
+import { insertPendingRun } from '../domain/eval-runs/eval-run.service.ts';
+import { sql } from '../domain/shared/sql.ts';
 import { items, makeDataset, makeEval, makeTenant } from '../test/helpers/factories.ts';
 import { startStack, uniqueName } from '../test/helpers/stack.ts';
 import { cpuMs } from './lib/procs.ts';

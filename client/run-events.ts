@@ -6,7 +6,7 @@
  * `EvalgateHttpError` with the server's `{ "error" }` message otherwise.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { EvalRunDto } from '../routers/eval-runs/eval-run.schema.ts';
+import type { EvalRunDto } from '../domain/eval-runs/eval-run.schema.ts';
 
 export interface RunEvent {
   event: 'progress' | 'done';

@@ -6,11 +6,11 @@
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Container } from '../server/container.ts';
-import { settlesWithin } from '../server/deadline.ts';
-import { sanitizeError } from '../server/errors.ts';
+import { settlesWithin } from '../domain/shared/deadline.ts';
+import { sanitizeError } from '../domain/shared/errors.ts';
 import type { Logger } from '../server/logger.ts';
 import { createRedis, logRedisErrors, type RedisClient } from '../server/redis.ts';
-import { EvaluatorCache } from './eval-runs/evaluator-cache.ts';
+import { EvaluatorCache } from '../domain/evaluators/evaluator-cache.ts';
 import { reconcile } from './eval-runs/reconcile.job.ts';
 import { processRunChunk } from './eval-runs/run-chunk.job.ts';
 import { processRunStart } from './eval-runs/run-start.job.ts';

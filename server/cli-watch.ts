@@ -3,7 +3,7 @@
  * and draws its progress on stderr, so that stdout carries only the final run
  * as one JSON object. Needs no database: it is a client of a running evalgate.
  */
-import type { EvalRunDto } from '../routers/eval-runs/eval-run.schema.ts';
+import type { EvalRunDto } from '../domain/eval-runs/eval-run.schema.ts';
 import { followEvalRun } from '../client/run-events.ts';
 
 const BAR_WIDTH = 24;

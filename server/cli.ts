@@ -6,14 +6,14 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { z } from 'zod';
 import { ROLES } from '../entities/index.ts';
-import { evaluatorConfigSchema } from '../jobs/evaluators/evaluator.schema.ts';
-import { addDatasetItems, createDataset } from '../routers/datasets/dataset.service.ts';
-import { createEval } from '../routers/evals/eval.service.ts';
-import { createApiKey, createTenant, listApiKeys, listTenants, LIST_LIMIT, revokeApiKey } from '../routers/tenants/tenant.service.ts';
+import { evaluatorConfigSchema } from '../domain/evaluators/evaluator.schema.ts';
+import { addDatasetItems, createDataset } from '../domain/datasets/dataset.service.ts';
+import { createEval } from '../domain/evals/eval.service.ts';
+import { createApiKey, createTenant, listApiKeys, listTenants, LIST_LIMIT, revokeApiKey } from '../domain/tenants/tenant.service.ts';
 import { watchRunInTerminal } from './cli-watch.ts';
 import { createContainer, type Container } from './container.ts';
 import { loadEnv, type Env } from './env.ts';
-import { formatIssues } from './errors.ts';
+import { formatIssues } from '../domain/shared/errors.ts';
 import { configuredSecrets, createLogger } from './logger.ts';
 
 const USAGE = `usage: cli <command> [options]

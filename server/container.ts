@@ -3,14 +3,14 @@
  * Redis) and builds the long-lived services. No hidden singletons: tests build
  * as many containers as they like, each with its own database and queue prefix.
  */
-import { settlesWithin } from './deadline.ts';
+import { settlesWithin } from '../domain/shared/deadline.ts';
 import type { Migrator } from '@mikro-orm/migrations';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { createQueues, jobOptions, type Queues } from '../jobs/queues.ts';
 import { ApiKeyResolver, JwtVerifier } from './auth.ts';
 import { ensureDatabase } from './db.ts';
 import type { Env } from './env.ts';
-import { parseFaults, type Faults } from './faults.ts';
+import { parseFaults, type Faults } from '../domain/shared/faults.ts';
 import { WriteRateLimiter } from './rate-limit.ts';
 import { configuredSecrets, createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';

@@ -167,7 +167,7 @@ export const envSchema = z.object({
   WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(10_000),
   /** Deliveries in flight per worker process. */
   WEBHOOK_CONCURRENCY: int(1, 1_000).default(8),
-  /** Let webhooks reach loopback, private and link-local addresses (off: such targets are refused, see jobs/webhooks/webhook-target.ts). */
+  /** Let webhooks reach loopback, private and link-local addresses (off: such targets are refused, see domain/webhooks/webhook-target.ts). */
   WEBHOOK_ALLOW_PRIVATE_TARGETS: z.stringbool().default(false),
   /** Delivery attempts older than this are deleted by the reconciler. */
   WEBHOOK_DELIVERY_RETENTION_DAYS: int(1, 3_650).default(30),

@@ -11,7 +11,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Workers } from '../jobs/registry.ts';
 import type { Container } from './container.ts';
-import { withDeadline } from './deadline.ts';
+import { withDeadline } from '../domain/shared/deadline.ts';
 
 const CHECK_TIMEOUT_MS = 1_500;
 

@@ -16,7 +16,7 @@ import { registerBoard } from './board.ts';
 import type { Container } from './container.ts';
 import { createContext, type Context } from './context.ts';
 import { registerDocs } from './docs.ts';
-import { formatIssues, sanitizeError } from './errors.ts';
+import { formatIssues, sanitizeError } from '../domain/shared/errors.ts';
 import { registerHealth } from './health.ts';
 import { registerMetrics } from './metrics.ts';
 import { buildOpenApiDocument } from './openapi.ts';

@@ -10,7 +10,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { OpenAPIObject } from 'trpc-to-openapi';
 import type { Queues } from '../jobs/queues.ts';
 import { sameSecret } from './auth.ts';
-import { withDeadline } from './deadline.ts';
+import { withDeadline } from '../domain/shared/deadline.ts';
 import type { Container } from './container.ts';
 import type { Logger } from './logger.ts';
 

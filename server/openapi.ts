@@ -6,7 +6,7 @@
  */
 import { generateOpenApiDocument, type OpenAPIObject } from 'trpc-to-openapi';
 import { appRouter } from '../routers/_app.ts';
-import { errorResponseSchema, scheduleEvalRunRequest } from '../routers/eval-runs/eval-run.schema.ts';
+import { errorResponseSchema, scheduleEvalRunRequest } from '../domain/eval-runs/eval-run.schema.ts';
 import type { Meta } from './trpc.ts';
 
 /** components.responses names, as the contract names 404 `NotFound`. */

@@ -11,7 +11,7 @@ import { defineConfig, type MikroORM } from '@mikro-orm/postgresql';
 import { entities } from '../entities/index.ts';
 import type { Env } from './env.ts';
 import type { Logger } from './logger.ts';
-import { useUnnamedStatements } from './sql.ts';
+import { useUnnamedStatements } from '../domain/shared/sql.ts';
 
 export interface OrmOptions {
   databaseUrl: string;

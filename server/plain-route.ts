@@ -11,8 +11,9 @@ import type { Role } from '../entities/index.ts';
 import { authenticate, type Principal } from './auth.ts';
 import type { Container } from './container.ts';
 import { preauthenticated } from './context.ts';
-import { DomainError, toTRPCError } from './errors.ts';
-import { RateLimitedError } from './rate-limit.ts';
+import { toTRPCError } from './errors.ts';
+import { DomainError } from '../domain/shared/errors.ts';
+import { RateLimitedError } from '../domain/shared/errors.ts';
 import { READ_ROLES, WRITE_ROLES } from './trpc.ts';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

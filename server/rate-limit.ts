@@ -11,22 +11,13 @@
  */
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Principal } from './auth.ts';
-import { withDeadline } from './deadline.ts';
-import { DomainError } from './errors.ts';
+import { withDeadline } from '../domain/shared/deadline.ts';
+import { RateLimitedError } from '../domain/shared/errors.ts';
 import { keySpace, type RedisClient } from './redis.ts';
 
 export interface WriteLimits {
   tenantPerMinute: number;
   actorPerMinute: number;
-}
-
-export class RateLimitedError extends DomainError {
-  constructor(
-    message: string,
-    readonly retryAfterSeconds: number,
-  ) {
-    super('TOO_MANY_REQUESTS', message);
-  }
 }
 
 const LIMIT_TIMEOUT_MS = 500;

@@ -17,7 +17,8 @@ import { authenticate } from './auth.ts';
 import type { Container } from './container.ts';
 import { preauthenticated } from './context.ts';
 import type { Env } from './env.ts';
-import { DomainError, publicMessage, toTRPCError } from './errors.ts';
+import { publicMessage, toTRPCError } from './errors.ts';
+import { DomainError } from '../domain/shared/errors.ts';
 
 /** Deepest JSON nesting a request body (or a tRPC `?input=`) may have. */
 export const MAX_JSON_DEPTH = 128;

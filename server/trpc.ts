@@ -7,8 +7,9 @@ import type { OpenApiMeta } from 'trpc-to-openapi';
 import type { Role } from '../entities/index.ts';
 import { authenticate, type Principal } from './auth.ts';
 import type { Context } from './context.ts';
-import { publicMessage, sanitizeError, toTRPCError } from './errors.ts';
-import { RateLimitedError } from './rate-limit.ts';
+import { publicMessage, toTRPCError } from './errors.ts';
+import { sanitizeError } from '../domain/shared/errors.ts';
+import { RateLimitedError } from '../domain/shared/errors.ts';
 
 export interface Meta extends OpenApiMeta {
   /** HTTP status of a successful REST answer (202 for accepted work, 201 for creations); default 200. */

@@ -2,7 +2,7 @@
  * Baseline (b) of the schedule bench: POST /v1/datasets/:id/runs written by
  * hand on plain Fastify + `pg` + BullMQ, no tRPC, no ORM, no auth lookup, no
  * rate limit, no cap check: the same INSERT … RETURNING as insertPendingRun
- * (routers/eval-runs/eval-run.service.ts) and the same run-start enqueue
+ * (domain/eval-runs/eval-run.service.ts) and the same run-start enqueue
  * (same job options and job id, same 2 s bound), the same response mapping.
  * The floor under evalgate's schedule path on this machine.
  * Env: PORT, DATABASE_URL, DATABASE_POOL_MAX, REDIS_URL, EVALGATE_QUEUE_PREFIX, TENANT_ID.
@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { jobOptions, QUEUE_NAMES } from '../../jobs/queues.ts';
-import { EVAL_RUN_COLUMNS, toEvalRunDto, type EvalRunRow } from '../../routers/eval-runs/eval-run.mapper.ts';
+import { EVAL_RUN_COLUMNS, toEvalRunDto, type EvalRunRow } from '../../domain/eval-runs/eval-run.mapper.ts';
 
 const env = process.env;
 const tenantId = env.TENANT_ID as string;

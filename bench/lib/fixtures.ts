@@ -1,6 +1,6 @@
 /** Data for the bench: items, NDJSON uploads through the API, runs and how long they took. */
-import type { NewItem } from '../../routers/datasets/dataset.service.ts';
-import { enqueueRunStart, insertPendingRun } from '../../routers/eval-runs/eval-run.service.ts';
+import type { NewItem } from '../../domain/datasets/dataset.service.ts';
+import { enqueueRunStart, insertPendingRun } from '../../domain/eval-runs/eval-run.service.ts';
 import type { Bench } from './context.ts';
 import { cpuMs, sleep, until, type Proc } from './procs.ts';
 

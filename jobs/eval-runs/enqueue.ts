@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { jobIds, QUEUE_NAMES, type Queues } from '../queues.ts';
 import type { jobOptions } from '../queues.ts';
-import { undoneChunks } from './run-lifecycle.ts';
+import { undoneChunks } from '../../domain/eval-runs/run-lifecycle.ts';
 
 const PAGE = 1_000;
 /** BullMQ's largest priority (2^21 − 1). */

@@ -18,13 +18,13 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { jobIds, QUEUE_NAMES } from '../queues.ts';
 import type { WorkerDeps } from '../registry.ts';
-import { sql } from '../../server/sql.ts';
-import { purgeExpiredIdempotencyKeys } from '../../routers/eval-runs/idempotency.service.ts';
-import { purgeStaleUploads } from '../../routers/datasets/dataset-staging.service.ts';
-import { purgeOldDeliveries } from '../webhooks/delivery-retention.ts';
-import { sweepUnnotifiedRuns } from '../webhooks/run-notifications.ts';
+import { sql } from '../../domain/shared/sql.ts';
+import { purgeExpiredIdempotencyKeys } from '../../domain/eval-runs/idempotency.service.ts';
+import { purgeStaleUploads } from '../../domain/datasets/dataset-staging.service.ts';
+import { purgeOldDeliveries } from '../../domain/webhooks/delivery-retention.ts';
+import { sweepUnnotifiedRuns } from '../../domain/webhooks/run-notifications.ts';
 import { enqueueUndoneChunks } from './enqueue.ts';
-import { reopenIncompleteChunks } from './run-lifecycle.ts';
+import { reopenIncompleteChunks } from '../../domain/eval-runs/run-lifecycle.ts';
 
 const BATCH = 500;
 const CURSOR = 'active-runs';

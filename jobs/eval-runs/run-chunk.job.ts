@@ -9,15 +9,15 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Job } from 'bullmq';
-import { crashNow } from '../../server/faults.ts';
-import { sql } from '../../server/sql.ts';
-import type { EvalItem, EvalResult } from '../evaluators/index.ts';
-import { ProviderAuthError, type JudgeOutcome, type LlmJudge } from '../evaluators/llm-judge/llm-judge.runtime.ts';
+import { crashNow } from '../../domain/shared/faults.ts';
+import { sql } from '../../domain/shared/sql.ts';
+import type { EvalItem, EvalResult } from '../../domain/evaluators/index.ts';
+import { ProviderAuthError, type JudgeOutcome, type LlmJudge } from '../../domain/evaluators/llm-judge/llm-judge.runtime.ts';
 import { parsePayload } from '../payload.ts';
 import { runChunkPayload } from '../queues.ts';
 import type { WorkerDeps } from '../registry.ts';
-import { EvaluatorConfigError, type Scorer } from './evaluator-cache.ts';
-import { onRunFinished } from './run-events.ts';
+import { EvaluatorConfigError, type Scorer } from '../../domain/evaluators/evaluator-cache.ts';
+import { onRunFinished } from '../../domain/eval-runs/run-events.ts';
 import {
   beginChunk,
   chunkCrashes,
@@ -32,7 +32,7 @@ import {
   type ItemToScore,
   type RecordOutcome,
   type Spend,
-} from './run-lifecycle.ts';
+} from '../../domain/eval-runs/run-lifecycle.ts';
 
 const MAX_TEXT = 4_000;
 /** Give the event loop a turn (lock renewal, other jobs) after this much synchronous scoring. */

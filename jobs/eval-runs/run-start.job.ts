@@ -3,8 +3,8 @@ import type { Job } from 'bullmq';
 import { runStartPayload } from '../queues.ts';
 import type { WorkerDeps } from '../registry.ts';
 import { enqueueUndoneChunks } from './enqueue.ts';
-import { onRunFinished } from './run-events.ts';
-import { startRun } from './run-lifecycle.ts';
+import { onRunFinished } from '../../domain/eval-runs/run-events.ts';
+import { startRun } from '../../domain/eval-runs/run-lifecycle.ts';
 import { parsePayload } from '../payload.ts';
 
 export async function processRunStart(deps: WorkerDeps, job: Job): Promise<{ chunks: number; queued: number }> {

@@ -9,15 +9,15 @@
 import type { BackoffOptions, Job, MinimalJob } from 'bullmq';
 import { v7 as uuidv7 } from 'uuid';
 import type { WebhookEventType } from '../../entities/index.ts';
-import { EVAL_RUN_COLUMNS, toEvalRunDto, type EvalRunRow } from '../../routers/eval-runs/eval-run.mapper.ts';
-import { sql } from '../../server/sql.ts';
+import { EVAL_RUN_COLUMNS, toEvalRunDto, type EvalRunRow } from '../../domain/eval-runs/eval-run.mapper.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { parsePayload } from '../payload.ts';
 import { webhookDeliveryPayload } from '../queues.ts';
 import type { WorkerDeps } from '../registry.ts';
-import { ENDING_SQL } from './run-notifications.ts';
-import { postWebhook } from './webhook-http.ts';
-import { signWebhook } from './webhook-signature.ts';
-import { PrivateTargetError } from './webhook-target.ts';
+import { ENDING_SQL } from '../../domain/webhooks/run-notifications.ts';
+import { postWebhook } from '../../domain/webhooks/webhook-http.ts';
+import { signWebhook } from '../../domain/webhooks/webhook-signature.ts';
+import { PrivateTargetError } from '../../domain/webhooks/webhook-target.ts';
 
 /** A receiver may ask for a pause, but not for one that outlives any reasonable incident. */
 const MAX_RETRY_AFTER_MS = 3_600_000;

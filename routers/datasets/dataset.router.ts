@@ -5,10 +5,10 @@
  * Entities: Dataset, DatasetVersion, DatasetItem.
  */
 import { z } from 'zod';
-import { DomainError } from '../../server/errors.ts';
-import { decodeCursor, toPage } from '../../server/pagination.ts';
+import { DomainError } from '../../domain/shared/errors.ts';
+import { decodeCursor, toPage } from '../../domain/shared/pagination.ts';
 import { ownerProcedure, readProcedure, router, writeProcedure } from '../../server/trpc.ts';
-import { iso, toDatasetDto, toDatasetVersionDto } from './dataset.mapper.ts';
+import { iso, toDatasetDto, toDatasetVersionDto } from '../../domain/datasets/dataset.mapper.ts';
 import {
   addDatasetItemsInput,
   createDatasetInput,
@@ -22,7 +22,7 @@ import {
   listDatasetsOutput,
   listDatasetVersionsInput,
   listDatasetVersionsOutput,
-} from './dataset.schema.ts';
+} from '../../domain/datasets/dataset.schema.ts';
 import {
   addDatasetItems,
   createDataset,
@@ -32,7 +32,7 @@ import {
   listDatasetItems,
   listDatasets,
   listDatasetVersions,
-} from './dataset.service.ts';
+} from '../../domain/datasets/dataset.service.ts';
 
 const READ_ERRORS = [400, 401, 403, 404, 429, 503];
 const WRITE_ERRORS = [400, 401, 403, 404, 413, 429, 503];

@@ -12,8 +12,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Container } from '../../server/container.ts';
 import { toTRPCError } from '../../server/errors.ts';
 import { authorize, sendError, uuidParam } from '../../server/plain-route.ts';
-import type { EvalRunDto } from './eval-run.schema.ts';
-import { closeWatchers, isFinished, openWatch, watchEvalRun, type WatchHandle } from './eval-run-watch.service.ts';
+import type { EvalRunDto } from '../../domain/eval-runs/eval-run.schema.ts';
+import { closeWatchers, isFinished, openWatch, watchEvalRun, type WatchHandle } from '../../domain/eval-runs/eval-run-watch.service.ts';
 
 export const EVENTS_PATH = '/v1/eval-runs/:id/events';
 const HEARTBEAT_MS = 15_000;

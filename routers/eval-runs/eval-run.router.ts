@@ -6,16 +6,17 @@
  * Entities: EvalRun, EvalRunChunk, EvalRunItem.
  */
 import { enqueueUndoneChunks } from '../../jobs/eval-runs/enqueue.ts';
-import { onRunFinished } from '../../jobs/eval-runs/run-events.ts';
-import { failRun, reopenForRetry } from '../../jobs/eval-runs/run-lifecycle.ts';
+import { onRunFinished } from '../../domain/eval-runs/run-events.ts';
+import { failRun, reopenForRetry } from '../../domain/eval-runs/run-lifecycle.ts';
 import { TRPCError } from '@trpc/server';
-import { withDeadline } from '../../server/deadline.ts';
-import { DomainError, sanitizeError, toTRPCError } from '../../server/errors.ts';
-import { crashNow } from '../../server/faults.ts';
+import { withDeadline } from '../../domain/shared/deadline.ts';
+import { toTRPCError } from '../../server/errors.ts';
+import { DomainError, sanitizeError } from '../../domain/shared/errors.ts';
+import { crashNow } from '../../domain/shared/faults.ts';
 import { readProcedure, router, writeProcedure } from '../../server/trpc.ts';
-import { decodeCursor, toPage } from '../../server/pagination.ts';
-import { toEvalRunDto } from './eval-run.mapper.ts';
-import { isFinished, openWatch, watchEvalRun, type WatchHandle } from './eval-run-watch.service.ts';
+import { decodeCursor, toPage } from '../../domain/shared/pagination.ts';
+import { toEvalRunDto } from '../../domain/eval-runs/eval-run.mapper.ts';
+import { isFinished, openWatch, watchEvalRun, type WatchHandle } from '../../domain/eval-runs/eval-run-watch.service.ts';
 import type { Context } from '../../server/context.ts';
 import {
   compareEvalRunsInput,
@@ -27,10 +28,10 @@ import {
   listEvalRunsInput,
   listEvalRunsOutput,
   scheduleEvalRunInput,
-} from './eval-run.schema.ts';
-import { compareRuns, enqueueRunStart, findRun, insertPendingRun, listRunItems, listRuns } from './eval-run.service.ts';
-import { checkIdempotencyKey, scheduleIdempotently } from './idempotency.service.ts';
-import type { EvalRunDto } from './eval-run.schema.ts';
+} from '../../domain/eval-runs/eval-run.schema.ts';
+import { compareRuns, enqueueRunStart, findRun, insertPendingRun, listRunItems, listRuns } from '../../domain/eval-runs/eval-run.service.ts';
+import { checkIdempotencyKey, scheduleIdempotently } from '../../domain/eval-runs/idempotency.service.ts';
+import type { EvalRunDto } from '../../domain/eval-runs/eval-run.schema.ts';
 import { z } from 'zod';
 
 const READ_ERRORS = [400, 401, 403, 404, 429, 503];

@@ -2,18 +2,18 @@
  * evals: evaluator definitions with immutable versions. Configs are checked
  * twice: by the zod union (shape) and by the engines (a regex must compile
  * under RE2, a JSON schema under ajv); either failure is a 400 naming the field.
- * Jobs: jobs/eval-runs/evaluator-cache.ts compiles versions for the workers.
+ * Jobs: domain/evaluators/evaluator-cache.ts compiles versions for the workers.
  * Entities: Eval, EvalVersion.
  */
 import { TRPCError } from '@trpc/server';
-import { checkEvaluatorEngines } from '../../jobs/evaluators/evaluator-pool.ts';
-import type { EvaluatorConfig } from '../../jobs/evaluators/evaluator.schema.ts';
-import { formatIssues } from '../../server/errors.ts';
-import { decodeCursor, toPage } from '../../server/pagination.ts';
+import { checkEvaluatorEngines } from '../../domain/evaluators/evaluator-pool.ts';
+import type { EvaluatorConfig } from '../../domain/evaluators/evaluator.schema.ts';
+import { formatIssues } from '../../domain/shared/errors.ts';
+import { decodeCursor, toPage } from '../../domain/shared/pagination.ts';
 import { readProcedure, router, writeProcedure } from '../../server/trpc.ts';
-import { toEvalDto, toEvalVersionDto } from './eval.mapper.ts';
-import { createEvalInput, createEvalVersionInput, evalIdInput, evalSchema, evalVersionSchema, listEvalsInput, listEvalsOutput } from './eval.schema.ts';
-import { createEval, createEvalVersion, findEval, listEvals } from './eval.service.ts';
+import { toEvalDto, toEvalVersionDto } from '../../domain/evals/eval.mapper.ts';
+import { createEvalInput, createEvalVersionInput, evalIdInput, evalSchema, evalVersionSchema, listEvalsInput, listEvalsOutput } from '../../domain/evals/eval.schema.ts';
+import { createEval, createEvalVersion, findEval, listEvals } from '../../domain/evals/eval.service.ts';
 
 /**
  * The engine checks the zod union cannot do; issues are reported under `evaluator.`.

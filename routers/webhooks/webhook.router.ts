@@ -6,13 +6,13 @@
  * Entities: Webhook, WebhookDelivery; EvalRun.notified_at.
  */
 import { z } from 'zod';
-import { checkWebhookUrl } from '../../jobs/webhooks/webhook-target.ts';
-import { DomainError } from '../../server/errors.ts';
-import { decodeCursor, toPage } from '../../server/pagination.ts';
+import { checkWebhookUrl } from '../../domain/webhooks/webhook-target.ts';
+import { DomainError } from '../../domain/shared/errors.ts';
+import { decodeCursor, toPage } from '../../domain/shared/pagination.ts';
 import { ownerProcedure, router } from '../../server/trpc.ts';
-import { toWebhookDto } from './webhook.mapper.ts';
-import { createdWebhookSchema, createWebhookInput, listWebhooksInput, listWebhooksOutput, webhookIdInput } from './webhook.schema.ts';
-import { createWebhook, deleteWebhook, listWebhooks } from './webhook.service.ts';
+import { toWebhookDto } from '../../domain/webhooks/webhook.mapper.ts';
+import { createdWebhookSchema, createWebhookInput, listWebhooksInput, listWebhooksOutput, webhookIdInput } from '../../domain/webhooks/webhook.schema.ts';
+import { createWebhook, deleteWebhook, listWebhooks } from '../../domain/webhooks/webhook.service.ts';
 
 export const webhookRouter = router({
   createWebhook: ownerProcedure

@@ -10,7 +10,7 @@
  */
 import { mkdirSync, appendFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
 import { startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';

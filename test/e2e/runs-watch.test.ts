@@ -7,8 +7,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EvalRunDto } from '../../routers/eval-runs/eval-run.schema.ts';
-import { enqueueRunStart, insertPendingRun } from '../../routers/eval-runs/eval-run.service.ts';
+import type { EvalRunDto } from '../../domain/eval-runs/eval-run.schema.ts';
+import { enqueueRunStart, insertPendingRun } from '../../domain/eval-runs/eval-run.service.ts';
 import { freePort } from '../helpers/processes.ts';
 import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { api, scheduleRun, waitForProgress } from '../helpers/runs.ts';

@@ -7,7 +7,7 @@
  * RSS floats higher; that is garbage, not retention: BENCHMARKS.md.)
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { procMemoryMb, startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
 import { api } from '../helpers/runs.ts';

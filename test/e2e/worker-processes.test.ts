@@ -5,7 +5,7 @@
  * redis-server. Each ends with every item scored exactly once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { assertExactlyOnce } from '../helpers/exactly-once.ts';
 import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { FAST_RECOVERY_ENV, killAll, spawnEvalgate, startDisposableRedis, type DisposableRedis, type EvalgateProcess } from '../helpers/processes.ts';

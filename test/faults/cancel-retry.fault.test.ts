@@ -7,7 +7,7 @@
  * `running` forever).
  */
 import { describe, expect } from 'vitest';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { items } from '../helpers/factories.ts';
 import { waitFor } from '../helpers/stack.ts';
 import { faultTest, report, seconds } from './rig.ts';

@@ -9,7 +9,7 @@
  * be given up with it (a chunk that has crashed a worker runs alone after).
  */
 import { describe, expect } from 'vitest';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import type { EvalgateProcess } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/stack.ts';
 import { faultTest, report, seconds, type RunRow } from './rig.ts';

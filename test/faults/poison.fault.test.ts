@@ -4,7 +4,7 @@
  * that item is `error` with the reason, and every other item is scored once.
  */
 import { describe, expect } from 'vitest';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { makeEval } from '../helpers/factories.ts';
 import { faultTest, report, seconds } from './rig.ts';
 

@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect } from 'vitest';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { items } from '../helpers/factories.ts';
 import { faultTest, report, seconds } from './rig.ts';
 

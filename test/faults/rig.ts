@@ -13,7 +13,7 @@ import pino from 'pino';
 import { expect, it } from 'vitest';
 import { createContainer, type Container } from '../../server/container.ts';
 import { loadEnv } from '../../server/env.ts';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { assertExactlyOnce } from '../helpers/exactly-once.ts';
 import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import {

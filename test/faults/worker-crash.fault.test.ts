@@ -4,7 +4,7 @@
  * has its own disposable PostgreSQL and redis-server.
  */
 import { describe, expect } from 'vitest';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { faultTest, report, seconds } from './rig.ts';
 
 describe('fault: worker crash', () => {

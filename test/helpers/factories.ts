@@ -1,12 +1,12 @@
 /** Factories over the real services: tenants, keys, datasets, evals, random names. */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Role } from '../../entities/index.ts';
-import { evaluatorConfigSchema } from '../../jobs/evaluators/evaluator.schema.ts';
-import { addDatasetItems, createDataset, type NewItem } from '../../routers/datasets/dataset.service.ts';
-import { createEval } from '../../routers/evals/eval.service.ts';
-import { createApiKey, createTenant } from '../../routers/tenants/tenant.service.ts';
+import { evaluatorConfigSchema } from '../../domain/evaluators/evaluator.schema.ts';
+import { addDatasetItems, createDataset, type NewItem } from '../../domain/datasets/dataset.service.ts';
+import { createEval } from '../../domain/evals/eval.service.ts';
+import { createApiKey, createTenant } from '../../domain/tenants/tenant.service.ts';
 import type { Container } from '../../server/container.ts';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 
 export interface TenantFixture {
   id: string;

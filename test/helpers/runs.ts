@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { EvalRunDto } from '../../routers/eval-runs/eval-run.schema.ts';
+import type { EvalRunDto } from '../../domain/eval-runs/eval-run.schema.ts';
 import { waitFor } from './stack.ts';
 
 export async function api<T = Record<string, unknown>>(

@@ -9,8 +9,8 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commitUpload, openUpload, purgeStaleUploads, stageItems } from '../../routers/datasets/dataset-staging.service.ts';
-import { sql } from '../../server/sql.ts';
+import { commitUpload, openUpload, purgeStaleUploads, stageItems } from '../../domain/datasets/dataset-staging.service.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { api, scheduleRun, waitForRunEnd } from '../helpers/runs.ts';
 import { startStack, waitFor, type Stack } from '../helpers/stack.ts';

@@ -5,9 +5,9 @@
  */
 import { createTRPCClient, httpBatchLink } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordResults } from '../../jobs/eval-runs/run-lifecycle.ts';
+import { recordResults } from '../../domain/eval-runs/run-lifecycle.ts';
 import type { AppRouter } from '../../routers/_app.ts';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { assertCountersExact, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { api, waitForRunEnd } from '../helpers/runs.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';

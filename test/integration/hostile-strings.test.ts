@@ -10,7 +10,7 @@ import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppRouter } from '../../routers/_app.ts';
-import { encodeCursor } from '../../server/pagination.ts';
+import { encodeCursor } from '../../domain/shared/pagination.ts';
 import { makeDataset, makeEval, makeTenant, items, type TenantFixture } from '../helpers/factories.ts';
 import { api, scheduleRun } from '../helpers/runs.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';

@@ -8,7 +8,7 @@ import type { AppRouter } from '../../routers/_app.ts';
 import { buildApp } from '../../server/http.ts';
 import { createContainer } from '../../server/container.ts';
 import { loadEnv } from '../../server/env.ts';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import pino from 'pino';
 import type { AddressInfo } from 'node:net';
 import { assertCountersExact, items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';

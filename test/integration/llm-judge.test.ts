@@ -4,7 +4,7 @@
  * and cancel stopping the spending. Counters equal count(results) throughout.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { assertCountersExact, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
 import { api, getRun, scheduleRun, waitForProgress, waitForRunEnd } from '../helpers/runs.ts';

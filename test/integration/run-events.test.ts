@@ -6,8 +6,8 @@
 import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvalgateClient } from '../../client/index.ts';
-import type { EvalRunDto } from '../../routers/eval-runs/eval-run.schema.ts';
-import { insertPendingRun } from '../../routers/eval-runs/eval-run.service.ts';
+import type { EvalRunDto } from '../../domain/eval-runs/eval-run.schema.ts';
+import { insertPendingRun } from '../../domain/eval-runs/eval-run.service.ts';
 import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { scheduleRun, waitForRunEnd } from '../helpers/runs.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';

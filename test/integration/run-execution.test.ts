@@ -5,11 +5,11 @@
  * the counters equal count(results).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { failRun, loadChunkWork, recordResults, startRun, type ItemResult } from '../../jobs/eval-runs/run-lifecycle.ts';
+import { failRun, loadChunkWork, recordResults, startRun, type ItemResult } from '../../domain/eval-runs/run-lifecycle.ts';
 import { startWorkers } from '../../jobs/registry.ts';
 import { QUEUE_NAMES } from '../../jobs/queues.ts';
-import { addDatasetItems } from '../../routers/datasets/dataset.service.ts';
-import { sql } from '../../server/sql.ts';
+import { addDatasetItems } from '../../domain/datasets/dataset.service.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { assertCountersExact, items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { api, getRun, scheduleRun, waitForProgress, waitForRunEnd } from '../helpers/runs.ts';
 import { startStack, waitFor, type Stack } from '../helpers/stack.ts';

@@ -7,13 +7,13 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueUndoneChunks } from '../../jobs/eval-runs/enqueue.ts';
-import { EvaluatorCache } from '../../jobs/eval-runs/evaluator-cache.ts';
+import { EvaluatorCache } from '../../domain/evaluators/evaluator-cache.ts';
 import { reconcile } from '../../jobs/eval-runs/reconcile.job.ts';
-import { beginChunk, startRun } from '../../jobs/eval-runs/run-lifecycle.ts';
+import { beginChunk, startRun } from '../../domain/eval-runs/run-lifecycle.ts';
 import { jobIds } from '../../jobs/queues.ts';
-import type { NewItem } from '../../routers/datasets/dataset.service.ts';
-import { insertPendingRun } from '../../routers/eval-runs/eval-run.service.ts';
-import { sql } from '../../server/sql.ts';
+import type { NewItem } from '../../domain/datasets/dataset.service.ts';
+import { insertPendingRun } from '../../domain/eval-runs/eval-run.service.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { assertExactlyOnce } from '../helpers/exactly-once.ts';
 import { assertCountersExact, items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { api, getRun, scheduleRun, waitForProgress, waitForRunEnd } from '../helpers/runs.ts';

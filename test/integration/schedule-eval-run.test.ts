@@ -9,7 +9,7 @@ import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
 import * as jose from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppRouter } from '../../routers/_app.ts';
-import { revokeApiKey } from '../../routers/tenants/tenant.service.ts';
+import { revokeApiKey } from '../../domain/tenants/tenant.service.ts';
 import { jobIds } from '../../jobs/queues.ts';
 import { makeDataset, makeEval, makeTenant, items, type TenantFixture } from '../helpers/factories.ts';
 import { startStack, waitFor, type Stack } from '../helpers/stack.ts';

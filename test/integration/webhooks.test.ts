@@ -7,18 +7,18 @@
  */
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EvaluatorCache } from '../../jobs/eval-runs/evaluator-cache.ts';
+import { EvaluatorCache } from '../../domain/evaluators/evaluator-cache.ts';
 import { reconcile } from '../../jobs/eval-runs/reconcile.job.ts';
 import { jobIds } from '../../jobs/queues.ts';
-import { purgeOldDeliveries, uuidv7Floor } from '../../jobs/webhooks/delivery-retention.ts';
-import { notifyRunFinished, sweepUnnotifiedRuns } from '../../jobs/webhooks/run-notifications.ts';
-import { postWebhook } from '../../jobs/webhooks/webhook-http.ts';
-import { PrivateTargetError } from '../../jobs/webhooks/webhook-target.ts';
-import { verifyWebhookSignature } from '../../jobs/webhooks/webhook-signature.ts';
-import type { EvalRunDto } from '../../routers/eval-runs/eval-run.schema.ts';
-import { insertPendingRun } from '../../routers/eval-runs/eval-run.service.ts';
-import type { CreatedWebhookDto, WebhookDto } from '../../routers/webhooks/webhook.schema.ts';
-import { sql } from '../../server/sql.ts';
+import { purgeOldDeliveries, uuidv7Floor } from '../../domain/webhooks/delivery-retention.ts';
+import { notifyRunFinished, sweepUnnotifiedRuns } from '../../domain/webhooks/run-notifications.ts';
+import { postWebhook } from '../../domain/webhooks/webhook-http.ts';
+import { PrivateTargetError } from '../../domain/webhooks/webhook-target.ts';
+import { verifyWebhookSignature } from '../../domain/webhooks/webhook-signature.ts';
+import type { EvalRunDto } from '../../domain/eval-runs/eval-run.schema.ts';
+import { insertPendingRun } from '../../domain/eval-runs/eval-run.service.ts';
+import type { CreatedWebhookDto, WebhookDto } from '../../domain/webhooks/webhook.schema.ts';
+import { sql } from '../../domain/shared/sql.ts';
 import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { api, scheduleRun, waitForRunEnd } from '../helpers/runs.ts';
 import { startStack, waitFor, type Stack } from '../helpers/stack.ts';

@@ -11,10 +11,10 @@ import {
   EvaluatorPool,
   INLINE_MAX_ITEM_CHARS,
   INLINE_SCHEMA_COMPILE_COST,
-} from '../../jobs/evaluators/evaluator-pool.ts';
-import { compileEvaluator, evaluatorConfigSchema, type DeterministicConfig } from '../../jobs/evaluators/index.ts';
-import { SCHEMA_COMPILE_MAX_COST, schemaCompileCost } from '../../jobs/evaluators/json-schema.ts';
-import { PromptTooLarge, renderPrompt } from '../../jobs/evaluators/llm-judge/template.ts';
+} from '../../domain/evaluators/evaluator-pool.ts';
+import { compileEvaluator, evaluatorConfigSchema, type DeterministicConfig } from '../../domain/evaluators/index.ts';
+import { SCHEMA_COMPILE_MAX_COST, schemaCompileCost } from '../../domain/evaluators/json-schema.ts';
+import { PromptTooLarge, renderPrompt } from '../../domain/evaluators/llm-judge/template.ts';
 import { item } from './evaluators.helpers.ts';
 
 const pool = new EvaluatorPool({ threads: 1, taskTimeoutMs: 60_000 });

@@ -6,8 +6,8 @@ import {
   evaluatorConfigSchema,
   parseEvaluatorConfig,
   validatedEvaluatorConfigSchema,
-} from '../../jobs/evaluators/index.js';
-import { parseJsonPath } from '../../jobs/evaluators/evaluator.schema.js';
+} from '../../domain/evaluators/index.js';
+import { parseJsonPath } from '../../domain/evaluators/evaluator.schema.js';
 
 function issues(input: unknown) {
   const r = validatedEvaluatorConfigSchema.safeParse(input);

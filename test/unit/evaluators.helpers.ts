@@ -5,7 +5,7 @@ import {
   type EvalResult,
   type EvaluatorConfigInput,
   WorkBudget,
-} from '../../jobs/evaluators/index.js';
+} from '../../domain/evaluators/index.js';
 
 export function item(output: unknown, expected_output: unknown = null, extra: Partial<EvalItem> = {}): EvalItem {
   return { input: null, output, expected_output, metadata: null, ...extra };

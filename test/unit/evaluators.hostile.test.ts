@@ -8,8 +8,8 @@
  * engine as units proportional to the input.
  */
 import { describe, expect, it } from 'vitest';
-import { compileEvaluator, type EvaluatorConfigInput } from '../../jobs/evaluators/index.js';
-import { SCHEMA_WORK_BUDGET } from '../../jobs/evaluators/json-schema.js';
+import { compileEvaluator, type EvaluatorConfigInput } from '../../domain/evaluators/index.js';
+import { SCHEMA_WORK_BUDGET } from '../../domain/evaluators/json-schema.js';
 import {
   CONTAINS_MAX_SCAN,
   DEEP_EQUAL_MAX_NODES,
@@ -17,9 +17,9 @@ import {
   MAX_TOKENIZE_CHARS,
   REGEX_MAX_COST,
   ROUGE_L_MAX_CELLS,
-} from '../../jobs/evaluators/limits.js';
-import { compileRegex } from '../../jobs/evaluators/regex-engine.js';
-import { stringifyJson } from '../../jobs/evaluators/value-utils.js';
+} from '../../domain/evaluators/limits.js';
+import { compileRegex } from '../../domain/evaluators/regex-engine.js';
+import { stringifyJson } from '../../domain/evaluators/value-utils.js';
 import { checkResult, item, metered, thresholdOf } from './evaluators.helpers.js';
 
 const TEN_MB = 10 * 1024 * 1024;

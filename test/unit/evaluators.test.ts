@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compileEvaluator, type EvaluatorConfigInput } from '../../jobs/evaluators/index.js';
-import { tokenize } from '../../jobs/evaluators/similarity.evaluators.js';
+import { compileEvaluator, type EvaluatorConfigInput } from '../../domain/evaluators/index.js';
+import { tokenize } from '../../domain/evaluators/similarity.evaluators.js';
 import { checkResult, item, run, thresholdOf } from './evaluators.helpers.js';
 
 describe('exact_match', () => {

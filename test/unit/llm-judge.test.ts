@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { parseAnswer } from '../../jobs/evaluators/llm-judge/judge-answer.ts';
-import { llmJudgeConfigSchema } from '../../jobs/evaluators/llm-judge/llm-judge.schema.ts';
-import { parseRetryAfter } from '../../jobs/evaluators/llm-judge/provider-client.ts';
-import { renderTemplate } from '../../jobs/evaluators/llm-judge/template.ts';
+import { parseAnswer } from '../../domain/evaluators/llm-judge/judge-answer.ts';
+import { llmJudgeConfigSchema } from '../../domain/evaluators/llm-judge/llm-judge.schema.ts';
+import { parseRetryAfter } from '../../domain/evaluators/llm-judge/provider-client.ts';
+import { renderTemplate } from '../../domain/evaluators/llm-judge/template.ts';
 
 describe('judge answers', () => {
   const numeric = { kind: 'numeric', min: 1, max: 5 } as const;

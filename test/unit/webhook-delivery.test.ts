@@ -1,7 +1,7 @@
 /** The webhook worker's retry timing and the signature helpers, without I/O. */
 import { describe, expect, it } from 'vitest';
 import { DeliveryError, parseRetryAfter, webhookBackoff } from '../../jobs/webhooks/deliver-webhook.job.ts';
-import { signWebhook, verifyWebhookSignature } from '../../jobs/webhooks/webhook-signature.ts';
+import { signWebhook, verifyWebhookSignature } from '../../domain/webhooks/webhook-signature.ts';
 
 const job = { opts: { backoff: { type: 'webhook', delay: 1_000 } } } as unknown as Parameters<typeof webhookBackoff>[3];
 

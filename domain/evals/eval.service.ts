@@ -1,9 +1,9 @@
 /** evals domain operations. An eval version's evaluator is immutable once written. */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
-import type { EvaluatorConfig } from '../../jobs/evaluators/evaluator.schema.ts';
-import { notFound } from '../../server/errors.ts';
-import { sql } from '../../server/sql.ts';
+import type { EvaluatorConfig } from '../evaluators/evaluator.schema.ts';
+import { notFound } from '../shared/errors.ts';
+import { sql } from '../shared/sql.ts';
 
 export interface EvalRow {
   id: string;

@@ -4,9 +4,9 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
-import { DomainError, notFound } from '../../server/errors.ts';
-import { cutRows, jsonBytesSql, ROW_OVERHEAD_BYTES } from '../../server/pagination.ts';
-import { sql } from '../../server/sql.ts';
+import { DomainError, notFound } from '../shared/errors.ts';
+import { cutRows, jsonBytesSql, ROW_OVERHEAD_BYTES } from '../shared/pagination.ts';
+import { sql } from '../shared/sql.ts';
 
 /** Bytes of an item's JSON values (what a list answers for it), from the row alias `a`. */
 export const itemBytesSql = (a: string) => jsonBytesSql(`${a}.input`, `${a}.expected_output`, `${a}.output`, `${a}.metadata`);

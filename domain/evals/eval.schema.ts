@@ -1,6 +1,6 @@
 /** evals: one zod schema per procedure. Imports only zod (and the zod-only evaluator config schema). */
 import { z } from 'zod';
-import { evaluatorConfigSchema } from '../../jobs/evaluators/evaluator.schema.ts';
+import { evaluatorConfigSchema } from '../evaluators/evaluator.schema.ts';
 import { checkSafeJson, cursor, dateTime, limit, page, safe, uuid } from '../shared/common.schema.ts';
 
 /** The evaluator definition, a discriminated union on `type`. */

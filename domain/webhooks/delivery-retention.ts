@@ -5,7 +5,7 @@
  * index, no scan of recent rows.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { sql } from '../../server/sql.ts';
+import { sql } from '../shared/sql.ts';
 
 const BATCH = 10_000;
 

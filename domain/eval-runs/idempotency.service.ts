@@ -8,8 +8,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { DomainError } from '../../server/errors.ts';
-import { sql } from '../../server/sql.ts';
+import { DomainError } from '../shared/errors.ts';
+import { sql } from '../shared/sql.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
 import type { EvalRunDto } from './eval-run.schema.ts';
 import { insertPendingRun, type RunCaps } from './eval-run.service.ts';

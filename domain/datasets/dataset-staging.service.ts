@@ -11,8 +11,8 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
-import { DomainError } from '../../server/errors.ts';
-import { sql } from '../../server/sql.ts';
+import { DomainError } from '../shared/errors.ts';
+import { sql } from '../shared/sql.ts';
 import { insertVersionRow, itemBytesSql, openNextVersion, type DatasetVersionRow, type NewItem } from './dataset.service.ts';
 
 /** Registers an upload; its staged lines are kept while it is touched within the TTL. */

@@ -3,8 +3,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import type { Role } from '../../entities/index.ts';
 import { generateApiKey, hashApiKey } from '../../server/auth.ts';
-import { notFound } from '../../server/errors.ts';
-import { sql } from '../../server/sql.ts';
+import { notFound } from '../shared/errors.ts';
+import { sql } from '../shared/sql.ts';
 
 export async function createTenant(
   em: EntityManager,

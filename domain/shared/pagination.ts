@@ -2,7 +2,7 @@
  * Opaque keyset cursors. A cursor is the last key of the previous page,
  * base64url-encoded with a version tag so its format can change; clients
  * only pass it back. Lists never use OFFSET, so page N costs the same as page 1.
- * The zod side (cursor, limit, page) is in routers/shared/common.schema.ts.
+ * The zod side (cursor, limit, page) is in domain/shared/common.schema.ts.
  *
  * A cursor is client input like any other: whatever it decodes to must be
  * refused with a 400 naming `cursor` before it reaches SQL (a key of the wrong

@@ -6,11 +6,11 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { jobIds, QUEUE_NAMES } from '../../jobs/queues.ts';
 import type { Container } from '../../server/container.ts';
-import { withDeadline } from '../../server/deadline.ts';
-import { DomainError, notFound } from '../../server/errors.ts';
-import { cutRows, jsonBytesSql, ROW_OVERHEAD_BYTES } from '../../server/pagination.ts';
-import { RateLimitedError } from '../../server/rate-limit.ts';
-import { sql } from '../../server/sql.ts';
+import { withDeadline } from '../shared/deadline.ts';
+import { DomainError, notFound } from '../shared/errors.ts';
+import { cutRows, jsonBytesSql, ROW_OVERHEAD_BYTES } from '../shared/pagination.ts';
+import { RateLimitedError } from '../shared/errors.ts';
+import { sql } from '../shared/sql.ts';
 import { findDataset } from '../datasets/dataset.service.ts';
 import { EVAL_RUN_COLUMNS, type EvalRunRow } from './eval-run.mapper.ts';
 

@@ -1,6 +1,6 @@
 /** datasets: one zod schema per procedure (tRPC input = REST body/query = document). Imports only zod. */
 import { z } from 'zod';
-import { checkJsonValue } from '../../jobs/evaluators/evaluator.schema.ts';
+import { checkJsonValue } from '../evaluators/evaluator.schema.ts';
 import { checkSafeJson, cursor, dateTime, limit, page, safe, uuid } from '../shared/common.schema.ts';
 
 export const datasetSchema = z

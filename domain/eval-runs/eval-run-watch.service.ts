@@ -18,7 +18,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Container } from '../../server/container.ts';
-import { RateLimitedError } from '../../server/rate-limit.ts';
+import { RateLimitedError } from '../shared/errors.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
 import type { EvalRunDto } from './eval-run.schema.ts';
 import { findRun } from './eval-run.service.ts';

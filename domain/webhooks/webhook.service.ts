@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
-import { DomainError, notFound } from '../../server/errors.ts';
-import { sql } from '../../server/sql.ts';
+import { DomainError, notFound } from '../shared/errors.ts';
+import { sql } from '../shared/sql.ts';
 
 /** Every one of them is called on every run ending: a cap keeps one tenant's ending cheap. */
 export const MAX_WEBHOOKS_PER_TENANT = 20;

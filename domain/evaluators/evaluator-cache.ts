@@ -1,10 +1,10 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Container } from '../../server/container.ts';
-import { sql } from '../../server/sql.ts';
-import { evaluatorConfigSchema } from '../evaluators/evaluator.schema.ts';
-import { compileScorer } from '../evaluators/evaluator-pool.ts';
-import type { EvalItem, EvalResult } from '../evaluators/index.ts';
-import { LlmJudge } from '../evaluators/llm-judge/llm-judge.runtime.ts';
+import { sql } from '../shared/sql.ts';
+import { evaluatorConfigSchema } from './evaluator.schema.ts';
+import { compileScorer } from './evaluator-pool.ts';
+import type { EvalItem, EvalResult } from './index.ts';
+import { LlmJudge } from './llm-judge/llm-judge.runtime.ts';
 
 /** The eval version's evaluator cannot run at all: the run fails, retrying cannot help. */
 export class EvaluatorConfigError extends Error {

@@ -81,7 +81,7 @@ export function compileEvaluator(config: EvaluatorConfig | EvaluatorConfigInput)
   }
   const cfg = parsed.data;
   if (cfg.type === 'llm_judge') {
-    throw new Error('llm_judge is scored by the judge runtime (jobs/evaluators/llm-judge), not compileEvaluator');
+    throw new Error('llm_judge is scored by the judge runtime (domain/evaluators/llm-judge), not compileEvaluator');
   }
   const score = scoreFnFor(cfg);
   const { threshold, type } = cfg;

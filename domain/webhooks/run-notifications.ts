@@ -8,9 +8,9 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Container } from '../../server/container.ts';
-import { withDeadline } from '../../server/deadline.ts';
-import { sql } from '../../server/sql.ts';
-import { jobIds, QUEUE_NAMES, webhookJobOptions } from '../queues.ts';
+import { withDeadline } from '../shared/deadline.ts';
+import { sql } from '../shared/sql.ts';
+import { jobIds, QUEUE_NAMES, webhookJobOptions } from '../../jobs/queues.ts';
 
 const ENQUEUE_TIMEOUT_MS = 2_000;
 const SWEEP_BATCH = 500;

@@ -5,9 +5,9 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ItemStatus } from '../../entities/index.ts';
-import { EVAL_RUN_COLUMNS, type EvalRunRow } from '../../routers/eval-runs/eval-run.mapper.ts';
-import { DomainError, notFound } from '../../server/errors.ts';
-import { sql } from '../../server/sql.ts';
+import { EVAL_RUN_COLUMNS, type EvalRunRow } from './eval-run.mapper.ts';
+import { DomainError, notFound } from '../shared/errors.ts';
+import { sql } from '../shared/sql.ts';
 
 export interface RunForStart {
   id: string;
