@@ -1,139 +1,35 @@
 /**
- * startWorkers: the BullMQ workers of one process. Thin: each queue calls its
- * feature handler. The workers share one connection of this process's own
- * (server/redis.ts, worker role: retries forever), from which BullMQ
- * duplicates each worker's blocking connection; it is closed after them.
+ * Which processor serves which queue, with how many at once: the table that
+ * server/workers.ts turns into BullMQ workers. Processors are thin: they parse
+ * the payload, call the domain and decide the retry.
  */
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Container } from '../server/container.ts';
-import { settlesWithin } from '../domain/shared/deadline.ts';
-import { sanitizeError } from '../domain/shared/errors.ts';
-import type { Logger } from '../server/logger.ts';
-import { createRedis, logRedisErrors, type RedisClient } from '../server/redis.ts';
-import { EvaluatorCache } from '../domain/evaluators/evaluator-cache.ts';
+import type { Job, WorkerOptions } from 'bullmq';
+import type { Env } from '../domain/shared/deps.ts';
+import type { WorkerDeps } from './deps.ts';
 import { reconcile } from './eval-runs/reconcile.job.ts';
 import { processRunChunk } from './eval-runs/run-chunk.job.ts';
 import { processRunStart } from './eval-runs/run-start.job.ts';
 import { processWebhookDelivery, webhookBackoff } from './webhooks/deliver-webhook.job.ts';
-import { QUEUE_NAMES } from './queues.ts';
+import { QUEUE_NAMES, type QueueName } from './queues.ts';
 
-export interface WorkerDeps {
-  container: Container;
-  log: Logger;
-  evaluators: EvaluatorCache;
+export interface Processor {
+  queue: QueueName;
+  process: (deps: WorkerDeps, job: Job) => Promise<unknown>;
+  concurrency: (env: Env) => number;
+  settings?: WorkerOptions['settings'];
+  /** Its failures are logged by the processor itself (and not retried by the reconciler). */
+  logsOwnFailures?: boolean;
 }
 
-export interface Workers {
-  workers: Worker[];
-  /** When this process last took or finished a job, or ran its heartbeat. */
-  lastHeartbeat(): number;
-  /** The workers' own Redis connection (for /readyz: the producer's can be fine while this one is lost). */
-  redis: RedisClient;
-  /** Stops taking jobs, lets in-flight ones finish until `deadlineMs`, then closes. */
-  close(deadlineMs?: number): Promise<void>;
-}
-
-const RECONCILE_SCHEDULER_ID = 'reconcile-every';
-
-export async function startWorkers(container: Container): Promise<Workers> {
-  const { env } = container;
-  const log = container.log.child({ component: 'worker' });
-  const deps: WorkerDeps = { container, log, evaluators: new EvaluatorCache(container) };
-  const connection = createRedis(container.redisTopology, 'worker', 'evalgate-worker');
-  logRedisErrors(connection, log, 'worker');
-  let heartbeat = Date.now();
-
-  const common = {
-    connection,
-    lockDuration: env.LOCK_DURATION_MS,
-    stalledInterval: env.STALLED_INTERVAL_MS,
-    maxStalledCount: 5,
-  };
-  const wrap =
-    <R>(fn: (deps: WorkerDeps, job: Job) => Promise<R>) =>
-    async (job: Job): Promise<R> => {
-      heartbeat = Date.now();
-      try {
-        return await fn({ ...deps, log: log.child({ jobId: job.id, queue: job.queueName }) }, job);
-      } catch (err) {
-        // BullMQ stores the message in Redis as failedReason: never item data or SQL.
-        if (err instanceof UnrecoverableError) throw err;
-        throw sanitizeError(err);
-      } finally {
-        heartbeat = Date.now();
-      }
-    };
-
-  const workers = [
-    new Worker(QUEUE_NAMES.runStart, wrap(processRunStart), { ...common, prefix: container.queuePrefix(QUEUE_NAMES.runStart), concurrency: Math.max(1, Math.ceil(env.WORKER_CONCURRENCY / 2)) }),
-    new Worker(QUEUE_NAMES.runChunk, wrap(processRunChunk), { ...common, prefix: container.queuePrefix(QUEUE_NAMES.runChunk), concurrency: env.WORKER_CONCURRENCY }),
-    new Worker(QUEUE_NAMES.reconcile, wrap((d) => reconcile(d)), { ...common, prefix: container.queuePrefix(QUEUE_NAMES.reconcile), concurrency: 1 }),
-    new Worker(QUEUE_NAMES.webhookDelivery, wrap(processWebhookDelivery), {
-      ...common,
-      prefix: container.queuePrefix(QUEUE_NAMES.webhookDelivery),
-      concurrency: env.WEBHOOK_CONCURRENCY,
-      settings: { backoffStrategy: webhookBackoff },
-    }),
-  ];
-  for (const w of workers) {
-    logRedisErrors(w, log, `worker ${w.name}`);
-    w.on('failed', (job, err) => {
-      // a failed delivery is logged (and recorded) by its processor; the reconciler does not retry it
-      if (w.name === QUEUE_NAMES.webhookDelivery) return;
-      const final = job ? job.attemptsMade >= (job.opts.attempts ?? 1) : true;
-      log[final ? 'error' : 'warn']({ jobId: job?.id, queue: w.name, attempts: job?.attemptsMade, err: err.message }, final ? 'job failed for good; the reconciler will retry it' : 'job failed; will retry');
-    });
-  }
-
-  // The scheduler lives in Redis; re-asserting it on a timer heals a FLUSHALL.
-  const ensureScheduler = async () => {
-    try {
-      await container.queues.reconcile.upsertJobScheduler(
-        RECONCILE_SCHEDULER_ID,
-        { every: env.RECONCILE_INTERVAL_MS },
-        { name: QUEUE_NAMES.reconcile, data: {}, opts: { removeOnComplete: true, removeOnFail: 50 } },
-      );
-      heartbeat = Date.now();
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'could not register the reconcile scheduler; retrying');
-    }
-  };
-  // Bounded: with Redis unusable at start the call waits for a connection, and the process must still come up
-  // (and serve /healthz) instead of hanging here; the timer below registers it once Redis is back.
-  await settlesWithin(ensureScheduler(), 2_000);
-  const timer = setInterval(() => void ensureScheduler(), env.RECONCILE_INTERVAL_MS);
-  timer.unref();
-
-  log.info({ concurrency: env.WORKER_CONCURRENCY, chunkSize: env.CHUNK_SIZE }, 'workers started');
-  return {
-    workers,
-    lastHeartbeat: () => heartbeat,
-    redis: connection,
-    async close(deadlineMs = env.SHUTDOWN_TIMEOUT_MS) {
-      clearInterval(timer);
-      const graceful = Promise.all(workers.map((w) => w.close()));
-      let timeout: NodeJS.Timeout | undefined;
-      const expired = new Promise<'expired'>((resolve) => {
-        timeout = setTimeout(() => resolve('expired'), deadlineMs);
-      });
-      const outcome = await Promise.race([graceful.then(() => 'closed' as const), expired]);
-      clearTimeout(timeout);
-      if (outcome === 'expired') {
-        log.warn({ deadlineMs }, 'in-flight jobs did not finish before the deadline; forcing close (their locks expire and they are retried)');
-        // While Redis is away (reconnecting) BullMQ's close, forced or not, returns the same pending promise
-        // and never settles: after a short bound, drop the connections instead of waiting on them.
-        const forced = await settlesWithin(Promise.all(workers.map((w) => w.close(true))), FORCED_CLOSE_MS);
-        if (!forced) {
-          // disconnect() waits on the same connections: start it and move on (the process exits after shutdown).
-          log.warn({ ms: FORCED_CLOSE_MS }, 'workers could not close (Redis unreachable?); dropping their connections');
-          for (const w of workers) void w.disconnect().catch(() => undefined);
-        }
-      }
-      // BullMQ does not close a connection it was given
-      if (!(await settlesWithin(connection.quit().catch(() => undefined), FORCED_CLOSE_MS))) connection.disconnect();
-    },
-  };
-}
-
-/** How long a forced close may take before the workers' connections are simply dropped. */
-const FORCED_CLOSE_MS = 3_000;
+export const PROCESSORS: readonly Processor[] = [
+  { queue: QUEUE_NAMES.runStart, process: processRunStart, concurrency: (env) => Math.max(1, Math.ceil(env.WORKER_CONCURRENCY / 2)) },
+  { queue: QUEUE_NAMES.runChunk, process: processRunChunk, concurrency: (env) => env.WORKER_CONCURRENCY },
+  { queue: QUEUE_NAMES.reconcile, process: (deps) => reconcile(deps), concurrency: () => 1 },
+  {
+    queue: QUEUE_NAMES.webhookDelivery,
+    process: processWebhookDelivery,
+    concurrency: (env) => env.WEBHOOK_CONCURRENCY,
+    settings: { backoffStrategy: webhookBackoff },
+    logsOwnFailures: true,
+  },
+];

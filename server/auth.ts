@@ -3,10 +3,11 @@
  * A principal is a tenant plus a role; procedures check the role against an
  * allowlist (server/trpc.ts).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import * as jose from 'jose';
 import { ROLES, type Role } from '../entities/index.ts';
+import { API_KEY_PATTERN, hashApiKey } from '../domain/tenants/api-keys.ts';
 import type { Env } from './env.ts';
 
 export interface Principal {
@@ -18,24 +19,6 @@ export interface Principal {
 
 export class AuthError extends Error {
   override name = 'AuthError';
-}
-
-const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-export const API_KEY_PATTERN = /^tl_[0-9A-Za-z]{43,}$/;
-
-/** A new key: `tl_` + 32 random bytes in base62 (43 characters, leading zeros kept). */
-export function generateApiKey(): string {
-  let n = BigInt(`0x${randomBytes(32).toString('hex')}`);
-  let out = '';
-  for (let i = 0; i < 43; i++) {
-    out = BASE62[Number(n % 62n)] + out;
-    n /= 62n;
-  }
-  return `tl_${out}`;
-}
-
-export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
 }
 
 interface CachedKey {

@@ -7,6 +7,8 @@ import { settlesWithin } from '../domain/shared/deadline.ts';
 import type { Migrator } from '@mikro-orm/migrations';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { createQueues, jobOptions, type Queues } from '../jobs/queues.ts';
+import { createJobProducer } from '../jobs/producer.ts';
+import type { JobDeps } from '../jobs/deps.ts';
 import { ApiKeyResolver, JwtVerifier } from './auth.ts';
 import { ensureDatabase } from './db.ts';
 import type { Env } from './env.ts';
@@ -17,7 +19,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createRedis, logRedisErrors, queuePrefix, redisTopology, type RedisClient, type RedisTopology } from './redis.ts';
 import { createBaseOrmConfig, mayHavePendingMigrations, ormOptions, prepareOrm } from './orm-config.ts';
 
-export interface Container {
+export interface Container extends JobDeps {
   env: Env;
   log: Logger;
   orm: MikroORM;
@@ -74,6 +76,7 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
   for (const q of queues.all()) logRedisErrors(q, log, `queue ${q.name}`);
 
   const jwt = await JwtVerifier.create(env);
+  const options = jobOptions({ chunkAttempts: env.CHUNK_ATTEMPTS });
   let closed = false;
   return {
     env,
@@ -83,7 +86,8 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
     redisTopology: topology,
     queuePrefix: prefixOf,
     queues,
-    jobOptions: jobOptions({ chunkAttempts: env.CHUNK_ATTEMPTS }),
+    jobOptions: options,
+    producer: createJobProducer(queues, options, { attempts: env.WEBHOOK_ATTEMPTS, backoffMs: env.WEBHOOK_BACKOFF_MS }),
     apiKeys: new ApiKeyResolver(env.API_KEY_CACHE_TTL_MS),
     jwt,
     faults: parseFaults(env.EVALGATE_FAULT),

@@ -9,7 +9,7 @@
  * master cut off from its cluster, none of which can take a job.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Workers } from '../jobs/registry.ts';
+import type { Workers } from './workers.ts';
 import type { Container } from './container.ts';
 import { withDeadline } from '../domain/shared/deadline.ts';
 

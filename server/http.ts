@@ -11,7 +11,7 @@ import { fastifyTRPCOpenApiPlugin } from 'trpc-to-openapi';
 import { appRouter } from '../routers/_app.ts';
 import { BATCH_BYTES as UPLOAD_BATCH_BYTES, registerDatasetUpload, UPLOAD_PATH } from '../routers/datasets/dataset-upload.route.ts';
 import { registerEvalRunEvents } from '../routers/eval-runs/eval-run-events.route.ts';
-import type { Workers } from '../jobs/registry.ts';
+import type { Workers } from './workers.ts';
 import { registerBoard } from './board.ts';
 import type { Container } from './container.ts';
 import { createContext, type Context } from './context.ts';

@@ -4,7 +4,7 @@
  * api    — HTTP only (`npm run start:api`)
  * worker — BullMQ workers only (`npm run start:worker`)
  */
-import type { Workers } from '../jobs/registry.ts';
+import type { Workers } from './workers.ts';
 import { createContainer } from './container.ts';
 import { EnvError, loadEnv } from './env.ts';
 import { configuredSecrets, createLogger } from './logger.ts';
@@ -33,7 +33,7 @@ async function main(mode: Mode): Promise<void> {
   // Each mode loads only its own half: a worker never loads the HTTP stack (Fastify plugins, routers,
   // trpc-to-openapi, the OpenAPI document), an API process never loads the job processors (peak RSS).
   if (mode !== 'api') {
-    const { startWorkers } = await import('../jobs/registry.ts');
+    const { startWorkers } = await import('./workers.ts');
     workers = await startWorkers(container);
   }
   if (mode !== 'worker') {

@@ -11,7 +11,7 @@ import type { OpenAPIObject } from 'trpc-to-openapi';
 import type { Queues } from '../jobs/queues.ts';
 import { sameSecret } from './auth.ts';
 import { withDeadline } from '../domain/shared/deadline.ts';
-import type { Container } from './container.ts';
+import type { Env } from './env.ts';
 import type { Logger } from './logger.ts';
 
 const SCRAPE_TIMEOUT_MS = 1_000;
@@ -113,8 +113,7 @@ export function createMetrics({ queues, orm, log }: MetricSources): Metrics {
  * trpc-to-openapi's catch-all, so they are matched against the OpenAPI paths;
  * anything else unmatched is `unmatched`, so scanners cannot blow up the label set.
  */
-export function registerMetrics(app: FastifyInstance, container: Container, doc: OpenAPIObject): void {
-  const { metrics, env } = container;
+export function registerMetrics(app: FastifyInstance, { metrics, env }: { metrics: Metrics; env: Env }, doc: OpenAPIObject): void {
   const restRoute = restRouteMatcher(doc);
   app.addHook('onResponse', async (req, reply) => {
     let route = req.routeOptions.url;

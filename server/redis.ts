@@ -17,7 +17,9 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { EnvError, HASH_TAG, parseHostList, redisMode, type Env } from './env.ts';
 import type { Logger } from './logger.ts';
 
-export type RedisClient = Redis | Cluster;
+import type { RedisClient } from '../domain/shared/redis.ts';
+export type { RedisClient } from '../domain/shared/redis.ts';
+export { keySpace } from '../domain/shared/redis.ts';
 export type RedisRole = 'producer' | 'worker';
 
 export interface RedisTopology {
@@ -138,15 +140,6 @@ export function queuePrefix(prefix: string, queueName: string, mode: RedisTopolo
   return prefix.replace(HASH_TAG, (tag) => `${tag.slice(0, -1)}:${queueName}}`);
 }
 
-/**
- * The prefix without its braces, for keys that carry a hash tag of their own
- * (rate limits per tenant, provider limiters per provider): the key's own tag
- * then decides its slot, so the keys of one Lua script share a slot by
- * construction and different tenants or providers spread over the cluster.
- */
-export function keySpace(prefix: string): string {
-  return prefix.replace(/[{}]/g, '');
-}
 
 /**
  * Logs Redis connection errors at most once per `intervalMs` for the whole

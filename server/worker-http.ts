@@ -6,7 +6,7 @@
  * on the same host would otherwise collide on PORT).
  */
 import Fastify, { type FastifyBaseLogger } from 'fastify';
-import type { Workers } from '../jobs/registry.ts';
+import type { Workers } from './workers.ts';
 import type { Container } from './container.ts';
 import { registerHealth } from './health.ts';
 import { registerMetrics } from './metrics.ts';

@@ -17,7 +17,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Container } from '../../server/container.ts';
+import type { Deps } from '../shared/deps.ts';
 import { RateLimitedError } from '../shared/errors.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
 import type { EvalRunDto } from './eval-run.schema.ts';
@@ -146,9 +146,9 @@ class Hub {
     if (this.feeds.get(key) === feed) this.feeds.delete(key);
   }
 }
-const registry = new WeakMap<Container, Hub>();
+const registry = new WeakMap<Deps, Hub>();
 
-function hubOf(c: Container): Hub {
+function hubOf(c: Deps): Hub {
   let h = registry.get(c);
   if (!h) {
     h = new Hub();
@@ -171,7 +171,7 @@ export interface WatchHandle {
  * Throws RateLimitedError (429, Retry-After) when the tenant already has
  * MAX_WATCHERS_PER_TENANT watches open in this process.
  */
-export function openWatch(c: Container, tenantId: string, client?: AbortSignal): WatchHandle {
+export function openWatch(c: Deps, tenantId: string, client?: AbortSignal): WatchHandle {
   const h = hubOf(c);
   const max = c.env.MAX_WATCHERS_PER_TENANT;
   const open = h.perTenant.get(tenantId) ?? 0;
@@ -217,7 +217,7 @@ export function openWatch(c: Container, tenantId: string, client?: AbortSignal):
  * state is known, so a missing run (or another tenant's) is a NOT_FOUND
  * thrown here, before anything is streamed.
  */
-export async function watchEvalRun(c: Container, tenantId: string, runId: string, signal: AbortSignal): Promise<AsyncGenerator<EvalRunDto, void>> {
+export async function watchEvalRun(c: Deps, tenantId: string, runId: string, signal: AbortSignal): Promise<AsyncGenerator<EvalRunDto, void>> {
   const h = hubOf(c);
   const key = `${tenantId}:${runId}`;
   let feed = h.feeds.get(key);
@@ -258,7 +258,7 @@ export async function watchEvalRun(c: Container, tenantId: string, runId: string
 const readRun = async (em: EntityManager, tenantId: string, runId: string) => toEvalRunDto(await findRun(em, tenantId, runId));
 
 /** Ends every watch of this container's server, and refuses new ones: the server is going away. */
-export function closeWatchers(c: Container): void {
+export function closeWatchers(c: Deps): void {
   const h = hubOf(c);
   h.closed = true;
   for (const ctl of [...h.live]) ctl.abort();
@@ -266,7 +266,7 @@ export function closeWatchers(c: Container): void {
 }
 
 /** What this process's watches cost right now: for tests and diagnostics. */
-export function watchStats(c: Container): { polls: number; feeds: number; watchers: Record<string, number> } {
+export function watchStats(c: Deps): { polls: number; feeds: number; watchers: Record<string, number> } {
   const h = hubOf(c);
   return { polls: h.polls, feeds: h.feeds.size, watchers: Object.fromEntries(h.perTenant) };
 }

@@ -4,8 +4,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
-import { jobIds, QUEUE_NAMES } from '../../jobs/queues.ts';
-import type { Container } from '../../server/container.ts';
+import type { Deps } from '../shared/deps.ts';
 import { withDeadline } from '../shared/deadline.ts';
 import { DomainError, notFound } from '../shared/errors.ts';
 import { cutRows, jsonBytesSql, ROW_OVERHEAD_BYTES } from '../shared/pagination.ts';
@@ -89,10 +88,10 @@ export async function findRun(em: EntityManager, tenantId: string, runId: string
  * Enqueues the run's start job (job id = run id). Never throws: when Redis is
  * away the run stays `pending` in Postgres and the reconciler enqueues it.
  */
-export async function enqueueRunStart(c: Container, runId: string): Promise<boolean> {
+export async function enqueueRunStart(c: Deps, runId: string): Promise<boolean> {
   try {
     await withDeadline(
-      c.queues.runStart.add(QUEUE_NAMES.runStart, { run_id: runId }, { ...c.jobOptions.runStart, jobId: jobIds.runStart(runId) }),
+      c.producer.runStart(runId),
       2_000,
       'enqueue',
     );

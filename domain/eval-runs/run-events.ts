@@ -4,10 +4,10 @@
  * already in Postgres; whatever runs here must be able to catch up later
  * (e.g. from a reconciler sweep) if this process dies first.
  */
-import type { Container } from '../../server/container.ts';
+import type { Deps } from '../shared/deps.ts';
 import { notifyRunFinished } from '../webhooks/run-notifications.ts';
 
-export async function onRunFinished(c: Container, runId: string): Promise<void> {
+export async function onRunFinished(c: Deps, runId: string): Promise<void> {
   try {
     // completion side effects (webhooks, metrics) hook in here
     c.log.debug({ runId }, 'run finished');

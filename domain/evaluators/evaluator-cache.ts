@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Container } from '../../server/container.ts';
+import type { Deps } from '../shared/deps.ts';
 import { sql } from '../shared/sql.ts';
 import { evaluatorConfigSchema } from './evaluator.schema.ts';
 import { compileScorer } from './evaluator-pool.ts';
@@ -20,7 +20,7 @@ export class EvaluatorCache {
   private readonly cache = new Map<string, Scorer>();
   private static readonly MAX = 1_000;
 
-  constructor(private readonly container: Container) {}
+  constructor(private readonly container: Deps) {}
 
   async get(em: EntityManager, evalVersionId: string): Promise<Scorer> {
     const hit = this.cache.get(evalVersionId);

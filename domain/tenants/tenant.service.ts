@@ -2,7 +2,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import type { Role } from '../../entities/index.ts';
-import { generateApiKey, hashApiKey } from '../../server/auth.ts';
+import { generateApiKey, hashApiKey } from './api-keys.ts';
 import { notFound } from '../shared/errors.ts';
 import { sql } from '../shared/sql.ts';
 

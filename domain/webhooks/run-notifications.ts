@@ -7,10 +7,9 @@
  * whose event Postgres already records as delivered does nothing.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Container } from '../../server/container.ts';
+import type { Deps } from '../shared/deps.ts';
 import { withDeadline } from '../shared/deadline.ts';
 import { sql } from '../shared/sql.ts';
-import { jobIds, QUEUE_NAMES, webhookJobOptions } from '../../jobs/queues.ts';
 
 const ENQUEUE_TIMEOUT_MS = 2_000;
 const SWEEP_BATCH = 500;
@@ -23,7 +22,7 @@ export const ENDING_SQL = `floor(extract(epoch from completed_at) * 1000)::bigin
  * ending, then marks the run notified. A no-op for a run that is not finished
  * or already notified. Returns how many deliveries were enqueued.
  */
-export async function notifyRunFinished(c: Container, runId: string, em: EntityManager = c.orm.em.fork()): Promise<number> {
+export async function notifyRunFinished(c: Deps, runId: string, em: EntityManager = c.orm.em.fork()): Promise<number> {
   const [run] = await sql<{ tenant_id: string; ending: string }>(
     em,
     `select tenant_id, ${ENDING_SQL} as ending from eval_runs
@@ -34,14 +33,11 @@ export async function notifyRunFinished(c: Container, runId: string, em: EntityM
   const ending = Number(run.ending);
   const hooks = await sql<{ id: string }>(em, 'select id from webhooks where tenant_id = ? order by id', [run.tenant_id]);
   if (hooks.length > 0) {
-    const opts = webhookJobOptions({ attempts: c.env.WEBHOOK_ATTEMPTS, backoffMs: c.env.WEBHOOK_BACKOFF_MS });
     await withDeadline(
-      c.queues.webhookDelivery.addBulk(
-        hooks.map((h) => ({
-          name: QUEUE_NAMES.webhookDelivery,
-          data: { webhook_id: h.id, run_id: runId, ending },
-          opts: { ...opts, jobId: jobIds.webhookDelivery(h.id, runId, ending) },
-        })),
+      c.producer.webhookDeliveries(
+        runId,
+        ending,
+        hooks.map((h) => h.id),
       ),
       ENQUEUE_TIMEOUT_MS,
       'enqueue',
@@ -56,7 +52,7 @@ export async function notifyRunFinished(c: Container, runId: string, em: EntityM
  * The reconciler's catch-up: finished runs whose deliveries were never
  * enqueued (crash, Redis away). Uses the partial index eval_runs_unnotified_idx.
  */
-export async function sweepUnnotifiedRuns(c: Container): Promise<{ runs: number; enqueued: number }> {
+export async function sweepUnnotifiedRuns(c: Deps): Promise<{ runs: number; enqueued: number }> {
   const em = c.orm.em.fork();
   const rows = await sql<{ id: string }>(
     em,

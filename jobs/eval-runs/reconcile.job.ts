@@ -17,7 +17,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { jobIds, QUEUE_NAMES } from '../queues.ts';
-import type { WorkerDeps } from '../registry.ts';
+import type { WorkerDeps } from '../deps.ts';
 import { sql } from '../../domain/shared/sql.ts';
 import { purgeExpiredIdempotencyKeys } from '../../domain/eval-runs/idempotency.service.ts';
 import { purgeStaleUploads } from '../../domain/datasets/dataset-staging.service.ts';

@@ -15,7 +15,7 @@ import type { EvalItem, EvalResult } from '../../domain/evaluators/index.ts';
 import { ProviderAuthError, type JudgeOutcome, type LlmJudge } from '../../domain/evaluators/llm-judge/llm-judge.runtime.ts';
 import { parsePayload } from '../payload.ts';
 import { runChunkPayload } from '../queues.ts';
-import type { WorkerDeps } from '../registry.ts';
+import type { WorkerDeps } from '../deps.ts';
 import { EvaluatorConfigError, type Scorer } from '../../domain/evaluators/evaluator-cache.ts';
 import { onRunFinished } from '../../domain/eval-runs/run-events.ts';
 import {

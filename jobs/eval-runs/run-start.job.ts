@@ -1,7 +1,7 @@
 /** `run start`: pending → running, cut the pinned items into chunks, enqueue them. */
 import type { Job } from 'bullmq';
 import { runStartPayload } from '../queues.ts';
-import type { WorkerDeps } from '../registry.ts';
+import type { WorkerDeps } from '../deps.ts';
 import { enqueueUndoneChunks } from './enqueue.ts';
 import { onRunFinished } from '../../domain/eval-runs/run-events.ts';
 import { startRun } from '../../domain/eval-runs/run-lifecycle.ts';

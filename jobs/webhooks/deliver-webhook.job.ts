@@ -13,7 +13,7 @@ import { EVAL_RUN_COLUMNS, toEvalRunDto, type EvalRunRow } from '../../domain/ev
 import { sql } from '../../domain/shared/sql.ts';
 import { parsePayload } from '../payload.ts';
 import { webhookDeliveryPayload } from '../queues.ts';
-import type { WorkerDeps } from '../registry.ts';
+import type { WorkerDeps } from '../deps.ts';
 import { ENDING_SQL } from '../../domain/webhooks/run-notifications.ts';
 import { postWebhook } from '../../domain/webhooks/webhook-http.ts';
 import { signWebhook } from '../../domain/webhooks/webhook-signature.ts';

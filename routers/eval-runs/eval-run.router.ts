@@ -5,7 +5,6 @@
  * both fed by eval-run-watch.service.ts.
  * Entities: EvalRun, EvalRunChunk, EvalRunItem.
  */
-import { enqueueUndoneChunks } from '../../jobs/eval-runs/enqueue.ts';
 import { onRunFinished } from '../../domain/eval-runs/run-events.ts';
 import { failRun, reopenForRetry } from '../../domain/eval-runs/run-lifecycle.ts';
 import { TRPCError } from '@trpc/server';
@@ -214,7 +213,7 @@ export const evalRunRouter = router({
       ctx.log.info({ runId: run.id, removed }, 'run retry scheduled');
       try {
         // Bounded: Postgres already holds the retry; whatever is not enqueued in time the reconciler enqueues.
-        await withDeadline(enqueueUndoneChunks(ctx.container, ctx.em, run.id, { repair: true }), ENQUEUE_DEADLINE_MS, 'enqueue');
+        await withDeadline(ctx.container.producer.undoneChunks(ctx.em, run.id, { repair: true }), ENQUEUE_DEADLINE_MS, 'enqueue');
       } catch (err) {
         ctx.log.warn({ runId: run.id, err: (err as Error).message }, 'could not enqueue retry; the reconciler will');
       }

@@ -6,7 +6,7 @@
 import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvalgateClient, type AppRouter, type EvalgateClient } from '../../client/index.ts';
-import { generateApiKey } from '../../server/auth.ts';
+import { generateApiKey } from '../../domain/tenants/api-keys.ts';
 import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { startStack, waitFor, type Stack } from '../helpers/stack.ts';
 

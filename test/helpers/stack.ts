@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { startWorkers, type Workers } from '../../jobs/registry.ts';
+import { startWorkers, type Workers } from '../../server/workers.ts';
 import { createContainer, type Container } from '../../server/container.ts';
 import { dropDatabase } from '../../server/db.ts';
 import { loadEnv, type Env } from '../../server/env.ts';

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvalgateClient } from '../../client/index.ts';
-import { generateApiKey, hashApiKey } from '../../server/auth.ts';
+import { generateApiKey, hashApiKey } from '../../domain/tenants/api-keys.ts';
 import { loadEnv } from '../../server/env.ts';
 import { configuredSecrets, createLogger } from '../../server/logger.ts';
 import { makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';

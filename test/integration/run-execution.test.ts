@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { failRun, loadChunkWork, recordResults, startRun, type ItemResult } from '../../domain/eval-runs/run-lifecycle.ts';
-import { startWorkers } from '../../jobs/registry.ts';
+import { startWorkers } from '../../server/workers.ts';
 import { QUEUE_NAMES } from '../../jobs/queues.ts';
 import { addDatasetItems } from '../../domain/datasets/dataset.service.ts';
 import { sql } from '../../domain/shared/sql.ts';

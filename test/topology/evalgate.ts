@@ -8,7 +8,7 @@
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { expect } from 'vitest';
-import { startWorkers, type Workers } from '../../jobs/registry.ts';
+import { startWorkers, type Workers } from '../../server/workers.ts';
 import { createContainer, type Container } from '../../server/container.ts';
 import { dropDatabase } from '../../server/db.ts';
 import { loadEnv, type Env } from '../../server/env.ts';

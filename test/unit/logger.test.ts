@@ -1,6 +1,6 @@
 /** The log scrubber on finished JSON lines: credentials go, ordinary text stays. */
 import { describe, expect, it } from 'vitest';
-import { generateApiKey } from '../../server/auth.ts';
+import { generateApiKey } from '../../domain/tenants/api-keys.ts';
 import { credentialScrubber } from '../../server/logger.ts';
 
 const line = (o: unknown) => JSON.stringify(o);

@@ -6,7 +6,7 @@
  * attempt; 5xx, timeouts and unparsable answers retry with exponential
  * backoff and jitter; 401/403 is a run-level failure.
  */
-import type { RedisClient as Redis } from '../../../server/redis.ts';
+import type { RedisClient as Redis } from '../../shared/redis.ts';
 import type { ProviderConfig } from '../../../server/env.ts';
 import type { EvalItem } from '../types.ts';
 import { sleep } from './abort.ts';

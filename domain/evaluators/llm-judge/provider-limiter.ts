@@ -24,7 +24,7 @@
  * jobs are fetched and loaded).
  */
 import { randomUUID } from 'node:crypto';
-import { keySpace, type RedisClient as Redis } from '../../../server/redis.ts';
+import { keySpace, type RedisClient as Redis } from '../../shared/redis.ts';
 import { onAbort } from './abort.ts';
 
 /**

@@ -1,0 +1,32 @@
+/**
+ * The domain's JobProducer port (domain/shared/deps.ts) over BullMQ: the
+ * only place the API side adds jobs, with the options and ids of
+ * jobs/queues.ts.
+ */
+import type { JobProducer } from '../domain/shared/deps.ts';
+import { enqueueUndoneChunks } from './eval-runs/enqueue.ts';
+import { jobIds, QUEUE_NAMES, webhookJobOptions, type jobOptions, type Queues } from './queues.ts';
+
+export function createJobProducer(
+  queues: Queues,
+  options: ReturnType<typeof jobOptions>,
+  webhooks: { attempts: number; backoffMs: number },
+): JobProducer {
+  const webhookOpts = webhookJobOptions(webhooks);
+  return {
+    async runStart(runId) {
+      await queues.runStart.add(QUEUE_NAMES.runStart, { run_id: runId }, { ...options.runStart, jobId: jobIds.runStart(runId) });
+    },
+    undoneChunks: (em, runId, opts) => enqueueUndoneChunks({ queues, jobOptions: options }, em, runId, opts),
+    async webhookDeliveries(runId, ending, webhookIds) {
+      if (webhookIds.length === 0) return;
+      await queues.webhookDelivery.addBulk(
+        webhookIds.map((id) => ({
+          name: QUEUE_NAMES.webhookDelivery,
+          data: { webhook_id: id, run_id: runId, ending },
+          opts: { ...webhookOpts, jobId: jobIds.webhookDelivery(id, runId, ending) },
+        })),
+      );
+    },
+  };
+}
