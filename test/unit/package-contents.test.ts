@@ -13,7 +13,7 @@ describe('npm pack', () => {
     const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
     const paths = (JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
     expect(paths).toContain('server/cli.ts');
-    const allowed = /^(client|entities|jobs|routers|server|contract)\/|^(openapi\.json|README\.md|RELIABILITY\.md|package\.json)$/;
+    const allowed = /^(client|entities|domain|jobs|routers|server|contract)\/|^(openapi\.json|README\.md|RELIABILITY\.md|package\.json)$/;
     expect(paths.filter((p) => !allowed.test(p))).toEqual([]);
     expect(paths.filter((p) => /(^|\/)(demo\.json|\.env[^/]*|[^/]*\.rdb)$/.test(p))).toEqual([]);
   });
