@@ -16,6 +16,8 @@ export interface Meta extends OpenApiMeta {
   successStatus?: 200 | 201 | 202 | 204;
   /** components.schemas name of the REST request body, when the contract names one. */
   requestSchemaId?: string;
+  /** Served by a plain Fastify route that calls the procedure (server/rest-direct.ts); registered from this flag. */
+  direct?: boolean;
 }
 
 const t = initTRPC
