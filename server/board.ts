@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { sameSecret } from './auth.ts';
 import type { Container } from './container.ts';
+import { errorBody, noRouteMessage, safeMessage } from './errors.ts';
 
 export const BOARD_PATH = '/admin/queues';
 
@@ -14,7 +15,7 @@ export async function registerBoard(app: FastifyInstance, container: Container):
   const { EVALGATE_BOARD_USER: user, EVALGATE_BOARD_PASSWORD: password, EVALGATE_BOARD_READONLY: readOnlyMode } = container.env;
   if (!user || !password) return;
 
-  // Loaded only when the board is mounted: bull-board costs ≈ 5 MB of heap, ≈ 10 MB of RSS, in every API process.
+  // Loaded only when the board is mounted, so an API process without one does not pay bull-board's heap and RSS.
   const [{ createBullBoard }, { BullMQAdapter }, { FastifyAdapter }] = await Promise.all([
     import('@bull-board/api'),
     import('@bull-board/api/bullMQAdapter'),
@@ -30,7 +31,7 @@ export async function registerBoard(app: FastifyInstance, container: Container):
   serverAdapter.setErrorHandler((err: Error & { statusCode?: number }) => {
     const status = err.statusCode === 400 || err.statusCode === 404 ? err.statusCode : 500;
     if (status === 500) container.log.error({ err }, 'board request failed');
-    return { status, body: { error: { key: 'ERRORS.INTERNAL_SERVER_ERROR' }, message: status === 500 ? 'internal server error' : err.message } };
+    return { status, body: { error: { key: 'ERRORS.INTERNAL_SERVER_ERROR' }, message: safeMessage(status, err.message) } };
   });
 
   await app.register(
@@ -40,11 +41,11 @@ export async function registerBoard(app: FastifyInstance, container: Container):
         return reply
           .status(401)
           .header('www-authenticate', 'Basic realm="evalgate board", charset="UTF-8"')
-          .send({ error: 'the board needs admin credentials (HTTP Basic)' });
+          .send(errorBody('the board needs admin credentials (HTTP Basic)'));
       });
       await board.register(serverAdapter.registerPlugin());
       // Without this, an unknown path under the board would fall to the REST catch-all and skip the credentials check.
-      board.all('/*', async (req, reply) => reply.status(404).send({ error: `no route for ${req.method} ${req.url.split('?')[0]}` }));
+      board.all('/*', async (req, reply) => reply.status(404).send(errorBody(noRouteMessage(req.method, req.url))));
     },
     { prefix: BOARD_PATH },
   );

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import { fastifyTRPCOpenApiPlugin } from 'trpc-to-openapi';
-import { appRouter } from '../routers/_app.ts';
+import { appRouter, procedureMeta } from '../routers/_app.ts';
 import { BATCH_BYTES as UPLOAD_BATCH_BYTES, registerDatasetUpload, UPLOAD_PATH } from '../routers/datasets/dataset-upload.route.ts';
 import { registerEvalRunEvents } from '../routers/eval-runs/eval-run-events.route.ts';
 import type { Workers } from './workers.ts';
@@ -17,19 +17,12 @@ import type { Container } from './container.ts';
 import { createContext, type Context } from './context.ts';
 import { registerDocs } from './docs.ts';
 import { formatIssues, sanitizeError } from '../domain/shared/errors.ts';
+import { errorBody, INTERNAL_ERROR_MESSAGE, noRouteMessage, safeMessage } from './errors.ts';
 import { registerHealth } from './health.ts';
 import { registerMetrics } from './metrics.ts';
 import { buildOpenApiDocument } from './openapi.ts';
-import { registerDirectRestRoute } from './rest-direct.ts';
+import { registerDirectRestRoutes } from './rest-direct.ts';
 import { clientErrorHandler, refuseJsonText, registerBodyGuards, registerTrpcGuards, sendTransportError } from './transport-guards.ts';
-import type { Meta } from './trpc.ts';
-
-interface ProcedureLike {
-  _def: { meta?: Meta };
-}
-
-const procedureMeta = (path: string | undefined): Meta | undefined =>
-  path ? (appRouter._def.procedures as Record<string, ProcedureLike>)[path]?._def.meta : undefined;
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
@@ -62,7 +55,7 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
     // Errors the router raises before any route runs (a malformed URL escape, …) answer { error } too.
     frameworkErrors: (err, _req, reply) => {
       const raw = reply as unknown as { status(code: number): { send(body: unknown): unknown } };
-      void raw.status(400).send({ error: err.code === 'FST_ERR_BAD_URL' ? 'malformed URL' : `bad request: ${err.message}` });
+      void raw.status(400).send(errorBody(err.code === 'FST_ERR_BAD_URL' ? 'malformed URL' : `bad request: ${err.message}`));
     },
   });
 
@@ -85,7 +78,7 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
     if (status >= 500) req.log.error({ err }, 'request failed');
     return sendTransportError(req, reply, status === 415 ? 400 : status, fastifyErrorMessage(err, status, env.BODY_LIMIT_BYTES));
   });
-  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: `no route for ${req.method} ${req.url.split('?')[0]}` }));
+  app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody(noRouteMessage(req.method, req.url))));
 
   const openApiDocument = buildOpenApiDocument();
   // Before any route or plugin: the duration hook only reaches what is registered after it.
@@ -130,9 +123,9 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
         req.headers['content-type'] = 'application/json';
       }
     });
-    // The hot path skips trpc-to-openapi's per-request adapter (see rest-direct.ts); a specific
-    // route wins over the plugin's wildcard. Every other REST path is served by the plugin.
-    registerDirectRestRoute(rest, container, 'scheduleEvalRun');
+    // Procedures whose meta says `direct` skip trpc-to-openapi's per-request adapter (rest-direct.ts);
+    // their specific routes win over the plugin's wildcard, which serves every other REST path.
+    registerDirectRestRoutes(rest, container);
     await rest.register(fastifyTRPCOpenApiPlugin, {
       router: appRouter,
       createContext: ({ req }: { req: FastifyRequest }) => createContext(container, req),
@@ -160,7 +153,7 @@ function fastifyErrorMessage(err: FastifyError, status: number, limit: number): 
       return `request body is larger than ${limit} bytes`;
     default:
       if (err.name === 'SyntaxError') return 'request body is not valid JSON';
-      return status >= 500 && status !== 503 ? 'internal server error' : err.message;
+      return safeMessage(status, err.message);
   }
 }
 
@@ -178,7 +171,8 @@ function rewriteRestError(req: FastifyRequest, reply: FastifyReply, payload: unk
   try {
     body = JSON.parse(payload) as TrpcOpenApiErrorBody;
   } catch {
-    return JSON.stringify({ error: reply.statusCode >= 500 ? 'internal server error' : payload.slice(0, 200) });
+    // Not JSON, so not ours to vouch for: a 5xx of that kind (even a 503) says nothing of itself.
+    return JSON.stringify(errorBody(reply.statusCode >= 500 ? INTERNAL_ERROR_MESSAGE : payload.slice(0, 200)));
   }
   if (typeof body.error === 'string' && Object.keys(body).length === 1) return payload;
   let message = body.message ?? 'request failed';
@@ -187,10 +181,10 @@ function rewriteRestError(req: FastifyRequest, reply: FastifyReply, payload: unk
     void reply.status(400);
     message = 'request body must be JSON (Content-Type: application/json)';
   } else if (body.code === 'NOT_FOUND' && message === 'Not found') {
-    message = `no route for ${req.method} ${req.url.split('?')[0]}`;
-  } else if (reply.statusCode >= 500 && body.code !== 'SERVICE_UNAVAILABLE') {
-    message = 'internal server error';
+    message = noRouteMessage(req.method, req.url);
+  } else {
+    message = safeMessage(reply.statusCode, message);
   }
   void reply.header('content-type', 'application/json; charset=utf-8');
-  return JSON.stringify({ error: message });
+  return JSON.stringify(errorBody(message));
 }

@@ -5,9 +5,8 @@
  * request bodies named as in the contract.
  */
 import { generateOpenApiDocument, type OpenAPIObject } from 'trpc-to-openapi';
-import { appRouter } from '../routers/_app.ts';
+import { appRouter, procedures } from '../routers/_app.ts';
 import { errorResponseSchema, scheduleEvalRunRequest } from '../domain/eval-runs/eval-run.schema.ts';
-import type { Meta } from './trpc.ts';
 
 /** components.responses names, as the contract names 404 `NotFound`. */
 const ERROR_RESPONSES: Record<number, { name: string; description: string }> = {
@@ -25,10 +24,6 @@ const ERROR_RESPONSES: Record<number, { name: string; description: string }> = {
 
 type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
-interface ProcedureLike {
-  _def: { meta?: Meta };
-}
-
 export function buildOpenApiDocument(): OpenAPIObject {
   const doc = generateOpenApiDocument(appRouter, {
     title: 'evalgate API',
@@ -44,11 +39,9 @@ export function buildOpenApiDocument(): OpenAPIObject {
     defs: { ErrorResponse: errorResponseSchema, ScheduleEvalRunRequest: scheduleEvalRunRequest },
   });
 
-  const procedures = appRouter._def.procedures as Record<string, ProcedureLike>;
   const usedResponses = new Set<number>();
   const requestSchemas = new Set<string>();
-  for (const proc of Object.values(procedures)) {
-    const meta = proc._def.meta;
+  for (const { meta } of procedures) {
     if (!meta?.openapi) continue;
     const method = meta.openapi.method.toLowerCase() as HttpMethod;
     const op = doc.paths?.[meta.openapi.path]?.[method];

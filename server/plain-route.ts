@@ -4,16 +4,14 @@
  * the same role lists and messages, the same write limits, and the same
  * `{ "error": "…" }` answers with Retry-After where it applies.
  */
-import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Role } from '../entities/index.ts';
 import { authenticate, type Principal } from './auth.ts';
 import type { Container } from './container.ts';
 import { preauthenticated } from './context.ts';
-import { toTRPCError } from './errors.ts';
-import { DomainError } from '../domain/shared/errors.ts';
-import { RateLimitedError } from '../domain/shared/errors.ts';
+import { errorBody, errorMessage, errorStatus } from './errors.ts';
+import { DomainError, RateLimitedError } from '../domain/shared/errors.ts';
 import { READ_ROLES, WRITE_ROLES } from './trpc.ts';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -47,10 +45,9 @@ export function uuidParam(value: string, name = 'id'): string {
 
 /** Answers `{ "error" }` with the status (and Retry-After) the procedures would use; logs what is our fault. */
 export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown, what: string): FastifyReply {
-  const error = toTRPCError(err);
-  const internal = error.code === 'INTERNAL_SERVER_ERROR';
-  if (internal) req.log.error({ err }, `${what} failed`);
-  if (error.code === 'SERVICE_UNAVAILABLE') void reply.header('retry-after', '1');
+  const status = errorStatus(err);
+  if (status >= 500 && status !== 503) req.log.error({ err }, `${what} failed`);
+  if (status === 503) void reply.header('retry-after', '1');
   else if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
-  return reply.status(getHTTPStatusCodeFromError(error)).send({ error: internal ? 'internal server error' : error.message });
+  return reply.status(status).send(errorBody(errorMessage(err)));
 }

@@ -9,7 +9,6 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import sjson from 'secure-json-parse';
@@ -17,7 +16,7 @@ import { authenticate } from './auth.ts';
 import type { Container } from './container.ts';
 import { preauthenticated } from './context.ts';
 import type { Env } from './env.ts';
-import { publicMessage, toTRPCError } from './errors.ts';
+import { errorBody, errorMessage, errorStatus, toTRPCError } from './errors.ts';
 import { DomainError } from '../domain/shared/errors.ts';
 
 /** Deepest JSON nesting a request body (or a tRPC `?input=`) may have. */
@@ -243,7 +242,7 @@ const TRPC_CODE_BY_STATUS: Record<number, TRPC_ERROR_CODE_KEY> = {
 
 /** Fastify's own errors (body too large, cut by a timer) on a /trpc route: tRPC's shape, so its client can read them. */
 export function sendTransportError(req: FastifyRequest, reply: FastifyReply, status: number, message: string): FastifyReply {
-  if (!isTrpc(req.url)) return reply.status(status).send({ error: message });
+  if (!isTrpc(req.url)) return reply.status(status).send(errorBody(message));
   return sendTrpcError(req, reply, TRPC_CODE_BY_STATUS[status] ?? (status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST'), status, message);
 }
 
@@ -253,7 +252,7 @@ function reject(req: FastifyRequest, reply: FastifyReply, code: TRPC_ERROR_CODE_
   // The body is left unread: the connection cannot carry another request after this answer.
   void reply.header('connection', 'close');
   if (isTrpc(req.url)) return sendTrpcError(req, reply, code, status, message);
-  return reply.status(status).send({ error: message });
+  return reply.status(status).send(errorBody(message));
 }
 
 /**
@@ -282,7 +281,7 @@ function armBodyTimers(req: FastifyRequest, reply: FastifyReply, env: Env, strea
     // usual way (408 { error }), dropping what it had buffered; nobody reading yet: answer here.
     const err = Object.assign(new DomainError('TIMEOUT', message), { statusCode: 408 });
     if (!reply.sent && raw.listenerCount('error') > 0) raw.emit('error', err);
-    else if (!reply.sent) void reply.status(408).send({ error: message });
+    else if (!reply.sent) void reply.status(408).send(errorBody(message));
     // Once answered the connection goes (Connection: close); one whose client does not read it goes anyway.
     if (reply.sent) socket.end();
     else reply.raw.once('finish', () => socket.end());
@@ -343,9 +342,9 @@ export function registerBodyGuards(app: FastifyInstance, container: Container, s
       principal = await authenticate(req.headers.authorization, { em: container.orm.em.fork(), apiKeys: container.apiKeys, jwt: container.jwt });
     } catch (err) {
       const error = toTRPCError(err);
-      const status = getHTTPStatusCodeFromError(error);
+      const status = errorStatus(error);
       if (status >= 500 && error.code !== 'SERVICE_UNAVAILABLE') req.log.error({ err }, 'authentication failed');
-      return reject(req, reply, error.code, status, publicMessage(error), error.code === 'SERVICE_UNAVAILABLE' ? 1 : undefined);
+      return reject(req, reply, error.code, status, errorMessage(error), error.code === 'SERVICE_UNAVAILABLE' ? 1 : undefined);
     } finally {
       budgets.unauthenticated.give(pending);
     }
@@ -404,7 +403,7 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
         : [400, 'Bad Request', 'malformed HTTP request'];
   const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (socket.writable && !inFlight?.headersSent) {
-    const body = JSON.stringify({ error: message });
+    const body = JSON.stringify(errorBody(message));
     socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     setTimeout(() => socket.destroy(), 1_000).unref();
   } else {

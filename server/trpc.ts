@@ -7,9 +7,8 @@ import type { OpenApiMeta } from 'trpc-to-openapi';
 import type { Role } from '../entities/index.ts';
 import { authenticate, type Principal } from './auth.ts';
 import type { Context } from './context.ts';
-import { publicMessage, toTRPCError } from './errors.ts';
-import { sanitizeError } from '../domain/shared/errors.ts';
-import { RateLimitedError } from '../domain/shared/errors.ts';
+import { errorMessage, toTRPCError } from './errors.ts';
+import { RateLimitedError, sanitizeError } from '../domain/shared/errors.ts';
 
 export interface Meta extends OpenApiMeta {
   /** HTTP status of a successful REST answer (202 for accepted work, 201 for creations); default 200. */
@@ -31,7 +30,7 @@ const t = initTRPC
       // The tRPC shape stays (the tRPC client reads it) but never carries a stack
       // or an internal message.
       return {
-        message: publicMessage(error),
+        message: errorMessage(error),
         code: shape.code,
         data: { code: shape.data.code, httpStatus: shape.data.httpStatus, path: shape.data.path },
       };

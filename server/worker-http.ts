@@ -10,12 +10,13 @@ import type { Workers } from './workers.ts';
 import type { Container } from './container.ts';
 import { registerHealth } from './health.ts';
 import { registerMetrics } from './metrics.ts';
+import { errorBody, noRouteMessage } from './errors.ts';
 
 export async function startWorkerHttp(container: Container, workers: Workers, port: number, host: string) {
   const app = Fastify({ loggerInstance: container.log as FastifyBaseLogger, disableRequestLogging: true, forceCloseConnections: 'idle' });
   registerMetrics(app, container, { openapi: '3.1.0', info: { title: 'evalgate worker', version: '1' }, paths: {} });
   registerHealth(app, container, workers);
-  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: `no route for ${req.method} ${req.url.split('?')[0]}` }));
+  app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody(noRouteMessage(req.method, req.url))));
   await app.listen({ port, host });
   return app;
 }

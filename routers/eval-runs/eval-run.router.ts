@@ -57,6 +57,7 @@ export const evalRunRouter = router({
       },
       successStatus: 202,
       requestSchemaId: 'ScheduleEvalRunRequest',
+      direct: true,
     })
     .input(scheduleEvalRunInput)
     .output(evalRunSchema)
