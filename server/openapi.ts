@@ -6,9 +6,10 @@
  */
 import { generateOpenApiDocument, type OpenAPIObject } from 'trpc-to-openapi';
 import { appRouter, procedures } from '../routers/_app.ts';
+import { STANDARD_ERRORS } from '../routers/meta.ts';
 import { errorResponseSchema, scheduleEvalRunRequest } from '../domain/eval-runs/eval-run.schema.ts';
 
-/** components.responses names, as the contract names 404 `NotFound`. */
+/** components.responses names, as the contract names 404 `NotFound` (a wrong Content-Type answers 400, never 415). */
 const ERROR_RESPONSES: Record<number, { name: string; description: string }> = {
   400: { name: 'BadRequest', description: 'Malformed id, missing or ill-typed field, or a body that is not JSON' },
   401: { name: 'Unauthorized', description: 'Missing, unknown or revoked credentials' },
@@ -16,7 +17,6 @@ const ERROR_RESPONSES: Record<number, { name: string; description: string }> = {
   404: { name: 'NotFound', description: 'Resource not found' },
   409: { name: 'Conflict', description: 'The request conflicts with the current state' },
   413: { name: 'PayloadTooLarge', description: 'Request body too large' },
-  415: { name: 'UnsupportedMediaType', description: 'Content-Type must be application/json' },
   422: { name: 'UnprocessableEntity', description: 'The request is well-formed but cannot be processed' },
   429: { name: 'TooManyRequests', description: 'Rate limit exceeded; see Retry-After' },
   503: { name: 'ServiceUnavailable', description: 'A dependency is unavailable; retry shortly' },
@@ -41,6 +41,16 @@ export function buildOpenApiDocument(): OpenAPIObject {
 
   const usedResponses = new Set<number>();
   const requestSchemas = new Set<string>();
+  /** `responses` entries pointing at the shared `{ "error" }` response of each status. */
+  const errorResponses = (statuses: readonly number[]) =>
+    Object.fromEntries(
+      statuses.map((n) => {
+        const shared = ERROR_RESPONSES[n];
+        if (!shared) throw new Error(`openapi: no shared response for status ${n}`);
+        usedResponses.add(n);
+        return [String(n), { $ref: `#/components/responses/${shared.name}` }];
+      }),
+    );
   for (const { meta } of procedures) {
     if (!meta?.openapi) continue;
     const method = meta.openapi.method.toLowerCase() as HttpMethod;
@@ -51,13 +61,10 @@ export function buildOpenApiDocument(): OpenAPIObject {
       op.responses[String(status)] = status === 204 ? { description: op.responses['200']?.description ?? 'No content' } : op.responses['200'];
       delete op.responses['200'];
     }
-    for (const code of Object.keys(op.responses)) {
-      const n = Number(code);
-      if (n < 400) continue;
-      if (!ERROR_RESPONSES[n]) throw new Error(`openapi: no shared response for status ${n}`);
-      op.responses[code] = { $ref: `#/components/responses/${ERROR_RESPONSES[n].name}` };
-      usedResponses.add(n);
-    }
+    // Every REST procedure is role-gated (routers/meta.ts): a meta written by hand must not forget a standard status.
+    const missing = STANDARD_ERRORS.filter((n) => !op.responses?.[String(n)]);
+    if (missing.length > 0) throw new Error(`openapi: ${method} ${meta.openapi.path} does not list ${missing.join(', ')}`);
+    Object.assign(op.responses, errorResponses(Object.keys(op.responses).map(Number).filter((n) => n >= 400)));
     if (meta.requestSchemaId && op.requestBody && 'content' in op.requestBody) {
       const json = op.requestBody.content['application/json'];
       if (json) json.schema = { $ref: `#/components/schemas/${meta.requestSchemaId}` };
@@ -65,8 +72,9 @@ export function buildOpenApiDocument(): OpenAPIObject {
     }
   }
 
-  // The NDJSON upload streams, so it is a plain Fastify route: describe it by hand.
-  const uploadErrors = [400, 401, 403, 404, 413, 429, 503];
+  // The NDJSON upload streams, so it is a plain Fastify route: describe it by hand. A write like the
+  // procedures (server/plain-route.ts), plus a missing dataset and a body or line too large.
+  const uploadErrors = [...STANDARD_ERRORS, 404, 413];
   doc.paths ??= {};
   doc.paths['/v1/datasets/{id}/items/upload'] = {
     post: {
@@ -85,18 +93,14 @@ export function buildOpenApiDocument(): OpenAPIObject {
       },
       responses: {
         '201': { description: 'Version created', content: { 'application/json': { schema: { $ref: '#/components/schemas/DatasetVersion' } } } },
-        ...Object.fromEntries(
-          uploadErrors.map((n) => {
-            usedResponses.add(n);
-            return [String(n), { $ref: `#/components/responses/${(ERROR_RESPONSES[n] as { name: string }).name}` }];
-          }),
-        ),
+        ...errorResponses(uploadErrors),
       },
     },
   };
 
   // Progress as Server-Sent Events streams too (routers/eval-runs/eval-run-events.route.ts).
-  const eventsErrors = [400, 401, 404, 429, 503];
+  // Every role may read, so no 403.
+  const eventsErrors = [...STANDARD_ERRORS.filter((n) => n !== 403), 404];
   doc.paths['/v1/eval-runs/{id}/events'] = {
     get: {
       operationId: 'watchEvalRunEvents',
@@ -117,12 +121,7 @@ export function buildOpenApiDocument(): OpenAPIObject {
             },
           },
         },
-        ...Object.fromEntries(
-          eventsErrors.map((n) => {
-            usedResponses.add(n);
-            return [String(n), { $ref: `#/components/responses/${(ERROR_RESPONSES[n] as { name: string }).name}` }];
-          }),
-        ),
+        ...errorResponses(eventsErrors),
       },
     },
   };
