@@ -1,8 +1,12 @@
 /**
  * buildApp: one Fastify instance serving tRPC (/trpc), the same procedures as
- * REST (/v1 via trpc-to-openapi), the OpenAPI document and /docs, health,
- * /metrics and the BullMQ board. Every error a client can see outside /trpc
- * (and the board's own API) is `{ "error": "…" }`.
+ * REST (/v1), the OpenAPI document and /docs, health, /metrics and the BullMQ
+ * board. REST is served three ways, one per need (routers/_app.ts says which
+ * procedure goes where): trpc-to-openapi's handler for most procedures,
+ * direct routes (rest-direct.ts) for those whose meta says `direct`, and
+ * plain routes for what no procedure can do (the NDJSON upload, SSE). Every
+ * error a client can see outside /trpc (and the board's own API) is
+ * errorBody's `{ "error": "…" }`.
  */
 import { randomUUID } from 'node:crypto';
 import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
@@ -41,7 +45,7 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
     bodyLimit: env.BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    // One log line per request only at debug: at info, request logs would double the I/O of the hot path.
+    // One log line per request only at debug: at info, every request of the hot path would pay for a log write.
     logController: new LogController({ disableRequestLogging: env.LOG_LEVEL !== 'debug' && env.LOG_LEVEL !== 'trace' }),
     // A tRPC batch names its calls in one path parameter (`/trpc/a,b,c`): room for TRPC_MAX_BATCH of them.
     routerOptions: { maxParamLength: 2_000 },
@@ -142,6 +146,7 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
   return app;
 }
 
+/** An error Fastify raised (body parsing, limits) in the words the procedures use for the same fault. */
 function fastifyErrorMessage(err: FastifyError, status: number, limit: number): string {
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

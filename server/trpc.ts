@@ -1,6 +1,7 @@
 /**
  * initTRPC is called once, here. Routers may only use the builders exported
- * below: `router`, `publicProcedure` and the role-gated procedures.
+ * below: `router`, `publicProcedure` and the role-gated procedures; the role
+ * lists are exported too so the plain routes gate alike.
  */
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
@@ -27,8 +28,8 @@ const t = initTRPC
     // and a client that hears nothing for longer than a few pings reconnects.
     sse: { ping: { enabled: true, intervalMs: 15_000 }, client: { reconnectAfterInactivityMs: 40_000 } },
     errorFormatter({ shape, error }) {
-      // The tRPC shape stays (the tRPC client reads it) but never carries a stack
-      // or an internal message.
+      // The tRPC shape stays (the tRPC client reads it); its message is the one REST
+      // would show (errorMessage), never a stack or an internal message.
       return {
         message: errorMessage(error),
         code: shape.code,
