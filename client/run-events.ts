@@ -1,11 +1,13 @@
 /**
  * `followEvalRun`: reads GET /v1/eval-runs/{id}/events (Server-Sent Events)
- * with plain fetch, for scripts and the CLI's `runs:watch`. Yields every
- * `progress` and the final `done` event; reconnects when an established
- * stream drops before the run ended (a restart, a proxy), and throws
- * `EvalgateHttpError` with the server's `{ "error" }` message otherwise.
+ * with plain fetch and eventsource-parser, for scripts and the CLI's
+ * `runs:watch`. Yields every `progress` and the final `done` event;
+ * reconnects when an established stream drops before the run ended (a
+ * restart, a proxy), and throws `EvalgateHttpError` with the server's
+ * `{ "error" }` message otherwise.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { EventSourceParserStream } from 'eventsource-parser/stream';
 import type { EvalRunDto } from '../domain/eval-runs/eval-run.schema.ts';
 
 export interface RunEvent {
@@ -71,8 +73,9 @@ export async function* followEvalRun(opts: FollowOptions): AsyncGenerator<RunEve
     connected = true;
     failures = 0;
     try {
-      for await (const ev of sseEvents(res.body)) {
-        if (ev.retry !== undefined) retryMs = ev.retry;
+      // `retry:` sets the reconnect delay as soon as it is read, as the SSE format says
+      const events = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream({ onRetry: (ms) => (retryMs = ms) }));
+      for await (const ev of events) {
         if (ev.event !== 'progress' && ev.event !== 'done') continue;
         yield { event: ev.event, run: JSON.parse(ev.data) as EvalRunDto };
         if (ev.event === 'done') return;
@@ -84,43 +87,6 @@ export async function* followEvalRun(opts: FollowOptions): AsyncGenerator<RunEve
     }
     if (opts.signal?.aborted) return;
     await again('the stream ended before the run did');
-  }
-}
-
-interface SseEvent {
-  event: string;
-  data: string;
-  retry?: number;
-}
-
-/** The SSE wire format (WHATWG HTML §9.2), minus `id` which this stream does not use. */
-export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent, void> {
-  let buffer = '';
-  let event = '';
-  let data: string[] = [];
-  let retry: number | undefined;
-  for await (const text of body.pipeThrough(new TextDecoderStream())) {
-    buffer += text;
-    let nl: number;
-    while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
-      if (buffer[nl] === '\r' && nl === buffer.length - 1) break; // maybe half of a \r\n: wait for the next chunk
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + (buffer.startsWith('\r\n', nl) ? 2 : 1));
-      if (line === '') {
-        if (data.length > 0 || retry !== undefined) yield { event: event || 'message', data: data.join('\n'), ...(retry !== undefined ? { retry } : {}) };
-        event = '';
-        data = [];
-        retry = undefined;
-        continue;
-      }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-      if (field === 'event') event = value;
-      else if (field === 'data') data.push(value);
-      else if (field === 'retry' && /^\d+$/.test(value)) retry = Number(value);
-    }
   }
 }
 

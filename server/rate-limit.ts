@@ -9,6 +9,7 @@
  * partitioned), in-process limiters of the same sizes decide instead: writes
  * stay limited, per process, rather than failing or going unlimited.
  */
+import { readFileSync } from 'node:fs';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Principal } from './auth.ts';
 import { withDeadline } from '../domain/shared/deadline.ts';
@@ -30,20 +31,8 @@ const LIMIT_TIMEOUT_MS = 500;
 const actorKey = (p: Principal) => `${p.tenantId}:${p.actor}`;
 const WINDOW_MS = 60_000;
 
-/** KEYS: actor, tenant. ARGV: actor limit, tenant limit, window ms. → {0|1|2 (which limit refused), ms until it resets}. */
-const CONSUME_BOTH = `
-for i = 1, 2 do
-  local used = tonumber(redis.call('get', KEYS[i]) or '0')
-  if used >= tonumber(ARGV[i]) then
-    local ttl = redis.call('pttl', KEYS[i])
-    if ttl < 0 then redis.call('pexpire', KEYS[i], ARGV[3]); ttl = tonumber(ARGV[3]) end
-    return {i, ttl}
-  end
-end
-for i = 1, 2 do
-  if redis.call('incr', KEYS[i]) == 1 then redis.call('pexpire', KEYS[i], ARGV[3]) end
-end
-return {0, 0}`;
+/** The check-and-count script (KEYS, ARGV and the answer are described in the file). */
+const CONSUME_BOTH = readFileSync(new URL('./rate-limit.consume-writes-2.lua', import.meta.url), 'utf8');
 
 type LimiterRedis = RedisClient & { evalgateConsumeWrites(actorKey: string, tenantKey: string, actorLimit: number, tenantLimit: number, windowMs: number): Promise<[number, number]> };
 

@@ -14,6 +14,7 @@ import type { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { parseURL } from 'ioredis/built/utils/index.js';
 import { EnvError, HASH_TAG, parseHostList, redisMode, type Env } from './env.ts';
 import type { Logger } from './logger.ts';
 
@@ -38,8 +39,11 @@ export interface RedisTopology {
 /** What the settings describe; reads the TLS files once (a missing file stops start-up, naming its variable). */
 export function redisTopology(env: Env): RedisTopology {
   const mode = redisMode(env);
-  const url = new URL(env.REDIS_URL);
-  const tlsOn = env.REDIS_TLS ?? (url.protocol === 'rediss:' || !!(env.REDIS_TLS_CA_FILE || env.REDIS_TLS_CERT_FILE));
+  // Read the URL the way ioredis does (decoded credentials, IPv6 without brackets), so what the topology
+  // says is what a standalone connection given the same URL uses.
+  const url = parseURL(env.REDIS_URL);
+  const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+  const tlsOn = env.REDIS_TLS ?? (/^rediss:/i.test(env.REDIS_URL) || !!(env.REDIS_TLS_CA_FILE || env.REDIS_TLS_CERT_FILE));
   const read = (name: 'REDIS_TLS_CA_FILE' | 'REDIS_TLS_CERT_FILE' | 'REDIS_TLS_KEY_FILE') => {
     const path = env[name];
     if (!path) return undefined;
@@ -64,11 +68,11 @@ export function redisTopology(env: Env): RedisTopology {
     mode,
     url: env.REDIS_URL,
     // the URL's own credentials count too (ioredis reads them in standalone mode); the separate settings win
-    username: env.REDIS_USERNAME ?? (url.username ? decodeURIComponent(url.username) : undefined),
-    password: env.REDIS_PASSWORD ?? (url.password ? decodeURIComponent(url.password) : undefined),
+    username: env.REDIS_USERNAME ?? text(url.username),
+    password: env.REDIS_PASSWORD ?? text(url.password),
     tls,
     clusterNodes:
-      mode !== 'cluster' ? [] : env.REDIS_CLUSTER_NODES ? parseHostList(env.REDIS_CLUSTER_NODES) : [{ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 6379) }],
+      mode !== 'cluster' ? [] : env.REDIS_CLUSTER_NODES ? parseHostList(env.REDIS_CLUSTER_NODES) : [{ host: text(url.host) ?? '', port: Number(text(url.port) ?? 6379) }],
     sentinels: mode === 'sentinel' && env.REDIS_SENTINELS ? parseHostList(env.REDIS_SENTINELS) : [],
     sentinelName: env.REDIS_SENTINEL_NAME,
     sentinelUsername: env.REDIS_SENTINEL_USERNAME,
