@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import pLimit from 'p-limit';
 import type { Deps, Logger } from '../shared/deps.ts';
 import { crashNow } from '../shared/faults.ts';
 import { sql } from '../shared/sql.ts';
@@ -309,9 +310,10 @@ async function judgeChunk(
 
   let authError: ProviderAuthError | null = null;
   let failure: unknown = null;
+  let recordFailed = false;
   try {
-    await mapPool(items, deps.container.env.JUDGE_CHUNK_PARALLELISM, async (item) => {
-      if (watch.signal.aborted || failure) return;
+    await pLimit(deps.container.env.JUDGE_CHUNK_PARALLELISM).map(items, async (item) => {
+      if (watch.signal.aborted || failure || recordFailed) return;
       const t0 = performance.now();
       let o: JudgeOutcome;
       try {
@@ -337,7 +339,12 @@ async function judgeChunk(
           : { ...errorResult(item.id, new Error(o.error), latency), ...usageOf(o) },
       );
       // the chunk's last result waits for the final flush, which also marks the chunk done (one statement, not two)
-      if (++judged < items.length && (pending.length >= JUDGE_FLUSH_ITEMS || Date.now() - lastFlush >= JUDGE_FLUSH_MS)) await flush(false);
+      if (++judged < items.length && (pending.length >= JUDGE_FLUSH_ITEMS || Date.now() - lastFlush >= JUDGE_FLUSH_MS)) {
+        await flush(false).catch((err: unknown) => {
+          recordFailed = true; // the job fails with this error (and retries); no further item is sent to the provider
+          throw err;
+        });
+      }
     });
   } finally {
     watch.stop();
@@ -393,17 +400,6 @@ function watchRun(em: EntityManager, runId: string) {
 async function runStatus(em: EntityManager, runId: string): Promise<string | null> {
   const [row] = await sql<{ status: string }>(em, 'select status from eval_runs where id = ?', [runId]);
   return row?.status ?? null;
-}
-
-async function mapPool<T>(items: readonly T[], parallelism: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(parallelism, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  });
-  await Promise.all(lanes);
 }
 
 async function endRun(deps: ChunkScoringDeps, em: EntityManager, runId: string, message: string): Promise<void> {
