@@ -34,11 +34,13 @@ import {
   type Spend,
 } from './run-lifecycle.ts';
 
-/** What scoring a chunk uses: the domain's dependencies, the job's logger and the process's evaluators. */
+/** What scoring a chunk uses: the domain's dependencies, the job's logger, the process's evaluators and chunks. */
 export interface ChunkScoringDeps {
   container: Deps;
   log: Logger;
   evaluators: EvaluatorCache;
+  /** This process's own bookkeeping of the chunks it holds. */
+  chunks: LocalChunks;
 }
 
 export interface ChunkOutcome {
@@ -70,8 +72,8 @@ const RUN_WATCH_MS = 500;
  */
 export async function scoreChunk(deps: ChunkScoringDeps, { runId: run_id, chunkIndex: chunk_index, attempts }: ChunkDelivery): Promise<ChunkOutcome> {
   const em = deps.container.orm.em.fork();
-  await endStartsLeftOpen(em);
-  const { begun, leave } = await takeChunk(em, run_id, chunk_index);
+  await deps.chunks.endStartsLeftOpen(em);
+  const { begun, leave } = await takeChunk(deps.chunks.gate, em, run_id, chunk_index);
   try {
     if (begun) {
       const max = deps.container.env.CHUNK_MAX_CRASHES;
@@ -89,6 +91,69 @@ export async function scoreChunk(deps: ChunkScoringDeps, { runId: run_id, chunkI
 }
 
 /**
+ * What this process knows of the chunks it holds, shared by all its chunk jobs:
+ * one per worker process, built by the composition root. Holds no connection
+ * or timer, so there is nothing to close.
+ */
+export class LocalChunks {
+  /** A chunk that crashed a worker before runs alone here (see takeChunk). */
+  readonly gate = new ChunkGate();
+  /**
+   * Starts this process ended while Postgres could not hear it (the outage that
+   * failed the chunk usually fails this write too). They are ended at the next
+   * chunk this process takes, so that a Postgres outage is not counted as
+   * crashes; bounded, a process that lives through a very long outage forgets
+   * the oldest and those chunks keep one crash each.
+   */
+  private readonly startsLeftOpen = new Map<string, { runId: string; chunkIndex: number }>();
+  private static readonly MAX_STARTS_LEFT_OPEN = 10_000;
+  /** Judged chunks started by this process so far. */
+  private judgedChunks = 0;
+  /** In-flight judged chunks of this process by run, so ending a run stops them at once (other processes poll). */
+  private readonly activeRuns = new Map<string, Set<AbortController>>();
+
+  /** Remembers a start that could not be ended, for endStartsLeftOpen. */
+  leftOpen(runId: string, chunkIndex: number): void {
+    if (this.startsLeftOpen.size >= LocalChunks.MAX_STARTS_LEFT_OPEN) this.startsLeftOpen.delete(this.startsLeftOpen.keys().next().value as string);
+    this.startsLeftOpen.set(`${runId}-${chunkIndex}-${randomUUID()}`, { runId, chunkIndex });
+  }
+
+  /** Ends the starts left open, in order, until Postgres fails again. */
+  async endStartsLeftOpen(em: EntityManager): Promise<void> {
+    for (const [key, start] of this.startsLeftOpen) {
+      this.startsLeftOpen.delete(key); // before the await: concurrent chunks of this process must not end it twice
+      try {
+        await endChunk(em, start.runId, start.chunkIndex);
+      } catch {
+        this.startsLeftOpen.set(key, start);
+        return; // still unreachable: the next chunk tries again
+      }
+    }
+  }
+
+  /** The start order of a judged chunk in this process. */
+  nextJudgeOrder(): number {
+    return this.judgedChunks++;
+  }
+
+  /** Registers a judged chunk of the run in flight; returns its unregistration. */
+  judging(runId: string, controller: AbortController): () => void {
+    const here = this.activeRuns.get(runId) ?? new Set<AbortController>();
+    here.add(controller);
+    this.activeRuns.set(runId, here);
+    return () => {
+      here.delete(controller);
+      if (here.size === 0) this.activeRuns.delete(runId);
+    };
+  }
+
+  /** Stops every judged chunk of the run in flight here. */
+  abortRun(runId: string, reason: unknown): void {
+    for (const c of this.activeRuns.get(runId) ?? []) c.abort(reason);
+  }
+}
+
+/**
  * Counts this start in Postgres (beginChunk) before anything that could kill
  * this process: a start never ended is a crash. A process that dies kills every
  * chunk it holds, so each of them would be counted; to blame the chunk that
@@ -97,7 +162,7 @@ export async function scoreChunk(deps: ChunkScoringDeps, { runId: run_id, chunkI
  * meanwhile wait before counting their start. A bystander of a crash is thus
  * counted once at most, and the poison chunk alone reaches CHUNK_MAX_CRASHES.
  */
-async function takeChunk(em: EntityManager, runId: string, chunkIndex: number): Promise<{ begun: { crashes: number } | null; leave: () => void }> {
+async function takeChunk(gate: ChunkGate, em: EntityManager, runId: string, chunkIndex: number): Promise<{ begun: { crashes: number } | null; leave: () => void }> {
   const leaveShared = await gate.enter();
   try {
     const begun = await beginChunk(em, runId, chunkIndex, { onlyIfClean: true });
@@ -159,37 +224,12 @@ function once(fn: () => void): () => void {
   };
 }
 
-const gate = new ChunkGate();
-
-/**
- * Starts this process ended while Postgres could not hear it (the outage that
- * failed the chunk usually fails this write too). They are ended at the next
- * chunk this process takes, so that a Postgres outage is not counted as
- * crashes; bounded, a process that lives through a very long outage forgets
- * the oldest and those chunks keep one crash each.
- */
-const startsLeftOpen = new Map<string, { runId: string; chunkIndex: number }>();
-const MAX_STARTS_LEFT_OPEN = 10_000;
-
 async function endStart(deps: ChunkScoringDeps, em: EntityManager, runId: string, chunkIndex: number): Promise<void> {
   try {
     await endChunk(em, runId, chunkIndex);
   } catch (err) {
     deps.log.warn({ runId, chunkIndex, err: (err as Error).message }, 'could not end the chunk start; will at the next chunk');
-    if (startsLeftOpen.size >= MAX_STARTS_LEFT_OPEN) startsLeftOpen.delete(startsLeftOpen.keys().next().value as string);
-    startsLeftOpen.set(`${runId}-${chunkIndex}-${randomUUID()}`, { runId, chunkIndex });
-  }
-}
-
-async function endStartsLeftOpen(em: EntityManager): Promise<void> {
-  for (const [key, start] of startsLeftOpen) {
-    startsLeftOpen.delete(key); // before the await: concurrent chunks of this process must not end it twice
-    try {
-      await endChunk(em, start.runId, start.chunkIndex);
-    } catch {
-      startsLeftOpen.set(key, start);
-      return; // still unreachable: the next chunk tries again
-    }
+    deps.chunks.leftOpen(runId, chunkIndex);
   }
 }
 
@@ -270,9 +310,6 @@ async function scoreAll(items: ItemToScore[], evaluate: (item: EvalItem) => Eval
   return results;
 }
 
-/** Judged chunks started by this process, in order. */
-let judgedChunks = 0;
-
 async function judgeChunk(
   deps: ChunkScoringDeps,
   em: EntityManager,
@@ -283,8 +320,8 @@ async function judgeChunk(
   items: ItemToScore[],
 ): Promise<ChunkOutcome> {
   const runId = chunk.run_id;
-  const watch = watchRun(em, runId);
-  const order = judgedChunks++; // the provider limiter serves older chunks first, so chunks finish one at a time
+  const watch = watchRun(deps.chunks, em, runId);
+  const order = deps.chunks.nextJudgeOrder(); // the provider limiter serves older chunks first, so chunks finish one at a time
   let pending: ItemResult[] = [];
   let spend: Spend = { ...NO_SPEND };
   let scored = 0;
@@ -321,7 +358,7 @@ async function judgeChunk(
       } catch (err) {
         if (err instanceof ProviderAuthError) {
           authError ??= err;
-          abortRunHere(runId, err); // every chunk of this run in this process stops now, before the run is marked failed
+          deps.chunks.abortRun(runId, err); // every chunk of this run in this process stops now, before the run is marked failed
         } else if (!watch.signal.aborted) {
           failure ??= err;
         }
@@ -364,19 +401,10 @@ function usageOf(o: JudgeOutcome): Pick<ItemResult, 'attempts' | 'prompt_tokens'
   return { attempts: o.attempts, prompt_tokens: o.usage.prompt_tokens, completion_tokens: o.usage.completion_tokens, cost_usd: o.cost_usd };
 }
 
-/** In-flight judged chunks of this process by run, so ending a run stops them at once (other processes poll). */
-const activeRuns = new Map<string, Set<AbortController>>();
-
-function abortRunHere(runId: string, reason: unknown): void {
-  for (const c of activeRuns.get(runId) ?? []) c.abort(reason);
-}
-
 /** Polls the run's status; its signal aborts as soon as the run is no longer running (canceled, failed). */
-function watchRun(em: EntityManager, runId: string) {
+function watchRun(chunks: LocalChunks, em: EntityManager, runId: string) {
   const controller = new AbortController();
-  const here = activeRuns.get(runId) ?? new Set<AbortController>();
-  here.add(controller);
-  activeRuns.set(runId, here);
+  const stopWatching = chunks.judging(runId, controller);
   const timer = setInterval(() => {
     runStatus(em, runId).then(
       (status) => {
@@ -390,8 +418,7 @@ function watchRun(em: EntityManager, runId: string) {
     abort: (reason: unknown) => controller.abort(reason),
     stop: () => {
       clearInterval(timer);
-      here.delete(controller);
-      if (here.size === 0) activeRuns.delete(runId);
+      stopWatching();
     },
   };
 }

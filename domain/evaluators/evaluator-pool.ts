@@ -105,9 +105,9 @@ export class EvaluatorPool {
 }
 
 /**
- * The process's pool. A module-level instance rather than a container member
- * because evaluators are compiled where no container is at hand; its threads
- * exit when idle, so it holds nothing open at shutdown for long.
+ * A pool for callers that bring none (the API's config checks, until they use
+ * the container's): created on first use; its threads exit when idle, so it
+ * holds nothing open at shutdown for long.
  */
 let shared: EvaluatorPool | undefined;
 export function sharedEvaluatorPool(): EvaluatorPool {
@@ -124,7 +124,7 @@ export type Scorer = (item: EvalItem) => EvalResult | Promise<EvalResult>;
  * Throws like compileEvaluator for an invalid config, except that a JSON schema
  * too costly to compile inline is compiled (and may fail) on the thread, per item.
  */
-export function compileScorer(config: DeterministicConfig, pool: EvaluatorPool = sharedEvaluatorPool()): Scorer {
+export function compileScorer(config: DeterministicConfig, pool: EvaluatorPool): Scorer {
   let inline: CompiledEvaluator | undefined;
   if (config.type === 'json_schema') {
     const cost = schemaCompileCost(config.schema);
