@@ -44,7 +44,7 @@ export interface Container extends JobDeps {
   evaluatorPool: EvaluatorPool;
   /** The keep-alive connection pool for every LLM provider of this process. */
   providerAgent: Agent;
-  /** MikroORM's migrator, loaded on first use (≈ 5 MB of heap that most processes never need). */
+  /** MikroORM's migrator, loaded on first use: most processes never need its heap. */
   migrator(): Promise<Migrator>;
   /** How many migrations the database lacks; loads the migrator only when it cannot tell without it. */
   pendingMigrations(): Promise<number>;

@@ -56,6 +56,7 @@ export interface ChunkDelivery {
   attempts: number;
 }
 
+/** An item's stored reason or error is cut to this many characters (with an ellipsis). */
 const MAX_TEXT = 4_000;
 /** Give the event loop a turn (lock renewal, other jobs) after this much synchronous scoring. */
 const SLICE_MS = 20;

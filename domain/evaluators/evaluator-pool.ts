@@ -3,9 +3,10 @@
  * on the caller's thread with a small share (INLINE_SHARE) of every bound in
  * ./limits.ts; work beyond that share, items larger than INLINE_MAX_ITEM_CHARS
  * and JSON schemas and regexes that are costly to compile go to a worker-thread pool
- * (tinypool), where the whole bound applies. The API uses the same pool to
- * compile configs at creation. So the HTTP server and the queue of a process
- * wait at most for one inline share, whatever a tenant sends.
+ * (tinypool), where the whole bound applies. The API checks configs at
+ * creation the same way. So the HTTP server and the queue of a process wait
+ * at most for one inline share, whatever a tenant sends. The composition root
+ * owns a process's pool and closes it at shutdown.
  */
 import { availableParallelism } from 'node:os';
 import Tinypool from 'tinypool';
