@@ -1,5 +1,6 @@
 import type { Deps, Logger } from '../domain/shared/deps.ts';
 import type { EvaluatorCache } from '../domain/evaluators/evaluator-cache.ts';
+import type { LocalChunks } from '../domain/eval-runs/score-chunk.ts';
 import type { jobOptions, Queues } from './queues.ts';
 
 /** What a processor may use: the domain's dependencies plus the queues themselves (the reconciler repairs them). */
@@ -12,4 +13,9 @@ export interface WorkerDeps {
   container: JobDeps;
   log: Logger;
   evaluators: EvaluatorCache;
+}
+
+/** What the processors of one worker process are given: WorkerDeps plus the chunk jobs' shared bookkeeping. */
+export interface ProcessorDeps extends WorkerDeps {
+  chunks: LocalChunks;
 }

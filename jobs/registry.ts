@@ -5,7 +5,7 @@
  */
 import type { Job, WorkerOptions } from 'bullmq';
 import type { Env } from '../domain/shared/deps.ts';
-import type { WorkerDeps } from './deps.ts';
+import type { ProcessorDeps } from './deps.ts';
 import { reconcile } from './eval-runs/reconcile.job.ts';
 import { processRunChunk } from './eval-runs/run-chunk.job.ts';
 import { processRunStart } from './eval-runs/run-start.job.ts';
@@ -14,7 +14,7 @@ import { QUEUE_NAMES, type QueueName } from './queues.ts';
 
 export interface Processor {
   queue: QueueName;
-  process: (deps: WorkerDeps, job: Job) => Promise<unknown>;
+  process: (deps: ProcessorDeps, job: Job) => Promise<unknown>;
   concurrency: (env: Env) => number;
   settings?: WorkerOptions['settings'];
   /** Its failures are logged by the processor itself (and not retried by the reconciler). */

@@ -18,6 +18,9 @@ import { configuredSecrets, createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createRedis, logRedisErrors, queuePrefix, redisTopology, type RedisClient, type RedisTopology } from './redis.ts';
 import { createBaseOrmConfig, mayHavePendingMigrations, ormOptions, prepareOrm } from './orm-config.ts';
+import { EvaluatorPool } from '../domain/evaluators/evaluator-pool.ts';
+import { createProviderAgent } from '../domain/evaluators/llm-judge/provider-client.ts';
+import type { Agent } from 'undici';
 
 export interface Container extends JobDeps {
   env: Env;
@@ -37,7 +40,11 @@ export interface Container extends JobDeps {
   writeLimiter: WriteRateLimiter;
   /** This process's Prometheus registry (served at /metrics). */
   metrics: Metrics;
-  /** MikroORM's migrator, loaded on first use (≈ 5 MB of heap that most processes never need). */
+  /** Worker threads for evaluations too costly for the event loop (started on first use). */
+  evaluatorPool: EvaluatorPool;
+  /** The keep-alive connection pool for every LLM provider of this process. */
+  providerAgent: Agent;
+  /** MikroORM's migrator, loaded on first use: most processes never need its heap. */
   migrator(): Promise<Migrator>;
   /** How many migrations the database lacks; loads the migrator only when it cannot tell without it. */
   pendingMigrations(): Promise<number>;
@@ -77,6 +84,8 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
 
   const jwt = await JwtVerifier.create(env);
   const options = jobOptions({ chunkAttempts: env.CHUNK_ATTEMPTS });
+  const evaluatorPool = new EvaluatorPool();
+  const providerAgent = createProviderAgent();
   let closed = false;
   return {
     env,
@@ -101,6 +110,8 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
       limiterFallbackLog(log),
     ),
     metrics: createMetrics({ queues, orm, log }),
+    evaluatorPool,
+    providerAgent,
     migrator,
     pendingMigrations,
     async close() {
@@ -110,6 +121,12 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
       const closedQueues = queues.close().catch((err: Error) => log.warn({ err: err.message }, 'closing queues'));
       if (!(await settlesWithin(closedQueues, 2_000))) log.warn('queues did not close (Redis unreachable?); dropping the connection');
       await orm.close(true);
+      // After Postgres: a chunk still scoring past the workers' deadline cannot record the errors
+      // that stopping its evaluator threads and provider requests gives its items.
+      await Promise.all([
+        evaluatorPool.close().catch((err: Error) => log.warn({ err: err.message }, 'closing the evaluator threads')),
+        providerAgent.destroy().catch((err: Error) => log.warn({ err: err.message }, 'closing the provider connections')),
+      ]);
       redis.disconnect();
     },
   };

@@ -11,7 +11,8 @@ import { sanitizeError } from '../domain/shared/errors.ts';
 import { createRedis, logRedisErrors, type RedisClient } from './redis.ts';
 import { EvaluatorCache } from '../domain/evaluators/evaluator-cache.ts';
 import { PROCESSORS } from '../jobs/registry.ts';
-import type { WorkerDeps } from '../jobs/deps.ts';
+import type { ProcessorDeps } from '../jobs/deps.ts';
+import { LocalChunks } from '../domain/eval-runs/score-chunk.ts';
 import { QUEUE_NAMES } from '../jobs/queues.ts';
 
 export interface Workers {
@@ -29,7 +30,7 @@ const RECONCILE_SCHEDULER_ID = 'reconcile-every';
 export async function startWorkers(container: Container): Promise<Workers> {
   const { env } = container;
   const log = container.log.child({ component: 'worker' });
-  const deps: WorkerDeps = { container, log, evaluators: new EvaluatorCache(container) };
+  const deps: ProcessorDeps = { container, log, evaluators: new EvaluatorCache(container), chunks: new LocalChunks() };
   const connection = createRedis(container.redisTopology, 'worker', 'evalgate-worker');
   logRedisErrors(connection, log, 'worker');
   let heartbeat = Date.now();
@@ -41,7 +42,7 @@ export async function startWorkers(container: Container): Promise<Workers> {
     maxStalledCount: 5,
   };
   const wrap =
-    <R>(fn: (deps: WorkerDeps, job: Job) => Promise<R>) =>
+    <R>(fn: (deps: ProcessorDeps, job: Job) => Promise<R>) =>
     async (job: Job): Promise<R> => {
       heartbeat = Date.now();
       try {

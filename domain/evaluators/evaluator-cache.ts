@@ -1,8 +1,9 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Dispatcher } from 'undici';
 import type { Deps } from '../shared/deps.ts';
 import { sql } from '../shared/sql.ts';
 import { evaluatorConfigSchema } from './evaluator.schema.ts';
-import { compileScorer } from './evaluator-pool.ts';
+import { compileScorer, type EvaluatorPool } from './evaluator-pool.ts';
 import type { EvalItem, EvalResult } from './index.ts';
 import { LlmJudge } from './llm-judge/llm-judge.runtime.ts';
 
@@ -15,12 +16,18 @@ export type Scorer =
   | { kind: 'deterministic'; evaluate: (item: EvalItem) => EvalResult | Promise<EvalResult> }
   | { kind: 'judge'; judge: LlmJudge };
 
+/** What evaluators run on: configuration, the limiter's Redis, and the process's pool and provider agent (the composition root owns and closes both). */
+export interface EvaluatorDeps extends Pick<Deps, 'env' | 'redis'> {
+  evaluatorPool: EvaluatorPool;
+  providerAgent: Dispatcher;
+}
+
 /** Scorers by eval version id. Versions are immutable, so entries never go stale. */
 export class EvaluatorCache {
   private readonly cache = new Map<string, Scorer>();
   private static readonly MAX = 1_000;
 
-  constructor(private readonly container: Deps) {}
+  constructor(private readonly container: EvaluatorDeps) {}
 
   async get(em: EntityManager, evalVersionId: string): Promise<Scorer> {
     const hit = this.cache.get(evalVersionId);
@@ -40,10 +47,14 @@ export class EvaluatorCache {
       if (!provider) {
         throw new EvaluatorConfigError(`llm_judge provider "${config.provider}" is not configured (EVALGATE_PROVIDERS) on this worker`);
       }
-      scorer = { kind: 'judge', judge: new LlmJudge(config, config.provider, provider, this.container.redis, this.container.env.EVALGATE_QUEUE_PREFIX, this.container.env.MAX_PROMPT_BYTES) };
+      const { redis, env, providerAgent } = this.container;
+      scorer = {
+        kind: 'judge',
+        judge: new LlmJudge(config, config.provider, provider, { redis, prefix: env.EVALGATE_QUEUE_PREFIX, maxPromptBytes: env.MAX_PROMPT_BYTES, dispatcher: providerAgent }),
+      };
     } else {
       try {
-        scorer = { kind: 'deterministic', evaluate: compileScorer(config) };
+        scorer = { kind: 'deterministic', evaluate: compileScorer(config, this.container.evaluatorPool) };
       } catch (err) {
         throw new EvaluatorConfigError(`invalid evaluator config: ${(err as Error).message}`);
       }

@@ -3,9 +3,10 @@
  * on the caller's thread with a small share (INLINE_SHARE) of every bound in
  * ./limits.ts; work beyond that share, items larger than INLINE_MAX_ITEM_CHARS
  * and JSON schemas and regexes that are costly to compile go to a worker-thread pool
- * (tinypool), where the whole bound applies. The API uses the same pool to
- * compile configs at creation. So the HTTP server and the queue of a process
- * wait at most for one inline share, whatever a tenant sends.
+ * (tinypool), where the whole bound applies. The API checks configs at
+ * creation the same way. So the HTTP server and the queue of a process wait
+ * at most for one inline share, whatever a tenant sends. The composition root
+ * owns a process's pool and closes it at shutdown.
  */
 import { availableParallelism } from 'node:os';
 import Tinypool from 'tinypool';
@@ -105,9 +106,9 @@ export class EvaluatorPool {
 }
 
 /**
- * The process's pool. A module-level instance rather than a container member
- * because evaluators are compiled where no container is at hand; its threads
- * exit when idle, so it holds nothing open at shutdown for long.
+ * A pool for callers that bring none (the API's config checks, until they use
+ * the container's): created on first use; its threads exit when idle, so it
+ * holds nothing open at shutdown for long.
  */
 let shared: EvaluatorPool | undefined;
 export function sharedEvaluatorPool(): EvaluatorPool {
@@ -124,7 +125,7 @@ export type Scorer = (item: EvalItem) => EvalResult | Promise<EvalResult>;
  * Throws like compileEvaluator for an invalid config, except that a JSON schema
  * too costly to compile inline is compiled (and may fail) on the thread, per item.
  */
-export function compileScorer(config: DeterministicConfig, pool: EvaluatorPool = sharedEvaluatorPool()): Scorer {
+export function compileScorer(config: DeterministicConfig, pool: EvaluatorPool): Scorer {
   let inline: CompiledEvaluator | undefined;
   if (config.type === 'json_schema') {
     const cost = schemaCompileCost(config.schema);

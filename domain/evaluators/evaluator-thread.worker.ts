@@ -3,6 +3,7 @@
  * an evaluation may spend the whole of each bound in ./limits.ts without
  * delaying the HTTP server or the queue on the main thread.
  */
+import { LRUCache } from 'lru-cache';
 import { compileEvaluator, type CompiledEvaluator, type EvalItem, type EvalResult } from './index.ts';
 import { validatedEvaluatorConfigSchema } from './evaluator-config.ts';
 import type { DeterministicConfig } from './index.ts';
@@ -18,16 +19,18 @@ export interface ThreadIssue {
   message: string;
 }
 
-/** Compiled evaluators by config JSON: a thread scores many items of one eval version. */
-const compiled = new Map<string, CompiledEvaluator>();
-const MAX_COMPILED = 100;
+/**
+ * Compiled evaluators by config JSON: a thread scores many items of one eval
+ * version. Read with `peek`, so a hit does not refresh an entry: the oldest
+ * compiled goes first.
+ */
+const compiled = new LRUCache<string, CompiledEvaluator>({ max: 100 });
 
 function evaluatorFor(config: DeterministicConfig): CompiledEvaluator {
   const key = JSON.stringify(config);
-  let ev = compiled.get(key);
+  let ev = compiled.peek(key);
   if (ev === undefined) {
     ev = compileEvaluator(config);
-    if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
     compiled.set(key, ev);
   }
   return ev;

@@ -17,6 +17,7 @@
 import { Ajv, type ErrorObject, type Options as AjvOptions, type ValidateFunction } from 'ajv';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { LRUCache } from 'lru-cache';
 import { ajvRegExpEngine, withSchemaRegexBudget } from './regex-engine.js';
 import { canonicalJson } from './value-utils.js';
 import { WorkBudget } from './work-budget.js';
@@ -154,10 +155,11 @@ export interface CompiledSchema {
 /**
  * Compiled schemas by their JSON text, so validating a config and compiling its
  * evaluator compile once. Compiled schemas hold no per-tenant state between
- * calls, so identical schemas may share one. Bounded; oldest entries go first.
+ * calls, so identical schemas may share one. Bounded, and read with `peek` so
+ * that a hit does not refresh an entry: the oldest compiled goes first.
  */
-const compiled = new Map<string, CompiledSchema>();
 const MAX_CACHED_SCHEMAS = 200;
+const compiled = new LRUCache<string, CompiledSchema>({ max: MAX_CACHED_SCHEMAS });
 
 /**
  * Compiles a JSON schema (draft-07 by default; 2019-09 / 2020-12 when `$schema`
@@ -165,7 +167,7 @@ const MAX_CACHED_SCHEMAS = 200;
  */
 export function compileJsonSchema(schema: Record<string, unknown>): CompiledSchema {
   const cacheKey = JSON.stringify(schema);
-  const cached = compiled.get(cacheKey);
+  const cached = compiled.peek(cacheKey);
   if (cached !== undefined) return cached;
   const { schema: instrumented, cost } = instrument(schema);
   if (cost > SCHEMA_COMPILE_MAX_COST) {
@@ -244,7 +246,6 @@ export function compileJsonSchema(schema: Record<string, unknown>): CompiledSche
       return valid ? { valid: true } : { valid: false, errors: validate.errors ?? [] };
     },
   };
-  if (compiled.size >= MAX_CACHED_SCHEMAS) compiled.delete(compiled.keys().next().value!);
   compiled.set(cacheKey, result);
   return result;
 }

@@ -6,6 +6,7 @@
  * attempt; 5xx, timeouts and unparsable answers retry with exponential
  * backoff and jitter; 401/403 is a run-level failure.
  */
+import type { Dispatcher } from 'undici';
 import type { RedisClient as Redis } from '../../shared/redis.ts';
 import type { ProviderConfig } from '../../../server/env.ts';
 import type { EvalItem } from '../types.ts';
@@ -35,20 +36,32 @@ export function costOf(provider: ProviderConfig, usage: Usage): number | null {
   return (usage.prompt_tokens * (provider.prompt_usd_per_1m ?? 0) + usage.completion_tokens * (provider.completion_usd_per_1m ?? 0)) / 1e6;
 }
 
+/** Where a judge runs: the Redis of the shared provider limits, and the process's provider agent. */
+export interface JudgeRuntime {
+  redis: Redis;
+  /** The queue prefix the limiter's keys live under. */
+  prefix: string;
+  /** MAX_PROMPT_BYTES: a prompt that would render larger is the item's error (default: no bound). */
+  maxPromptBytes?: number;
+  /** The process's provider agent (createProviderAgent); a shared fallback when omitted. */
+  dispatcher?: Dispatcher;
+}
+
 export class LlmJudge {
   private readonly limiter: ProviderLimiter;
   private readonly spec: ReturnType<typeof answerSpec>;
+  private readonly maxPromptBytes: number;
+  private readonly dispatcher: Dispatcher | undefined;
 
   constructor(
     readonly config: LlmJudgeConfig,
     private readonly providerName: string,
     private readonly provider: ProviderConfig,
-    redis: Redis,
-    prefix: string,
-    /** MAX_PROMPT_BYTES: a prompt that would render larger is the item's error. */
-    private readonly maxPromptBytes = Number.POSITIVE_INFINITY,
+    runtime: JudgeRuntime,
   ) {
-    this.limiter = ProviderLimiter.for(redis, prefix, providerName, {
+    this.maxPromptBytes = runtime.maxPromptBytes ?? Number.POSITIVE_INFINITY;
+    this.dispatcher = runtime.dispatcher;
+    this.limiter = ProviderLimiter.for(runtime.redis, runtime.prefix, providerName, {
       concurrency: provider.concurrency,
       rpm: provider.rpm,
       leaseMs: provider.timeout_ms + 5_000,
@@ -95,7 +108,7 @@ export class LlmJudge {
       const release = await this.limiter.acquire(signal, priority);
       let out;
       try {
-        out = await callChatCompletions(this.provider, req, signal);
+        out = await callChatCompletions(this.provider, req, signal, this.dispatcher);
       } finally {
         await release();
       }

@@ -4,9 +4,10 @@
  * provider config at call time and only ever goes into this request's header
  * (and is scrubbed from any message we build, in case a provider echoes it).
  *
- * Sent with undici (`Dispatcher.request`) over one keep-alive Agent per process, not
- * the global `fetch`: fetch's WHATWG machinery (Request cloning, streams tee,
- * AbortSignal.any) cost ≈ 4× the client CPU per request (bench/probe-fetch.ts).
+ * Sent with undici (`Dispatcher.request`) over one keep-alive Agent per process
+ * (createProviderAgent, owned by the composition root), not the global `fetch`,
+ * whose WHATWG machinery (Request cloning, streams tee, AbortSignal.any) costs
+ * several times the client CPU per request (bench/probe-fetch.ts measures it).
  */
 import { EventEmitter } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
@@ -37,16 +38,21 @@ export interface ChatRequest {
 export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 /**
- * One connection pool for every provider of this process. Its own timeouts are
+ * One connection pool for every provider of a process. Its own timeouts are
  * off: `timeout_ms` (below) bounds the whole request, connect to last byte.
  * Idle sockets are unref'd by undici, so they do not keep a stopping process alive.
  */
-const dispatcher: Dispatcher = new Agent({
-  keepAliveTimeout: 4_000,
-  headersTimeout: 0,
-  bodyTimeout: 0,
-  maxResponseSize: MAX_RESPONSE_BYTES,
-});
+export function createProviderAgent(): Agent {
+  return new Agent({
+    keepAliveTimeout: 4_000,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    maxResponseSize: MAX_RESPONSE_BYTES,
+  });
+}
+
+/** For callers that bring no agent (tests, benches): created on first use. */
+let fallbackAgent: Agent | undefined;
 
 /** `Retry-After` as seconds or an HTTP date, in ms. */
 export function parseRetryAfter(value: string | null): number | null {
@@ -89,7 +95,13 @@ function failureMessage(err: unknown): string {
   return typeof e?.message === 'string' && e.message !== '' ? e.message : String(err);
 }
 
-export async function callChatCompletions(provider: ProviderConfig, req: ChatRequest, signal: AbortSignal): Promise<CallOutcome> {
+/** `dispatcher`: the process's provider agent (createProviderAgent). */
+export async function callChatCompletions(
+  provider: ProviderConfig,
+  req: ChatRequest,
+  signal: AbortSignal,
+  dispatcher: Dispatcher = (fallbackAgent ??= createProviderAgent()),
+): Promise<CallOutcome> {
   signal.throwIfAborted();
   // Aborts this request when the caller's signal aborts (a canceled run stops at
   // once) or at the timeout, which covers connect, headers and body. undici takes

@@ -1,0 +1,462 @@
+/**
+ * Scoring one chunk of a run: take it (counting the start, so a chunk that
+ * kills its worker is found out), skip the items that already have a result,
+ * score the rest and record results, counters and chunk completion in one
+ * statement. Deterministic evaluators score the whole chunk and record once;
+ * an LLM judge scores items concurrently under the provider's shared limits
+ * and records every second, so a crash loses little paid-for work and
+ * progress stays visible.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import pLimit from 'p-limit';
+import type { Deps, Logger } from '../shared/deps.ts';
+import { crashNow } from '../shared/faults.ts';
+import { sql } from '../shared/sql.ts';
+import type { EvalItem, EvalResult } from '../evaluators/index.ts';
+import { EvaluatorConfigError, type EvaluatorCache, type Scorer } from '../evaluators/evaluator-cache.ts';
+import { ProviderAuthError, type JudgeOutcome, type LlmJudge } from '../evaluators/llm-judge/llm-judge.runtime.ts';
+import { onRunFinished } from './run-events.ts';
+import {
+  beginChunk,
+  chunkCrashes,
+  endChunk,
+  failChunk,
+  failRun,
+  loadChunkWork,
+  NO_SPEND,
+  recordResults,
+  type ChunkContext,
+  type ItemResult,
+  type ItemToScore,
+  type RecordOutcome,
+  type Spend,
+} from './run-lifecycle.ts';
+
+/** What scoring a chunk uses: the domain's dependencies, the job's logger, the process's evaluators and chunks. */
+export interface ChunkScoringDeps {
+  container: Deps;
+  log: Logger;
+  evaluators: EvaluatorCache;
+  /** This process's own bookkeeping of the chunks it holds. */
+  chunks: LocalChunks;
+}
+
+export interface ChunkOutcome {
+  scored: number;
+  /** Why nothing (more) was scored, when that is the case. */
+  skipped?: string;
+}
+
+/** The job's delivery of one chunk: `attempts` counts this one (BullMQ's attemptsMade + 1). */
+export interface ChunkDelivery {
+  runId: string;
+  chunkIndex: number;
+  attempts: number;
+}
+
+/** An item's stored reason or error is cut to this many characters (with an ellipsis). */
+const MAX_TEXT = 4_000;
+/** Give the event loop a turn (lock renewal, other jobs) after this much synchronous scoring. */
+const SLICE_MS = 20;
+/** An LLM-judged chunk records at least this often, and every this many results. */
+const JUDGE_FLUSH_MS = 1_000;
+const JUDGE_FLUSH_ITEMS = 25;
+/** How quickly a canceled run stops an in-flight chunk from starting new provider requests. */
+const RUN_WATCH_MS = 500;
+
+/**
+ * Scores the chunk's items that have no result yet. Throws what a retry may
+ * fix (Postgres, Redis); what it cannot (a broken evaluator config, refused
+ * provider credentials) ends the run instead.
+ */
+export async function scoreChunk(deps: ChunkScoringDeps, { runId: run_id, chunkIndex: chunk_index, attempts }: ChunkDelivery): Promise<ChunkOutcome> {
+  const em = deps.container.orm.em.fork();
+  await deps.chunks.endStartsLeftOpen(em);
+  const { begun, leave } = await takeChunk(deps.chunks.gate, em, run_id, chunk_index);
+  try {
+    if (begun) {
+      const max = deps.container.env.CHUNK_MAX_CRASHES;
+      if (begun.crashes >= max) return await giveUpOnChunk(deps, em, run_id, chunk_index, begun.crashes, attempts);
+      if (deps.container.faults.crashOnChunk === chunk_index) crashNow();
+    }
+    try {
+      return await scoreTakenChunk(deps, em, run_id, chunk_index, attempts);
+    } finally {
+      if (begun) await endStart(deps, em, run_id, chunk_index);
+    }
+  } finally {
+    leave();
+  }
+}
+
+/**
+ * What this process knows of the chunks it holds, shared by all its chunk jobs:
+ * one per worker process, built by the composition root. Holds no connection
+ * or timer, so there is nothing to close.
+ */
+export class LocalChunks {
+  /** A chunk that crashed a worker before runs alone here (see takeChunk). */
+  readonly gate = new ChunkGate();
+  /**
+   * Starts this process ended while Postgres could not hear it (the outage that
+   * failed the chunk usually fails this write too). They are ended at the next
+   * chunk this process takes, so that a Postgres outage is not counted as
+   * crashes; bounded, a process that lives through a very long outage forgets
+   * the oldest and those chunks keep one crash each.
+   */
+  private readonly startsLeftOpen = new Map<string, { runId: string; chunkIndex: number }>();
+  private static readonly MAX_STARTS_LEFT_OPEN = 10_000;
+  /** Judged chunks started by this process so far. */
+  private judgedChunks = 0;
+  /** In-flight judged chunks of this process by run, so ending a run stops them at once (other processes poll). */
+  private readonly activeRuns = new Map<string, Set<AbortController>>();
+
+  /** Remembers a start that could not be ended, for endStartsLeftOpen. */
+  leftOpen(runId: string, chunkIndex: number): void {
+    if (this.startsLeftOpen.size >= LocalChunks.MAX_STARTS_LEFT_OPEN) this.startsLeftOpen.delete(this.startsLeftOpen.keys().next().value as string);
+    this.startsLeftOpen.set(`${runId}-${chunkIndex}-${randomUUID()}`, { runId, chunkIndex });
+  }
+
+  /** Ends the starts left open, in order, until Postgres fails again. */
+  async endStartsLeftOpen(em: EntityManager): Promise<void> {
+    for (const [key, start] of this.startsLeftOpen) {
+      this.startsLeftOpen.delete(key); // before the await: concurrent chunks of this process must not end it twice
+      try {
+        await endChunk(em, start.runId, start.chunkIndex);
+      } catch {
+        this.startsLeftOpen.set(key, start);
+        return; // still unreachable: the next chunk tries again
+      }
+    }
+  }
+
+  /** The start order of a judged chunk in this process. */
+  nextJudgeOrder(): number {
+    return this.judgedChunks++;
+  }
+
+  /** Registers a judged chunk of the run in flight; returns its unregistration. */
+  judging(runId: string, controller: AbortController): () => void {
+    const here = this.activeRuns.get(runId) ?? new Set<AbortController>();
+    here.add(controller);
+    this.activeRuns.set(runId, here);
+    return () => {
+      here.delete(controller);
+      if (here.size === 0) this.activeRuns.delete(runId);
+    };
+  }
+
+  /** Stops every judged chunk of the run in flight here. */
+  abortRun(runId: string, reason: unknown): void {
+    for (const c of this.activeRuns.get(runId) ?? []) c.abort(reason);
+  }
+}
+
+/**
+ * Counts this start in Postgres (beginChunk) before anything that could kill
+ * this process: a start never ended is a crash. A process that dies kills every
+ * chunk it holds, so each of them would be counted; to blame the chunk that
+ * did it, a chunk that has crashed a worker before runs alone in this process:
+ * it waits until the chunks in flight here have ended, and chunks taken
+ * meanwhile wait before counting their start. A bystander of a crash is thus
+ * counted once at most, and the poison chunk alone reaches CHUNK_MAX_CRASHES.
+ */
+async function takeChunk(gate: ChunkGate, em: EntityManager, runId: string, chunkIndex: number): Promise<{ begun: { crashes: number } | null; leave: () => void }> {
+  const leaveShared = await gate.enter();
+  try {
+    const begun = await beginChunk(em, runId, chunkIndex, { onlyIfClean: true });
+    // null: done, run not running (the normal path says which), or a chunk with crashes
+    if (begun || (await chunkCrashes(em, runId, chunkIndex)) === null) return { begun, leave: leaveShared };
+  } catch (err) {
+    leaveShared();
+    throw err;
+  }
+  leaveShared();
+  const leaveAlone = await gate.enterAlone();
+  try {
+    return { begun: await beginChunk(em, runId, chunkIndex), leave: leaveAlone };
+  } catch (err) {
+    leaveAlone();
+    throw err;
+  }
+}
+
+/** This process's chunks between their counted start and its end; a suspect chunk runs with none beside it. */
+class ChunkGate {
+  private inFlight = 0;
+  private alone: Promise<void> | null = null;
+  private idle: (() => void)[] = [];
+
+  async enter(): Promise<() => void> {
+    while (this.alone) await this.alone;
+    this.inFlight++;
+    return once(() => this.exit());
+  }
+
+  async enterAlone(): Promise<() => void> {
+    while (this.alone) await this.alone;
+    let release: () => void = () => undefined;
+    this.alone = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    while (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    this.inFlight++;
+    return once(() => {
+      this.alone = null;
+      this.exit();
+      release();
+    });
+  }
+
+  private exit(): void {
+    this.inFlight--;
+    if (this.inFlight === 0) for (const wake of this.idle.splice(0)) wake();
+  }
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}
+
+async function endStart(deps: ChunkScoringDeps, em: EntityManager, runId: string, chunkIndex: number): Promise<void> {
+  try {
+    await endChunk(em, runId, chunkIndex);
+  } catch (err) {
+    deps.log.warn({ runId, chunkIndex, err: (err as Error).message }, 'could not end the chunk start; will at the next chunk');
+    deps.chunks.leftOpen(runId, chunkIndex);
+  }
+}
+
+/** The chunk killed its worker `crashes` times: its unscored items become `error` with that reason, and the run goes on. */
+async function giveUpOnChunk(
+  deps: ChunkScoringDeps,
+  em: EntityManager,
+  runId: string,
+  chunkIndex: number,
+  crashes: number,
+  attempts: number,
+): Promise<{ scored: number; skipped: string }> {
+  const reason = `chunk crashed its worker ${crashes} times`;
+  const out = await failChunk(em, runId, chunkIndex, attempts, reason);
+  deps.log.error({ runId, chunkIndex, crashes, items: out?.inserted ?? 0 }, 'chunk keeps crashing its worker; its items are recorded as errors');
+  await afterRecord(deps, runId, out);
+  return { scored: out?.inserted ?? 0, skipped: reason };
+}
+
+async function scoreTakenChunk(deps: ChunkScoringDeps, em: EntityManager, run_id: string, chunk_index: number, attempts: number): Promise<ChunkOutcome> {
+  // the chunk, its run's state and its items still to score, in one round trip
+  const work = await loadChunkWork(em, run_id, chunk_index);
+  if (!work) return { scored: 0, skipped: 'no such chunk' };
+  const { chunk, items } = work;
+  if (chunk.done) return { scored: 0, skipped: 'chunk already done' };
+  if (chunk.status !== 'running') return { scored: 0, skipped: `run is ${chunk.status}` };
+
+  let scorer: Scorer;
+  try {
+    scorer = await deps.evaluators.get(em, chunk.eval_version_id);
+  } catch (err) {
+    if (err instanceof EvaluatorConfigError) {
+      await endRun(deps, em, run_id, err.message);
+      return { scored: 0, skipped: 'run failed' };
+    }
+    throw err;
+  }
+
+  if (scorer.kind === 'judge') return judgeChunk(deps, em, chunk, chunk_index, attempts, scorer.judge, items);
+
+  const results = scoreAll(items, scorer.evaluate);
+  const { faults } = deps.container;
+  if (faults.chunkDelayMs > 0) await sleep(faults.chunkDelayMs);
+  if (faults.crashBeforeRecord) crashNow();
+  const out = await recordResults(em, chunk, chunk_index, attempts, await results, true);
+  deps.container.metrics.recordScored(await results, out?.inserted ?? 0);
+  await afterRecord(deps, run_id, out);
+  return { scored: out?.inserted ?? 0 };
+}
+
+async function scoreAll(items: ItemToScore[], evaluate: (item: EvalItem) => EvalResult | Promise<EvalResult>): Promise<ItemResult[]> {
+  const results: ItemResult[] = [];
+  let sliceStart = performance.now();
+  for (const item of items) {
+    const t0 = performance.now();
+    try {
+      const r = await evaluate(item);
+      if (typeof r.score !== 'number' || !Number.isFinite(r.score) || r.score < 0 || r.score > 1) {
+        throw new Error(`evaluator returned an invalid score (${String(r.score)}); scores must be in [0, 1]`);
+      }
+      results.push({
+        item_id: item.id,
+        status: r.passed ? 'passed' : 'failed',
+        score: r.score,
+        passed: r.passed,
+        reason: truncate(r.reason),
+        error: null,
+        latency_ms: performance.now() - t0,
+      });
+    } catch (err) {
+      results.push(errorResult(item.id, err, performance.now() - t0));
+    }
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await yieldToLoop();
+      sliceStart = performance.now();
+    }
+  }
+  return results;
+}
+
+async function judgeChunk(
+  deps: ChunkScoringDeps,
+  em: EntityManager,
+  chunk: ChunkContext,
+  chunkIndex: number,
+  attempts: number,
+  judge: LlmJudge,
+  items: ItemToScore[],
+): Promise<ChunkOutcome> {
+  const runId = chunk.run_id;
+  const watch = watchRun(deps.chunks, em, runId);
+  const order = deps.chunks.nextJudgeOrder(); // the provider limiter serves older chunks first, so chunks finish one at a time
+  let pending: ItemResult[] = [];
+  let spend: Spend = { ...NO_SPEND };
+  let scored = 0;
+  let judged = 0;
+  let lastFlush = Date.now();
+  let flushing: Promise<unknown> = Promise.resolve();
+  // Records serially: results so far plus what they cost; `done` marks the chunk complete.
+  const flush = (done: boolean) => {
+    flushing = flushing.then(async () => {
+      const batch = pending;
+      const cost = spend;
+      pending = [];
+      spend = { ...NO_SPEND };
+      lastFlush = Date.now();
+      if (batch.length === 0 && cost.prompt_tokens === 0 && cost.completion_tokens === 0 && !done) return;
+      const out = await recordResults(em, chunk, chunkIndex, attempts, batch, done, cost);
+      deps.container.metrics.recordScored(batch, out?.inserted ?? 0);
+      scored += out?.inserted ?? 0;
+      await afterRecord(deps, runId, out);
+    });
+    return flushing;
+  };
+
+  let authError: ProviderAuthError | null = null;
+  let failure: unknown = null;
+  let recordFailed = false;
+  try {
+    await pLimit(deps.container.env.JUDGE_CHUNK_PARALLELISM).map(items, async (item) => {
+      if (watch.signal.aborted || failure || recordFailed) return;
+      const t0 = performance.now();
+      let o: JudgeOutcome;
+      try {
+        o = await judge.judge(item, watch.signal, order);
+      } catch (err) {
+        if (err instanceof ProviderAuthError) {
+          authError ??= err;
+          deps.chunks.abortRun(runId, err); // every chunk of this run in this process stops now, before the run is marked failed
+        } else if (!watch.signal.aborted) {
+          failure ??= err;
+        }
+        return;
+      }
+      spend = {
+        prompt_tokens: spend.prompt_tokens + o.usage.prompt_tokens,
+        completion_tokens: spend.completion_tokens + o.usage.completion_tokens,
+        cost_usd: o.cost_usd === null ? spend.cost_usd : (spend.cost_usd ?? 0) + o.cost_usd,
+      };
+      const latency = performance.now() - t0;
+      pending.push(
+        o.kind === 'scored'
+          ? { item_id: item.id, status: o.passed ? 'passed' : 'failed', score: o.score, passed: o.passed, reason: truncate(o.reason), error: null, latency_ms: latency, ...usageOf(o) }
+          : { ...errorResult(item.id, new Error(o.error), latency), ...usageOf(o) },
+      );
+      // the chunk's last result waits for the final flush, which also marks the chunk done (one statement, not two)
+      if (++judged < items.length && (pending.length >= JUDGE_FLUSH_ITEMS || Date.now() - lastFlush >= JUDGE_FLUSH_MS)) {
+        await flush(false).catch((err: unknown) => {
+          recordFailed = true; // the job fails with this error (and retries); no further item is sent to the provider
+          throw err;
+        });
+      }
+    });
+  } finally {
+    watch.stop();
+  }
+
+  const complete = !watch.signal.aborted && !failure;
+  await flush(complete);
+  if (authError) {
+    await endRun(deps, em, runId, (authError as ProviderAuthError).message);
+    return { scored, skipped: 'provider refused the credentials' };
+  }
+  if (failure) throw failure; // infrastructure (Redis, Postgres): the job retries; recorded results stay
+  return complete ? { scored } : { scored, skipped: 'run is no longer running' };
+}
+
+function usageOf(o: JudgeOutcome): Pick<ItemResult, 'attempts' | 'prompt_tokens' | 'completion_tokens' | 'cost_usd'> {
+  return { attempts: o.attempts, prompt_tokens: o.usage.prompt_tokens, completion_tokens: o.usage.completion_tokens, cost_usd: o.cost_usd };
+}
+
+/** Polls the run's status; its signal aborts as soon as the run is no longer running (canceled, failed). */
+function watchRun(chunks: LocalChunks, em: EntityManager, runId: string) {
+  const controller = new AbortController();
+  const stopWatching = chunks.judging(runId, controller);
+  const timer = setInterval(() => {
+    runStatus(em, runId).then(
+      (status) => {
+        if (status !== 'running') controller.abort(new Error(`run is ${status ?? 'gone'}`));
+      },
+      () => undefined, // a missed poll is retried on the next tick
+    );
+  }, RUN_WATCH_MS);
+  return {
+    signal: controller.signal,
+    abort: (reason: unknown) => controller.abort(reason),
+    stop: () => {
+      clearInterval(timer);
+      stopWatching();
+    },
+  };
+}
+
+// eval-runs repository
+async function runStatus(em: EntityManager, runId: string): Promise<string | null> {
+  const [row] = await sql<{ status: string }>(em, 'select status from eval_runs where id = ?', [runId]);
+  return row?.status ?? null;
+}
+
+async function endRun(deps: ChunkScoringDeps, em: EntityManager, runId: string, message: string): Promise<void> {
+  if (await failRun(em, runId, message)) {
+    deps.log.warn({ runId, err: message }, 'run failed');
+    await onRunFinished(deps.container, runId);
+  }
+}
+
+async function afterRecord(deps: ChunkScoringDeps, runId: string, out: RecordOutcome | null): Promise<void> {
+  if (out?.just_completed) {
+    deps.log.info({ runId, items: out.item_count }, 'run completed');
+    await onRunFinished(deps.container, runId);
+  }
+}
+
+function errorResult(itemId: string, err: unknown, latency: number): ItemResult {
+  return {
+    item_id: itemId,
+    status: 'error',
+    score: null,
+    passed: null,
+    reason: null,
+    error: truncate(err instanceof Error ? err.message : String(err)) ?? 'evaluator failed',
+    latency_ms: latency,
+  };
+}
+
+function truncate(s: string | null | undefined): string | null {
+  if (s === null || s === undefined) return null;
+  return s.length > MAX_TEXT ? `${s.slice(0, MAX_TEXT)}…` : s;
+}
