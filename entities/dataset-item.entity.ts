@@ -19,7 +19,7 @@ export const DatasetItem = defineEntity({
     input: p.json<unknown>().columnType('jsonb'),
     expected_output: p.json<unknown>().columnType('jsonb').nullable(),
     output: p.json<unknown>().columnType('jsonb').nullable(),
-    metadata: p.json<unknown>().columnType('jsonb').nullable(),
+    metadata: p.json<Record<string, unknown>>().columnType('jsonb').nullable(),
     created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),
   }),
   indexes: [{ name: 'dataset_items_keyset_idx', properties: ['dataset_id', 'id', 'valid_from', 'valid_to'] }],

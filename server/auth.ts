@@ -8,6 +8,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import * as jose from 'jose';
 import { ROLES, type Role } from '../entities/index.ts';
 import { API_KEY_PATTERN, hashApiKey } from '../domain/tenants/api-keys.ts';
+import { tenantOfOrganization, verifyApiKeyHash } from '../domain/tenants/tenant.service.ts';
 import type { Env } from './env.ts';
 
 export interface Principal {
@@ -41,14 +42,8 @@ export class ApiKeyResolver {
     const now = Date.now();
     const hit = this.cache.get(hash);
     if (hit && hit.expiresAt > now) return hit.principal;
-    const rows = await em
-      .getConnection()
-      .execute<{ id: string; tenant_id: string; role: Role; revoked_at: Date | null }[]>(
-        'select id, tenant_id, role, revoked_at from api_keys where key_hash = ?',
-        [hash],
-      );
-    const row = rows[0];
-    const principal = row && !row.revoked_at ? { tenantId: row.tenant_id, role: row.role, actor: row.id } : null;
+    const found = await verifyApiKeyHash(em, hash);
+    const principal = found ? { tenantId: found.tenant_id, role: found.role, actor: found.id } : null;
     if (this.ttlMs > 0) {
       if (this.cache.size >= ApiKeyResolver.MAX_ENTRIES) this.cache.clear();
       this.cache.set(hash, { principal, expiresAt: now + this.ttlMs });
@@ -159,12 +154,9 @@ export async function authenticate(
   }
   if (!deps.jwt) throw new AuthError('bearer token is not an API key (tl_…), and session tokens are not enabled');
   const claims = await deps.jwt.verify(token);
-  const rows = await deps.em
-    .getConnection()
-    .execute<{ id: string }[]>('select id from tenants where external_org_id = ?', [claims.orgId]);
-  const tenant = rows[0];
-  if (!tenant) throw new AuthError(`organization "${claims.orgId}" is not registered with evalgate`);
-  return { tenantId: tenant.id, role: claims.role, actor: `jwt:${claims.subject}` };
+  const tenantId = await tenantOfOrganization(deps.em, claims.orgId);
+  if (!tenantId) throw new AuthError(`organization "${claims.orgId}" is not registered with evalgate`);
+  return { tenantId, role: claims.role, actor: `jwt:${claims.subject}` };
 }
 
 /** Compares fixed-length digests, so neither the length nor the content of a configured secret leaks through timing. */

@@ -1,87 +1,79 @@
-/** evals domain operations. An eval version's evaluator is immutable once written. */
+/** evals use cases. An eval version's evaluator is immutable once written. */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
+import { checkEvaluatorEngines } from '../evaluators/evaluator-pool.ts';
 import type { EvaluatorConfig } from '../evaluators/evaluator.schema.ts';
-import { notFound } from '../shared/errors.ts';
-import { sql } from '../shared/sql.ts';
+import { DomainError, formatIssues, notFound } from '../shared/errors.ts';
+import * as repo from './eval.repository.ts';
+import type { EvalRow, EvalVersionRow, EvalWithVersionRow } from './eval.repository.ts';
 
-export interface EvalRow {
-  id: string;
-  tenant_id: string;
-  name: string;
-  latest_version: number;
-  created_at: Date | string;
-  updated_at: Date | string;
+export type { EvalRow, EvalVersionRow, EvalWithVersionRow } from './eval.repository.ts';
+
+/** The providers an llm_judge evaluator may name (EVALGATE_PROVIDERS): only the names matter here. */
+export type KnownProviders = Record<string, unknown>;
+
+/**
+ * The checks the zod union cannot do, reported under `evaluator.`: an
+ * llm_judge's provider must be configured, a regex must compile under RE2,
+ * a JSON schema under ajv. A JSON schema costly to compile is compiled on a
+ * worker thread, so the API's event loop stays free.
+ */
+export async function checkEvaluator(evaluator: EvaluatorConfig, providers: KnownProviders): Promise<EvaluatorConfig> {
+  if (evaluator.type === 'llm_judge' && !Object.hasOwn(providers, evaluator.provider)) {
+    const known = Object.keys(providers);
+    throw new DomainError(
+      'BAD_REQUEST',
+      `invalid input: evaluator.provider: unknown provider "${evaluator.provider}" (configured: ${known.length ? known.join(', ') : 'none; set EVALGATE_PROVIDERS'})`,
+    );
+  }
+  const issues = await checkEvaluatorEngines(evaluator);
+  if (issues.length > 0) {
+    throw new DomainError('BAD_REQUEST', formatIssues(issues.map((i) => ({ ...i, path: ['evaluator', ...i.path] }))));
+  }
+  return evaluator;
 }
 
-export interface EvalVersionRow {
-  id: string;
-  eval_id: string;
-  version: number;
-  evaluator: EvaluatorConfig;
-  created_at: Date | string;
-}
-
-const VERSION_COLUMNS = 'id, eval_id, version, evaluator, created_at';
-
-/** Creates an eval and its version 1. The evaluator must already be fully validated. */
+/**
+ * Creates an eval and its version 1. With `check`, the evaluator goes through
+ * checkEvaluator first; without, it must already be fully validated.
+ */
 export async function createEval(
   em: EntityManager,
   tenantId: string,
   input: { name: string; evaluator: EvaluatorConfig },
+  check?: { providers: KnownProviders },
 ): Promise<{ eval: EvalRow; version: EvalVersionRow }> {
+  if (check) await checkEvaluator(input.evaluator, check.providers);
   return em.transactional(async (tx) => {
-    const id = uuidv7();
-    const [row] = await sql<EvalRow>(
-      tx,
-      `insert into evals (id, tenant_id, name, latest_version, created_at, updated_at)
-       values (?, ?, ?, 1, now(), now()) returning *`,
-      [id, tenantId, input.name],
-    );
-    const [version] = await sql<EvalVersionRow>(
-      tx,
-      `insert into eval_versions (id, tenant_id, eval_id, version, evaluator, created_at)
-       values (?, ?, ?, 1, ?::jsonb, now()) returning ${VERSION_COLUMNS}`,
-      [uuidv7(), tenantId, id, JSON.stringify(input.evaluator)],
-    );
-    return { eval: row as EvalRow, version: version as EvalVersionRow };
+    const row = await repo.insertEval(tx, uuidv7(), tenantId, input.name);
+    const version = await repo.insertFirstVersion(tx, uuidv7(), tenantId, row.id, input.evaluator);
+    return { eval: row, version };
   });
 }
 
-/** Appends a version; the eval row's lock serialises concurrent writers. */
-export async function createEvalVersion(em: EntityManager, tenantId: string, evalId: string, evaluator: EvaluatorConfig): Promise<EvalVersionRow> {
+/** Appends a version (checked like createEval's when `check` is given); the eval row's lock serialises concurrent writers. */
+export async function createEvalVersion(
+  em: EntityManager,
+  tenantId: string,
+  evalId: string,
+  evaluator: EvaluatorConfig,
+  check?: { providers: KnownProviders },
+): Promise<EvalVersionRow> {
+  if (check) await checkEvaluator(evaluator, check.providers);
   return em.transactional(async (tx) => {
-    const [bumped] = await sql<{ latest_version: number }>(
-      tx,
-      `update evals set latest_version = latest_version + 1, updated_at = now() where id = ? and tenant_id = ? returning latest_version`,
-      [evalId, tenantId],
-    );
-    if (!bumped) throw notFound('eval', evalId);
-    const [version] = await sql<EvalVersionRow>(
-      tx,
-      `insert into eval_versions (id, tenant_id, eval_id, version, evaluator, created_at)
-       values (?, ?, ?, ?, ?::jsonb, now()) returning ${VERSION_COLUMNS}`,
-      [uuidv7(), tenantId, evalId, bumped.latest_version, JSON.stringify(evaluator)],
-    );
-    return version as EvalVersionRow;
+    const version = await repo.bumpLatestVersion(tx, tenantId, evalId);
+    if (version === undefined) throw notFound('eval', evalId);
+    return repo.insertVersion(tx, uuidv7(), tenantId, evalId, version, evaluator);
   });
 }
-
-export type EvalWithVersionRow = EvalRow & { v_id: string; v_version: number; v_evaluator: EvaluatorConfig; v_created_at: Date | string };
-
-const WITH_LATEST = `select e.*, v.id as v_id, v.version as v_version, v.evaluator as v_evaluator, v.created_at as v_created_at
-  from evals e join eval_versions v on v.eval_id = e.id and v.version = e.latest_version`;
 
 export async function findEval(em: EntityManager, tenantId: string, evalId: string): Promise<EvalWithVersionRow> {
-  const [row] = await sql<EvalWithVersionRow>(em, `${WITH_LATEST} where e.id = ? and e.tenant_id = ?`, [evalId, tenantId]);
+  const row = await repo.findEval(em, tenantId, evalId);
   if (!row) throw notFound('eval', evalId);
   return row;
 }
 
+/** `limit + 1` evals with their latest version, newest first, after the key `after`. */
 export async function listEvals(em: EntityManager, tenantId: string, after: string | undefined, limit: number): Promise<EvalWithVersionRow[]> {
-  return sql<EvalWithVersionRow>(
-    em,
-    `${WITH_LATEST} where e.tenant_id = ? ${after ? 'and e.id < ?' : ''} order by e.id desc limit ?`,
-    after ? [tenantId, after, limit + 1] : [tenantId, limit + 1],
-  );
+  return repo.listEvals(em, tenantId, after, limit);
 }

@@ -5,7 +5,7 @@
  * index, no scan of recent rows.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { sql } from '../shared/sql.ts';
+import { deleteDeliveriesBefore } from './webhook.repository.ts';
 
 const BATCH = 10_000;
 
@@ -16,11 +16,5 @@ export function uuidv7Floor(ms: number): string {
 }
 
 export async function purgeOldDeliveries(em: EntityManager, retentionDays: number, now = Date.now()): Promise<number> {
-  const cutoff = uuidv7Floor(now - retentionDays * 86_400_000);
-  const rows = await sql(
-    em,
-    'delete from webhook_deliveries where id in (select id from webhook_deliveries where id < ? order by id limit ?) returning 1',
-    [cutoff, BATCH],
-  );
-  return rows.length;
+  return deleteDeliveriesBefore(em, uuidv7Floor(now - retentionDays * 86_400_000), BATCH);
 }

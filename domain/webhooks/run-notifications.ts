@@ -10,12 +10,12 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Deps } from '../shared/deps.ts';
 import { withDeadline } from '../shared/deadline.ts';
 import { sql } from '../shared/sql.ts';
+import { ENDING_SQL, webhookIdsOfTenant } from './webhook.repository.ts';
+
+export { ENDING_SQL } from './webhook.repository.ts';
 
 const ENQUEUE_TIMEOUT_MS = 2_000;
 const SWEEP_BATCH = 500;
-
-/** An ending's key: completed_at in whole epoch milliseconds (computed by Postgres, so both sides agree). */
-export const ENDING_SQL = `floor(extract(epoch from completed_at) * 1000)::bigint`;
 
 /**
  * Enqueues one delivery per webhook of the run's tenant for the run's current
@@ -23,42 +23,24 @@ export const ENDING_SQL = `floor(extract(epoch from completed_at) * 1000)::bigin
  * or already notified. Returns how many deliveries were enqueued.
  */
 export async function notifyRunFinished(c: Deps, runId: string, em: EntityManager = c.orm.em.fork()): Promise<number> {
-  const [run] = await sql<{ tenant_id: string; ending: string }>(
-    em,
-    `select tenant_id, ${ENDING_SQL} as ending from eval_runs
-      where id = ? and notified_at is null and status in ('completed', 'failed') and completed_at is not null`,
-    [runId],
-  );
+  const run = await findUnnotifiedEnding(em, runId);
   if (!run) return 0;
   const ending = Number(run.ending);
-  const hooks = await sql<{ id: string }>(em, 'select id from webhooks where tenant_id = ? order by id', [run.tenant_id]);
+  const hooks = await webhookIdsOfTenant(em, run.tenant_id);
   if (hooks.length > 0) {
-    await withDeadline(
-      c.producer.webhookDeliveries(
-        runId,
-        ending,
-        hooks.map((h) => h.id),
-      ),
-      ENQUEUE_TIMEOUT_MS,
-      'enqueue',
-    );
+    await withDeadline(c.producer.webhookDeliveries(runId, ending, hooks), ENQUEUE_TIMEOUT_MS, 'enqueue');
   }
-  // Only this ending: if a retry re-opened (and maybe re-ended) the run meanwhile, that ending is still owed.
-  await sql(em, `update eval_runs set notified_at = now() where id = ? and notified_at is null and ${ENDING_SQL} = ?`, [runId, ending]);
+  await markNotified(em, runId, ending);
   return hooks.length;
 }
 
 /**
  * The reconciler's catch-up: finished runs whose deliveries were never
- * enqueued (crash, Redis away). Uses the partial index eval_runs_unnotified_idx.
+ * enqueued (crash, Redis away).
  */
 export async function sweepUnnotifiedRuns(c: Deps): Promise<{ runs: number; enqueued: number }> {
   const em = c.orm.em.fork();
-  const rows = await sql<{ id: string }>(
-    em,
-    `select id from eval_runs where notified_at is null and status in ('completed', 'failed') order by completed_at limit ?`,
-    [SWEEP_BATCH],
-  );
+  const rows = await findUnnotifiedRuns(em, SWEEP_BATCH);
   let enqueued = 0;
   for (const { id } of rows) {
     try {
@@ -71,4 +53,30 @@ export async function sweepUnnotifiedRuns(c: Deps): Promise<{ runs: number; enqu
   }
   if (rows.length > 0) c.log.info({ runs: rows.length, enqueued }, 'swept finished runs for webhook deliveries');
   return { runs: rows.length, enqueued };
+}
+
+// eval-runs repository: the run's tenant and current ending, if it is finished and not yet notified.
+async function findUnnotifiedEnding(em: EntityManager, runId: string): Promise<{ tenant_id: string; ending: string } | undefined> {
+  const [run] = await sql<{ tenant_id: string; ending: string }>(
+    em,
+    `select tenant_id, ${ENDING_SQL} as ending from eval_runs
+      where id = ? and notified_at is null and status in ('completed', 'failed') and completed_at is not null`,
+    [runId],
+  );
+  return run;
+}
+
+// eval-runs repository: marks only this ending notified: if a retry re-opened (and maybe re-ended)
+// the run meanwhile, that ending is still owed.
+async function markNotified(em: EntityManager, runId: string, ending: number): Promise<void> {
+  await sql(em, `update eval_runs set notified_at = now() where id = ? and notified_at is null and ${ENDING_SQL} = ?`, [runId, ending]);
+}
+
+// eval-runs repository: finished runs not yet notified, oldest ending first (the partial index eval_runs_unnotified_idx).
+async function findUnnotifiedRuns(em: EntityManager, limit: number): Promise<{ id: string }[]> {
+  return sql<{ id: string }>(
+    em,
+    `select id from eval_runs where notified_at is null and status in ('completed', 'failed') order by completed_at limit ?`,
+    [limit],
+  );
 }

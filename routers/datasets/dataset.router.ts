@@ -8,7 +8,8 @@ import { z } from 'zod';
 import { DomainError } from '../../domain/shared/errors.ts';
 import { decodeCursor, toPage } from '../../domain/shared/pagination.ts';
 import { ownerProcedure, readProcedure, router, writeProcedure } from '../../server/trpc.ts';
-import { iso, toDatasetDto, toDatasetVersionDto } from '../../domain/datasets/dataset.mapper.ts';
+import { restMeta } from '../meta.ts';
+import { toDatasetDto, toDatasetItemDto, toDatasetVersionDto } from '../../domain/datasets/dataset.mapper.ts';
 import {
   addDatasetItemsInput,
   createDatasetInput,
@@ -34,21 +35,17 @@ import {
   listDatasetVersions,
 } from '../../domain/datasets/dataset.service.ts';
 
-const READ_ERRORS = [400, 401, 403, 404, 429, 503];
-const WRITE_ERRORS = [400, 401, 403, 404, 413, 429, 503];
+const rest = restMeta('datasets');
 
 export const datasetRouter = router({
   createDataset: writeProcedure
-    .meta({
-      openapi: { method: 'POST', path: '/v1/datasets', operationId: 'createDataset', tags: ['datasets'], summary: 'Create a dataset (version 1, no items)', successDescription: 'Dataset created', errorResponses: [400, 401, 403, 413, 429, 503] },
-      successStatus: 201,
-    })
+    .meta(rest('POST', '/v1/datasets', { summary: 'Create a dataset (version 1, no items)', successDescription: 'Dataset created', errors: [413], successStatus: 201 }))
     .input(createDatasetInput)
     .output(datasetSchema)
     .mutation(async ({ ctx, input }) => toDatasetDto((await createDataset(ctx.em, ctx.principal.tenantId, input)).dataset)),
 
   listDatasets: readProcedure
-    .meta({ openapi: { method: 'GET', path: '/v1/datasets', operationId: 'listDatasets', tags: ['datasets'], summary: 'List datasets, newest first', errorResponses: [400, 401, 403, 429, 503] } })
+    .meta(rest('GET', '/v1/datasets', { summary: 'List datasets, newest first' }))
     .input(listDatasetsInput)
     .output(listDatasetsOutput)
     .query(async ({ ctx, input }) => {
@@ -57,25 +54,21 @@ export const datasetRouter = router({
     }),
 
   getDataset: readProcedure
-    .meta({ openapi: { method: 'GET', path: '/v1/datasets/{id}', operationId: 'getDataset', tags: ['datasets'], summary: 'Get a dataset', errorResponses: READ_ERRORS } })
+    .meta(rest('GET', '/v1/datasets/{id}', { summary: 'Get a dataset', errors: [404] }))
     .input(datasetIdInput)
     .output(datasetSchema)
     .query(async ({ ctx, input }) => toDatasetDto(await findDataset(ctx.em, ctx.principal.tenantId, input.id))),
 
   deleteDataset: ownerProcedure
-    .meta({
-      openapi: {
-        method: 'DELETE',
-        path: '/v1/datasets/{id}',
-        operationId: 'deleteDataset',
-        tags: ['datasets'],
+    .meta(
+      rest('DELETE', '/v1/datasets/{id}', {
         summary: 'Delete a dataset with its versions, items, runs and results (owners only)',
         description: 'Refused with 409 while one of its runs is pending or running.',
-        errorResponses: [400, 401, 403, 404, 409, 429, 503],
         successDescription: 'Dataset deleted',
-      },
-      successStatus: 204,
-    })
+        errors: [404, 409],
+        successStatus: 204,
+      }),
+    )
     .input(datasetIdInput)
     .output(z.void())
     .mutation(async ({ ctx, input }) => {
@@ -92,51 +85,37 @@ export const datasetRouter = router({
       if (n > max) throw new DomainError('PAYLOAD_TOO_LARGE', `items: at most ${max} items per request (got ${n}); upload larger sets as NDJSON to /v1/datasets/{id}/items/upload`);
       return next();
     })
-    .meta({
-      openapi: {
-        method: 'POST',
-        path: '/v1/datasets/{id}/items',
-        operationId: 'addDatasetItems',
-        tags: ['datasets'],
+    .meta(
+      rest('POST', '/v1/datasets/{id}/items', {
         summary: 'Add items: a new version holding the previous items plus these',
         description: 'At most MAX_ITEMS_PER_REQUEST items (10,000) of MAX_ITEM_BYTES (1 MiB) each, else 413; use `POST /v1/datasets/{id}/items/upload` (NDJSON) for more.',
         successDescription: 'Version created',
-        errorResponses: WRITE_ERRORS,
-      },
-      successStatus: 201,
-    })
+        errors: [404, 413],
+        successStatus: 201,
+      }),
+    )
     .input(addDatasetItemsInput)
     .output(datasetVersionSchema)
-    .mutation(async ({ ctx, input }) => {
-      const { MAX_ITEM_BYTES } = ctx.container.env;
-      input.items.forEach((item, i) => {
-        const bytes = Buffer.byteLength(JSON.stringify(item));
-        if (bytes > MAX_ITEM_BYTES) throw new DomainError('PAYLOAD_TOO_LARGE', `items[${i}] is ${bytes} bytes; the limit is ${MAX_ITEM_BYTES}`);
-      });
-      const version = await addDatasetItems(ctx.em, ctx.principal.tenantId, input.id, input.items);
-      return toDatasetVersionDto(version);
-    }),
+    .mutation(async ({ ctx, input }) =>
+      toDatasetVersionDto(await addDatasetItems(ctx.em, ctx.principal.tenantId, input.id, input.items, { maxItemBytes: ctx.container.env.MAX_ITEM_BYTES })),
+    ),
 
   deleteDatasetItems: writeProcedure
-    .meta({
-      openapi: {
-        method: 'POST',
-        path: '/v1/datasets/{id}/items/delete',
-        operationId: 'deleteDatasetItems',
-        tags: ['datasets'],
+    .meta(
+      rest('POST', '/v1/datasets/{id}/items/delete', {
         summary: 'Delete items: a new version without them',
         description: 'Every id must be an item of the latest version (404 names the others). Older versions, and runs pinned to them, keep the items.',
         successDescription: 'Version created',
-        errorResponses: WRITE_ERRORS,
-      },
-      successStatus: 201,
-    })
+        errors: [404, 413],
+        successStatus: 201,
+      }),
+    )
     .input(deleteDatasetItemsInput)
     .output(datasetVersionSchema)
     .mutation(async ({ ctx, input }) => toDatasetVersionDto(await deleteDatasetItems(ctx.em, ctx.principal.tenantId, input.id, input.item_ids))),
 
   listDatasetVersions: readProcedure
-    .meta({ openapi: { method: 'GET', path: '/v1/datasets/{id}/versions', operationId: 'listDatasetVersions', tags: ['datasets'], summary: 'List a dataset\'s versions, newest first', errorResponses: READ_ERRORS } })
+    .meta(rest('GET', '/v1/datasets/{id}/versions', { summary: 'List a dataset\'s versions, newest first', errors: [404] }))
     .input(listDatasetVersionsInput)
     .output(listDatasetVersionsOutput)
     .query(async ({ ctx, input }) => {
@@ -145,19 +124,12 @@ export const datasetRouter = router({
     }),
 
   listDatasetItems: readProcedure
-    .meta({ openapi: { method: 'GET', path: '/v1/datasets/{id}/items', operationId: 'listDatasetItems', tags: ['datasets'], summary: 'List the items of a version (default: the latest), in insertion order', errorResponses: READ_ERRORS } })
+    .meta(rest('GET', '/v1/datasets/{id}/items', { summary: 'List the items of a version (default: the latest), in insertion order', errors: [404] }))
     .input(listDatasetItemsInput)
     .output(listDatasetItemsOutput)
     .query(async ({ ctx, input }) => {
       const after = decodeCursor(input.cursor, 'string', 'dataset-items');
       const { rows, truncated } = await listDatasetItems(ctx.em, ctx.principal.tenantId, input.id, input.version, after, input.limit, ctx.container.env.MAX_PAGE_BYTES);
-      return toPage(rows, input.limit, (r) => r.id, (r) => ({
-        id: r.id,
-        input: r.input,
-        expected_output: r.expected_output ?? null,
-        output: r.output ?? null,
-        metadata: r.metadata ?? null,
-        created_at: iso(r.created_at),
-      }), { list: 'dataset-items', truncated });
+      return toPage(rows, input.limit, (r) => r.id, toDatasetItemDto, { list: 'dataset-items', truncated });
     }),
 });

@@ -1,27 +1,24 @@
 /**
  * webhooks: owners register URLs that are told when a run ends
  * (`eval_run.completed`, `eval_run.failed`), signed with a per-webhook secret.
- * Jobs: jobs/webhooks/ (run-notifications enqueues on a run's ending and from
- * the reconciler's sweep; deliver-webhook.job POSTs, retries, records).
+ * Jobs: jobs/webhooks/deliver-webhook.job.ts (POSTs, retries, records), fed by
+ * domain/webhooks/run-notifications.ts on a run's ending and from the reconciler's sweep.
  * Entities: Webhook, WebhookDelivery; EvalRun.notified_at.
  */
 import { z } from 'zod';
-import { checkWebhookUrl } from '../../domain/webhooks/webhook-target.ts';
-import { DomainError } from '../../domain/shared/errors.ts';
 import { decodeCursor, toPage } from '../../domain/shared/pagination.ts';
 import { ownerProcedure, router } from '../../server/trpc.ts';
-import { toWebhookDto } from '../../domain/webhooks/webhook.mapper.ts';
+import { restMeta } from '../meta.ts';
+import { toCreatedWebhookDto, toWebhookDto } from '../../domain/webhooks/webhook.mapper.ts';
 import { createdWebhookSchema, createWebhookInput, listWebhooksInput, listWebhooksOutput, webhookIdInput } from '../../domain/webhooks/webhook.schema.ts';
 import { createWebhook, deleteWebhook, listWebhooks } from '../../domain/webhooks/webhook.service.ts';
 
+const rest = restMeta('webhooks');
+
 export const webhookRouter = router({
   createWebhook: ownerProcedure
-    .meta({
-      openapi: {
-        method: 'POST',
-        path: '/v1/webhooks',
-        operationId: 'createWebhook',
-        tags: ['webhooks'],
+    .meta(
+      rest('POST', '/v1/webhooks', {
         summary: 'Register a URL to be told when a run ends (owners only)',
         description:
           'Every run of the tenant that ends is POSTed as `{"type": "eval_run.completed" | "eval_run.failed", "run": EvalRun}`, ' +
@@ -29,36 +26,20 @@ export const webhookRouter = router({
           'The `secret` is in this answer only. Non-2xx answers and timeouts are retried with exponential backoff ' +
           '(a `Retry-After` is honoured); redirects are not followed.',
         successDescription: 'Webhook created; keep the secret',
-        errorResponses: [400, 401, 403, 409, 413, 429, 503],
-      },
-      successStatus: 201,
-    })
+        errors: [409, 413],
+        successStatus: 201,
+      }),
+    )
     .input(createWebhookInput)
     .output(createdWebhookSchema)
     .mutation(async ({ ctx, input }) => {
-      if (!ctx.container.env.WEBHOOK_ALLOW_PRIVATE_TARGETS) {
-        try {
-          checkWebhookUrl(input.url);
-        } catch (err) {
-          throw new DomainError('BAD_REQUEST', `invalid input: url: ${(err as Error).message}; webhooks may only reach public addresses`);
-        }
-      }
-      const created = await createWebhook(ctx.em, ctx.principal.tenantId, input.url);
+      const created = await createWebhook(ctx.em, ctx.principal.tenantId, input.url, { allowPrivate: ctx.container.env.WEBHOOK_ALLOW_PRIVATE_TARGETS });
       ctx.log.info({ webhookId: created.id }, 'webhook created');
-      return { ...toWebhookDto(created), secret: created.secret };
+      return toCreatedWebhookDto(created);
     }),
 
   listWebhooks: ownerProcedure
-    .meta({
-      openapi: {
-        method: 'GET',
-        path: '/v1/webhooks',
-        operationId: 'listWebhooks',
-        tags: ['webhooks'],
-        summary: 'List the tenant\'s webhooks, newest first (owners only; secrets are never shown again)',
-        errorResponses: [400, 401, 403, 429, 503],
-      },
-    })
+    .meta(rest('GET', '/v1/webhooks', { summary: 'List the tenant\'s webhooks, newest first (owners only; secrets are never shown again)' }))
     .input(listWebhooksInput)
     .output(listWebhooksOutput)
     .query(async ({ ctx, input }) => {
@@ -67,18 +48,14 @@ export const webhookRouter = router({
     }),
 
   deleteWebhook: ownerProcedure
-    .meta({
-      openapi: {
-        method: 'DELETE',
-        path: '/v1/webhooks/{id}',
-        operationId: 'deleteWebhook',
-        tags: ['webhooks'],
+    .meta(
+      rest('DELETE', '/v1/webhooks/{id}', {
         summary: 'Delete a webhook with its delivery history (owners only); queued deliveries are dropped',
         successDescription: 'Webhook deleted',
-        errorResponses: [400, 401, 403, 404, 429, 503],
-      },
-      successStatus: 204,
-    })
+        errors: [404],
+        successStatus: 204,
+      }),
+    )
     .input(webhookIdInput)
     .output(z.void())
     .mutation(async ({ ctx, input }) => {
