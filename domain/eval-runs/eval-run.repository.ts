@@ -22,6 +22,7 @@ import {
   type EvalRunChunk,
   type EvalRunItem,
   type IdempotencyKey,
+  type ItemStatus,
 } from '../../entities/index.ts';
 import { jsonBytesSql, ROW_OVERHEAD_BYTES } from '../shared/pagination.ts';
 import type { RowOf } from '../shared/row.ts';
@@ -71,12 +72,10 @@ type ScoredNumbers = { score: number | null; cost_usd: number | null };
 /** A result joined with its item, as listEvalRunItems answers it. */
 export type RunItemRow = RowOf<typeof EvalRunItem, ResultColumn> & ScoredNumbers & RowOf<typeof DatasetItem, 'input' | 'output' | 'expected_output'>;
 
-export type ItemStatusOf = RunItemRow['status'];
-
 export interface CompareRow {
   item_id: string;
-  base_status: ItemStatusOf;
-  head_status: ItemStatusOf;
+  base_status: ItemStatus;
+  head_status: ItemStatus;
   base_score: number | null;
   head_score: number | null;
 }
@@ -250,7 +249,7 @@ export async function listRunRows(
 export async function listRunItemRows(
   em: EntityManager,
   runId: string,
-  status: ItemStatusOf | undefined,
+  status: ItemStatus | undefined,
   after: string | undefined,
   limit: number,
   maxBytes: number,
@@ -336,10 +335,10 @@ export async function lockRunForStart(em: EntityManager, runId: string): Promise
   const [run] = await sql<RunForStart>(
     em,
     `select r.id, r.tenant_id, r.dataset_id, r.status, r.item_count, v.version, ev.evaluator->>'type' as evaluator_type
-       from eval_runs r
-       join dataset_versions v on v.id = r.dataset_version_id
-       join eval_versions ev on ev.id = r.eval_version_id
-      where r.id = ? for update of r`,
+         from eval_runs r
+         join dataset_versions v on v.id = r.dataset_version_id
+         join eval_versions ev on ev.id = r.eval_version_id
+        where r.id = ? for update of r`,
     [runId],
   );
   return run;
@@ -350,7 +349,7 @@ export async function completeEmptyRun(em: EntityManager, runId: string): Promis
   await sql(
     em,
     `update eval_runs set status = 'completed', started_at = coalesce(started_at, now()), completed_at = now(), updated_at = now()
-      where id = ?`,
+          where id = ?`,
     [runId],
   );
 }
@@ -373,18 +372,18 @@ export async function insertChunks(em: EntityManager, runId: string, run: { data
   const inserted = await sql<{ chunk_index: number }>(
     em,
     `insert into eval_run_chunks (run_id, chunk_index, first_item_id, last_item_id, item_count)
-     select ?, b.chunk_index, (array_agg(b.id order by b.rn))[1], (array_agg(b.id order by b.rn desc))[1], max(b.rn) - min(b.rn) + 1
-       from (
-         select n.id, n.rn, n.rn / ? as chunk_index
-           from (
-             select id, row_number() over (order by id) - 1 as rn, lead(id) over (order by id) as next_id
-               from dataset_items
-              where dataset_id = ? and valid_from <= ? and (valid_to is null or valid_to > ?)
-           ) n
-          where n.rn % ? = 0 or n.rn % ? = ? - 1 or n.next_id is null
-       ) b
-      group by b.chunk_index
-     returning chunk_index`,
+       select ?, b.chunk_index, (array_agg(b.id order by b.rn))[1], (array_agg(b.id order by b.rn desc))[1], max(b.rn) - min(b.rn) + 1
+         from (
+           select n.id, n.rn, n.rn / ? as chunk_index
+             from (
+               select id, row_number() over (order by id) - 1 as rn, lead(id) over (order by id) as next_id
+                 from dataset_items
+                where dataset_id = ? and valid_from <= ? and (valid_to is null or valid_to > ?)
+             ) n
+            where n.rn % ? = 0 or n.rn % ? = ? - 1 or n.next_id is null
+         ) b
+        group by b.chunk_index
+       returning chunk_index`,
     [runId, chunkSize, run.dataset_id, run.version, run.version, chunkSize, chunkSize, chunkSize],
   );
   return inserted.length;
@@ -593,21 +592,21 @@ export async function reopenErrorItems(em: EntityManager, tenantId: string, runI
   const [deleted] = await sql<{ n: number }>(
     em,
     `with del as (
-       delete from eval_run_items where run_id = ? and tenant_id = ? and status = 'error' returning item_id
-     ), reopened as (
-       update eval_run_chunks c set done_at = null, crash_count = 0
-        where c.run_id = ?
-          and (exists (select 1 from del where del.item_id between c.first_item_id and c.last_item_id)
-               or c.item_count > (select count(*) from eval_run_items x
-                                   where x.run_id = c.run_id and x.item_id between c.first_item_id and c.last_item_id))
-       returning 1
-     ), agg as (select count(*)::int as n from del)
-     update eval_runs r set
-       completed_count = r.completed_count - agg.n,
-       error_count = r.error_count - agg.n,
-       status = 'running', completed_at = null, error_message = null, notified_at = null, updated_at = now()
-     from agg where r.id = ?
-     returning agg.n as n`,
+         delete from eval_run_items where run_id = ? and tenant_id = ? and status = 'error' returning item_id
+       ), reopened as (
+         update eval_run_chunks c set done_at = null, crash_count = 0
+          where c.run_id = ?
+            and (exists (select 1 from del where del.item_id between c.first_item_id and c.last_item_id)
+                 or c.item_count > (select count(*) from eval_run_items x
+                                     where x.run_id = c.run_id and x.item_id between c.first_item_id and c.last_item_id))
+         returning 1
+       ), agg as (select count(*)::int as n from del)
+       update eval_runs r set
+         completed_count = r.completed_count - agg.n,
+         error_count = r.error_count - agg.n,
+         status = 'running', completed_at = null, error_message = null, notified_at = null, updated_at = now()
+       from agg where r.id = ?
+       returning agg.n as n`,
     [runId, tenantId, runId, runId],
   );
   return deleted?.n ?? 0;

@@ -5,7 +5,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
-import { ACTIVE_RUN_STATUSES } from '../../entities/index.ts';
+import { ACTIVE_RUN_STATUSES, type ItemStatus } from '../../entities/index.ts';
 import { findDataset } from '../datasets/dataset.service.ts';
 import { withDeadline } from '../shared/deadline.ts';
 import type { Deps, Logger } from '../shared/deps.ts';
@@ -21,7 +21,6 @@ import {
   listRunRows,
   type CompareRow,
   type EvalRunRow,
-  type ItemStatusOf,
   type RunCaps,
   type RunItemRow,
 } from './eval-run.repository.ts';
@@ -189,7 +188,7 @@ export async function listRunItems(
   em: EntityManager,
   tenantId: string,
   runId: string,
-  status: ItemStatusOf | undefined,
+  status: ItemStatus | undefined,
   after: string | undefined,
   limit: number,
   maxBytes: number,
