@@ -10,8 +10,8 @@ export const EvalRunItem = defineEntity({
   tableName: 'eval_run_items',
   properties: (p) => ({
     // No foreign keys at all on this table: each would cost a check per inserted result on the
-    // hottest path. Not even on run_id: its 500 checks per chunk statement all locked the run's row
-    // while the same statement updated it (≈ 8 µs of PostgreSQL CPU per result). Instead:
+    // hottest path. Not even on run_id: its check per result (one per row of a chunk's statement)
+    // locks the run's row that the same statement updates. Instead:
     // - recordResults holds the run FOR KEY SHARE once per statement, so a run cannot be deleted
     //   while results for it are being inserted, and no result is inserted for a deleted run;
     // - whoever deletes runs deletes their results in the same transaction (deleteDataset does so

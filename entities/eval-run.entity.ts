@@ -6,6 +6,10 @@ import { Tenant } from './tenant.entity.ts';
 
 export const RUN_STATUSES = ['pending', 'running', 'completed', 'failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
+/** A run still being scored: the reconciler's and the active-run cap's partial indexes below cover exactly these. */
+export const ACTIVE_RUN_STATUSES = ['pending', 'running'] as const satisfies readonly RunStatus[];
+/** A run that ended; its webhooks fire once per ending. */
+export const FINISHED_RUN_STATUSES = ['completed', 'failed'] as const satisfies readonly RunStatus[];
 
 /**
  * One run of an eval version over a pinned dataset version. The counters are

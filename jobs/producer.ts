@@ -1,7 +1,7 @@
 /**
  * The domain's JobProducer port (domain/shared/deps.ts) over BullMQ: the
- * only place the API side adds jobs, with the options and ids of
- * jobs/queues.ts.
+ * only place the domain's use cases (API and reconciler alike) add or retry
+ * jobs, with the options and ids of jobs/queues.ts.
  */
 import type { JobProducer } from '../domain/shared/deps.ts';
 import { enqueueUndoneChunks } from './eval-runs/enqueue.ts';
@@ -16,6 +16,19 @@ export function createJobProducer(
   return {
     async runStart(runId) {
       await queues.runStart.add(QUEUE_NAMES.runStart, { run_id: runId }, { ...options.runStart, jobId: jobIds.runStart(runId) });
+    },
+    async repairRunStart(runId) {
+      const jobId = jobIds.runStart(runId);
+      const state = await queues.runStart.getJobState(jobId);
+      if (state === 'unknown') {
+        await queues.runStart.add(QUEUE_NAMES.runStart, { run_id: runId }, { ...options.runStart, jobId });
+        return true;
+      }
+      if (state === 'failed') {
+        await (await queues.runStart.getJob(jobId))?.retry('failed');
+        return true;
+      }
+      return false;
     },
     undoneChunks: (em, runId, opts) => enqueueUndoneChunks({ queues, jobOptions: options }, em, runId, opts),
     async webhookDeliveries(runId, ending, webhookIds) {

@@ -11,6 +11,7 @@ import type { OpenAPIObject } from 'trpc-to-openapi';
 import type { Queues } from '../jobs/queues.ts';
 import { sameSecret } from './auth.ts';
 import { withDeadline } from '../domain/shared/deadline.ts';
+import { countRunsByStatus } from '../domain/eval-runs/eval-run.repository.ts';
 import type { Env } from './env.ts';
 import type { Logger } from './logger.ts';
 
@@ -84,7 +85,7 @@ export function createMetrics({ queues, orm, log }: MetricSources): Metrics {
       this.reset();
       try {
         const rows = await bounded(
-          orm.em.fork().getConnection().execute<{ status: string; n: number }[]>('select status, count(*)::int as n from eval_runs group by status'),
+          countRunsByStatus(orm.em.fork()),
           'run counts',
         );
         for (const status of RUN_STATUSES) this.set({ status }, rows.find((r) => r.status === status)?.n ?? 0);

@@ -1,28 +1,7 @@
+import type { EvalRunRow } from './eval-run.repository.ts';
 import type { EvalRunDto } from './eval-run.schema.ts';
 
-/** An eval_runs row as the pg driver returns it. */
-export interface EvalRunRow {
-  id: string;
-  tenant_id: string;
-  dataset_id: string;
-  dataset_version_id: string;
-  eval_version_id: string;
-  status: EvalRunDto['status'];
-  item_count: number;
-  completed_count: number;
-  passed_count: number;
-  failed_count: number;
-  error_count: number;
-  score_sum: number;
-  prompt_tokens: number | string;
-  completion_tokens: number | string;
-  cost_usd: number | null;
-  // timestamps arrive as strings from MikroORM's raw queries, as Dates from pg directly
-  started_at: Date | string | null;
-  completed_at: Date | string | null;
-  error_message: string | null;
-  created_at: Date | string;
-}
+export { EVAL_RUN_COLUMNS, type EvalRunRow } from './eval-run.repository.ts';
 
 const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
 
@@ -49,6 +28,3 @@ export function toEvalRunDto(r: EvalRunRow): EvalRunDto {
     cost_usd: r.cost_usd === null ? null : Number(r.cost_usd),
   };
 }
-
-export const EVAL_RUN_COLUMNS =
-  'id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count, completed_count, passed_count, failed_count, error_count, score_sum, prompt_tokens, completion_tokens, cost_usd, started_at, completed_at, error_message, created_at';

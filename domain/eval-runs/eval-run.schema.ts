@@ -1,12 +1,11 @@
 /**
  * eval-runs: one zod schema per procedure, used as tRPC input, REST
- * document and (for ids) job payload. Imports only zod.
+ * document and (for ids) job payload. Imports zod, and the status enums
+ * from the entities that declare them.
  */
 import { z } from 'zod';
+import { ITEM_STATUSES, RUN_STATUSES } from '../../entities/index.ts';
 import { cursor, dateTime, limit, page, uuid } from '../shared/common.schema.ts';
-
-export const RUN_STATUS = ['pending', 'running', 'completed', 'failed'] as const;
-export const ITEM_STATUS = ['passed', 'failed', 'error'] as const;
 
 export const scheduleEvalRunInput = z.object({
   id: uuid().describe('Dataset id'),
@@ -25,7 +24,7 @@ export const evalRunSchema = z
     tenant_id: uuid(),
     dataset_id: uuid(),
     eval_version_id: uuid(),
-    status: z.enum(RUN_STATUS),
+    status: z.enum(RUN_STATUSES),
     item_count: z.int(),
     completed_count: z.int(),
     started_at: dateTime().nullable(),
@@ -51,7 +50,7 @@ export const errorResponseSchema = z.object({ error: z.string() }).meta({ id: 'E
 
 export const listEvalRunsInput = z.object({
   id: uuid().describe('Dataset id'),
-  status: z.enum(RUN_STATUS).optional().describe('Only runs in this status'),
+  status: z.enum(RUN_STATUSES).optional().describe('Only runs in this status'),
   cursor,
   limit,
 });
@@ -60,7 +59,7 @@ export const listEvalRunsOutput = page(evalRunSchema);
 export const evalRunItemSchema = z
   .object({
     item_id: uuid(),
-    status: z.enum(ITEM_STATUS),
+    status: z.enum(ITEM_STATUSES),
     score: z.number().nullable(),
     passed: z.boolean().nullable(),
     reason: z.string().nullable(),
@@ -78,7 +77,7 @@ export const evalRunItemSchema = z
 
 export const listEvalRunItemsInput = z.object({
   id: uuid().describe('Eval run id'),
-  status: z.enum(ITEM_STATUS).optional().describe('Only items with this result'),
+  status: z.enum(ITEM_STATUSES).optional().describe('Only items with this result'),
   cursor,
   limit,
 });
@@ -105,8 +104,8 @@ export const compareEvalRunsOutput = z
     data: z.array(
       z.object({
         item_id: uuid(),
-        base_status: z.enum(ITEM_STATUS),
-        head_status: z.enum(ITEM_STATUS),
+        base_status: z.enum(ITEM_STATUSES),
+        head_status: z.enum(ITEM_STATUSES),
         base_score: z.number().nullable(),
         head_score: z.number().nullable(),
         delta: z.number().nullable().describe('head_score − base_score; null when either is an error'),

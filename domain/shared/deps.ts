@@ -17,6 +17,8 @@ export type { Env, Logger, RedisClient };
 export interface JobProducer {
   /** The run's start job (job id = run id). */
   runStart(runId: string): Promise<void>;
+  /** The reconciler's repair of a pending run: adds its start job when there is none, retries it when it failed. True when it did either. */
+  repairRunStart(runId: string): Promise<boolean>;
   /**
    * Every undone chunk of the run, a page at a time. With `repair`, a chunk whose
    * job exists is left alone unless that job failed, which is retried.

@@ -48,8 +48,8 @@ function toNumbered(query: string): string {
  * cost CPU on both sides for large JSON payloads (a chunk's results, an
  * upload batch). The statement goes straight to the pooled `pg` connection
  * (knex's pool, or the transaction's connection), skipping knex's query
- * builder machinery, which showed up at ≈ 14 % of the API's CPU on the
- * schedule path. Arrays are refused: pass them as JSON (`?::jsonb`).
+ * builder machinery, a large share of the API's CPU on the schedule path.
+ * Arrays are refused: pass them as JSON (`?::jsonb`).
  *
  * `prepare` names a hot statement: each pooled connection parses and plans
  * it once and afterwards only binds and executes it (the name must be unique
@@ -76,4 +76,12 @@ export async function sql<T = Record<string, unknown>>(
   } finally {
     await client.releaseConnection(conn);
   }
+}
+
+/**
+ * `'a', 'b'`: constants (an enum's values from entities/, never input) for an
+ * `in (…)` written into a statement's text, so a status list is declared once.
+ */
+export function sqlList(values: readonly string[]): string {
+  return values.map((v) => `'${v}'`).join(', ');
 }

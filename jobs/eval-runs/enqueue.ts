@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { jobIds, QUEUE_NAMES, type Queues } from '../queues.ts';
 import type { jobOptions } from '../queues.ts';
-import { undoneChunks } from '../../domain/eval-runs/run-lifecycle.ts';
+import { undoneChunks } from '../../domain/eval-runs/eval-run.repository.ts';
 
 const PAGE = 1_000;
 /** BullMQ's largest priority (2^21 − 1). */
@@ -23,8 +23,9 @@ export async function enqueueUndoneChunks(
   let queued = 0;
   for (;;) {
     const page = await undoneChunks(em, runId, after, PAGE);
-    if (page.length === 0) return queued;
-    after = page[page.length - 1] as number;
+    const lastOfPage = page[page.length - 1];
+    if (lastOfPage === undefined) return queued;
+    after = lastOfPage;
     let toAdd = page;
     if (opts.repair) {
       toAdd = [];

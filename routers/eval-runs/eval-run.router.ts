@@ -1,22 +1,13 @@
 /**
- * eval-runs: schedule and read eval runs.
+ * eval-runs: schedule, read, compare, watch, cancel and retry eval runs.
+ * Use cases: domain/eval-runs/eval-run.service.ts; watching: eval-run-watch.service.ts
+ * (also behind GET /v1/eval-runs/{id}/events, eval-run-events.route.ts).
  * Jobs: jobs/eval-runs/ (run-start, run-chunk, reconcile).
- * Watching: watchEvalRun here and GET /v1/eval-runs/{id}/events (eval-run-events.route.ts),
- * both fed by eval-run-watch.service.ts.
- * Entities: EvalRun, EvalRunChunk, EvalRunItem.
+ * Entities: EvalRun, EvalRunChunk, EvalRunItem, IdempotencyKey.
  */
-import { onRunFinished } from '../../domain/eval-runs/run-events.ts';
-import { failRun, reopenForRetry } from '../../domain/eval-runs/run-lifecycle.ts';
 import { TRPCError } from '@trpc/server';
-import { withDeadline } from '../../domain/shared/deadline.ts';
-import { toTRPCError } from '../../server/errors.ts';
-import { DomainError, sanitizeError } from '../../domain/shared/errors.ts';
-import { crashNow } from '../../domain/shared/faults.ts';
-import { readProcedure, router, writeProcedure } from '../../server/trpc.ts';
-import { decodeCursor, toPage } from '../../domain/shared/pagination.ts';
+import { z } from 'zod';
 import { toEvalRunDto } from '../../domain/eval-runs/eval-run.mapper.ts';
-import { isFinished, openWatch, watchEvalRun, type WatchHandle } from '../../domain/eval-runs/eval-run-watch.service.ts';
-import type { Context } from '../../server/context.ts';
 import {
   compareEvalRunsInput,
   compareEvalRunsOutput,
@@ -27,24 +18,36 @@ import {
   listEvalRunsInput,
   listEvalRunsOutput,
   scheduleEvalRunInput,
+  type EvalRunDto,
 } from '../../domain/eval-runs/eval-run.schema.ts';
-import { compareRuns, enqueueRunStart, findRun, insertPendingRun, listRunItems, listRuns } from '../../domain/eval-runs/eval-run.service.ts';
-import { checkIdempotencyKey, scheduleIdempotently } from '../../domain/eval-runs/idempotency.service.ts';
-import type { EvalRunDto } from '../../domain/eval-runs/eval-run.schema.ts';
-import { z } from 'zod';
+import {
+  cancelEvalRun,
+  compareItem,
+  compareRuns,
+  getEvalRun,
+  listRunItems,
+  listRuns,
+  retryEvalRun,
+  scheduleEvalRun,
+  type RequestScope,
+} from '../../domain/eval-runs/eval-run.service.ts';
+import { isFinished, openWatch, watchEvalRun, type WatchHandle } from '../../domain/eval-runs/eval-run-watch.service.ts';
+import { sanitizeError } from '../../domain/shared/errors.ts';
+import { decodeCursor, toPage } from '../../domain/shared/pagination.ts';
+import type { Principal } from '../../server/auth.ts';
+import type { Context } from '../../server/context.ts';
+import { toTRPCError } from '../../server/errors.ts';
+import { readProcedure, router, writeProcedure } from '../../server/trpc.ts';
+import { restMeta } from '../meta.ts';
 
-const READ_ERRORS = [400, 401, 403, 404, 429, 503];
-/** How long a request waits on Redis for an enqueue; the reconciler backs up whatever is left. */
-const ENQUEUE_DEADLINE_MS = 2_000;
+const rest = restMeta('eval-runs');
+
+const scope = (ctx: Context & { principal: Principal }): RequestScope => ({ em: ctx.em, tenantId: ctx.principal.tenantId, log: ctx.log });
 
 export const evalRunRouter = router({
   scheduleEvalRun: writeProcedure
-    .meta({
-      openapi: {
-        method: 'POST',
-        path: '/v1/datasets/{id}/runs',
-        operationId: 'scheduleEvalRun',
-        tags: ['eval-runs'],
+    .meta(
+      rest('POST', '/v1/datasets/{id}/runs', {
         summary: 'Schedule an eval run against a dataset version',
         description:
           'Send an `Idempotency-Key` header to make retries safe: the same key with the same body answers the same run ' +
@@ -53,37 +56,18 @@ export const evalRunRouter = router({
         requestHeaders: z.object({
           'idempotency-key': z.string().max(255).optional().describe('Any unique string (e.g. a UUID) per logical request; kept 24 h'),
         }),
-        errorResponses: [400, 401, 403, 404, 409, 413, 422, 429, 503],
-      },
-      successStatus: 202,
-      requestSchemaId: 'ScheduleEvalRunRequest',
-      direct: true,
-    })
+        errors: [404, 409, 413, 422],
+        successStatus: 202,
+        requestSchemaId: 'ScheduleEvalRunRequest',
+        direct: true,
+      }),
+    )
     .input(scheduleEvalRunInput)
     .output(evalRunSchema)
-    .mutation(async ({ ctx, input }) => {
-      const tenantId = ctx.principal.tenantId;
-      const key = ctx.headers['idempotency-key'];
-      const { MAX_ACTIVE_RUNS_PER_TENANT, MAX_ITEMS_PER_RUN } = ctx.container.env;
-      const caps = { maxActiveRuns: MAX_ACTIVE_RUNS_PER_TENANT, maxItemsPerRun: MAX_ITEMS_PER_RUN };
-      let run: EvalRunDto;
-      if (key !== undefined) {
-        const r = await scheduleIdempotently(ctx.em, tenantId, checkIdempotencyKey(key), input, caps);
-        if (r.replayed) return r.run;
-        run = r.run;
-      } else {
-        run = toEvalRunDto(await insertPendingRun(ctx.em, tenantId, input.id, input.eval_version_id, caps));
-      }
-      ctx.log.info({ runId: run.id, datasetId: run.dataset_id, items: run.item_count }, 'run scheduled');
-      if (ctx.container.faults.crashBeforeEnqueue) crashNow();
-      await enqueueRunStart(ctx.container, run.id);
-      return run;
-    }),
+    .mutation(async ({ ctx, input }) => scheduleEvalRun(ctx.container, scope(ctx), input, ctx.headers['idempotency-key'])),
 
   listEvalRuns: readProcedure
-    .meta({
-      openapi: { method: 'GET', path: '/v1/datasets/{id}/runs', operationId: 'listEvalRuns', tags: ['eval-runs'], summary: 'List a dataset\'s eval runs, newest first', errorResponses: READ_ERRORS },
-    })
+    .meta(rest('GET', '/v1/datasets/{id}/runs', { summary: 'List a dataset\'s eval runs, newest first', errors: [404] }))
     .input(listEvalRunsInput)
     .output(listEvalRunsOutput)
     .query(async ({ ctx, input }) => {
@@ -93,34 +77,23 @@ export const evalRunRouter = router({
 
   // Declared before getEvalRun: REST paths match in declaration order, and /compare would match /{id}.
   compareEvalRuns: readProcedure
-    .meta({
-      openapi: {
-        method: 'GET',
-        path: '/v1/eval-runs/compare',
-        operationId: 'compareEvalRuns',
-        tags: ['eval-runs'],
+    .meta(
+      rest('GET', '/v1/eval-runs/compare', {
         summary: 'Compare two runs item by item',
         description: 'Items scored in both runs, in item order, with each score and the change; the summary counts every such item.',
-        errorResponses: READ_ERRORS,
-      },
-    })
+        errors: [404],
+      }),
+    )
     .input(compareEvalRunsInput)
     .output(compareEvalRunsOutput)
     .query(async ({ ctx, input }) => {
       const c = await compareRuns(ctx.em, ctx.principal.tenantId, input.base, input.head, decodeCursor(input.cursor, 'string', 'compare'), input.limit);
-      const { data, next_cursor } = toPage(c.rows, input.limit, (r) => r.item_id, (r) => {
-        const comparable = r.base_status !== 'error' && r.head_status !== 'error' && r.base_score !== null && r.head_score !== null;
-        const delta = comparable ? (r.head_score as number) - (r.base_score as number) : null;
-        const change = delta === null ? 'not_comparable' : delta > 1e-9 ? 'improved' : delta < -1e-9 ? 'regressed' : 'unchanged';
-        return { ...r, delta, change } as const;
-      }, { list: 'compare' });
+      const { data, next_cursor } = toPage(c.rows, input.limit, (r) => r.item_id, compareItem, { list: 'compare' });
       return { base_run_id: c.base.id, head_run_id: c.head.id, summary: c.summary, data, next_cursor };
     }),
 
   listEvalRunItems: readProcedure
-    .meta({
-      openapi: { method: 'GET', path: '/v1/eval-runs/{id}/items', operationId: 'listEvalRunItems', tags: ['eval-runs'], summary: 'List a run\'s results with their items, in item order', errorResponses: READ_ERRORS },
-    })
+    .meta(rest('GET', '/v1/eval-runs/{id}/items', { summary: 'List a run\'s results with their items, in item order', errors: [404] }))
     .input(listEvalRunItemsInput)
     .output(listEvalRunItemsOutput)
     .query(async ({ ctx, input }) => {
@@ -130,22 +103,12 @@ export const evalRunRouter = router({
     }),
 
   getEvalRun: readProcedure
-    .meta({
-      openapi: {
-        method: 'GET',
-        path: '/v1/eval-runs/{id}',
-        operationId: 'getEvalRun',
-        tags: ['eval-runs'],
-        summary: 'Get an eval run with its status and counters',
-        successDescription: 'The eval run',
-        errorResponses: [400, 401, 403, 404, 429, 503],
-      },
-    })
+    .meta(rest('GET', '/v1/eval-runs/{id}', { summary: 'Get an eval run with its status and counters', successDescription: 'The eval run', errors: [404] }))
     .input(evalRunIdInput)
     .output(evalRunSchema)
-    .query(async ({ ctx, input }) => toEvalRunDto(await findRun(ctx.em, ctx.principal.tenantId, input.id))),
+    .query(async ({ ctx, input }) => getEvalRun(scope(ctx), input.id)),
 
-  // No REST meta: trpc-to-openapi cannot serve a subscription; REST has GET /v1/eval-runs/{id}/events (same generator).
+  // No REST meta: trpc-to-openapi cannot serve a subscription; REST has GET /v1/eval-runs/{id}/events (same feed).
   watchEvalRun: readProcedure
     .input(evalRunIdInput)
     .subscription(async ({ ctx, input, signal }) => {
@@ -162,64 +125,36 @@ export const evalRunRouter = router({
     }),
 
   cancelEvalRun: writeProcedure
-    .meta({
-      openapi: {
-        method: 'POST',
-        path: '/v1/eval-runs/{id}/cancel',
-        operationId: 'cancelEvalRun',
-        tags: ['eval-runs'],
+    .meta(
+      rest('POST', '/v1/eval-runs/{id}/cancel', {
         summary: 'Cancel a pending or running eval run',
         description:
           'The run ends `failed` with `error_message: "canceled"` (the status enum has no canceled state). ' +
           'Queued chunks become no-ops; a chunk already being scored records nothing.',
         successDescription: 'Run canceled',
-        errorResponses: [400, 401, 403, 404, 409, 429, 503],
-      },
-      successStatus: 202,
-    })
+        errors: [404, 409],
+        successStatus: 202,
+      }),
+    )
     .input(evalRunIdInput)
     .output(evalRunSchema)
-    .mutation(async ({ ctx, input }) => {
-      const tenantId = ctx.principal.tenantId;
-      const canceled = await failRun(ctx.em, input.id, 'canceled', tenantId);
-      if (canceled) {
-        ctx.log.info({ runId: input.id }, 'run canceled');
-        await onRunFinished(ctx.container, canceled.id);
-        return toEvalRunDto(canceled);
-      }
-      const run = await findRun(ctx.em, tenantId, input.id);
-      throw new DomainError('CONFLICT', `eval run ${input.id} already ended (${run.status}); only pending or running runs can be canceled`);
-    }),
+    .mutation(async ({ ctx, input }) => cancelEvalRun(ctx.container, scope(ctx), input.id)),
 
   retryEvalRun: writeProcedure
-    .meta({
-      openapi: {
-        method: 'POST',
-        path: '/v1/eval-runs/{id}/retry',
-        operationId: 'retryEvalRun',
-        tags: ['eval-runs'],
+    .meta(
+      rest('POST', '/v1/eval-runs/{id}/retry', {
         summary: 'Re-evaluate the error items of a finished eval run',
         description:
           'Deletes the run\'s `error` results, takes exactly them off the counters and scores those items again; ' +
           'passed and failed results are kept. Items a canceled run never scored are scored too.',
         successDescription: 'Retry scheduled',
-        errorResponses: [400, 401, 403, 404, 409, 429, 503],
-      },
-      successStatus: 202,
-    })
+        errors: [404, 409],
+        successStatus: 202,
+      }),
+    )
     .input(evalRunIdInput)
     .output(evalRunSchema)
-    .mutation(async ({ ctx, input }) => {
-      const { run, removed } = await reopenForRetry(ctx.em, ctx.principal.tenantId, input.id);
-      ctx.log.info({ runId: run.id, removed }, 'run retry scheduled');
-      try {
-        // Bounded: Postgres already holds the retry; whatever is not enqueued in time the reconciler enqueues.
-        await withDeadline(ctx.container.producer.undoneChunks(ctx.em, run.id, { repair: true }), ENQUEUE_DEADLINE_MS, 'enqueue');
-      } catch (err) {
-        ctx.log.warn({ runId: run.id, err: (err as Error).message }, 'could not enqueue retry; the reconciler will');
-      }
-      return toEvalRunDto(run);
-    }),
+    .mutation(async ({ ctx, input }) => retryEvalRun(ctx.container, scope(ctx), input.id)),
 });
 
 /**
