@@ -12,13 +12,14 @@ import type { Queues } from '../jobs/queues.ts';
 import { sameSecret } from './auth.ts';
 import { withDeadline } from '../domain/shared/deadline.ts';
 import { countRunsByStatus } from '../domain/eval-runs/eval-run.repository.ts';
+import { ITEM_STATUSES, RUN_STATUSES } from '../entities/index.ts';
+import { errorBody } from './errors.ts';
 import type { Env } from './env.ts';
 import type { Logger } from './logger.ts';
 
 const SCRAPE_TIMEOUT_MS = 1_000;
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
-const RUN_STATUSES = ['pending', 'running', 'completed', 'failed'] as const;
-const ITEM_STATUSES = new Set(['passed', 'failed', 'error']);
+const ITEM_STATUS_SET: ReadonlySet<string> = new Set(ITEM_STATUSES);
 
 export interface Metrics {
   registry: Registry;
@@ -103,7 +104,7 @@ export function createMetrics({ queues, orm, log }: MetricSources): Metrics {
       // A partial insert means another delivery recorded some of these items (and counted them);
       // which ones is unknown here, so this chunk counts none rather than guess.
       if (inserted !== results.length) return;
-      for (const r of results) itemsScored.inc({ status: ITEM_STATUSES.has(r.status) ? r.status : 'other' });
+      for (const r of results) itemsScored.inc({ status: ITEM_STATUS_SET.has(r.status) ? r.status : 'other' });
     },
   };
 }
@@ -125,7 +126,7 @@ export function registerMetrics(app: FastifyInstance, { metrics, env }: { metric
   const token = env.EVALGATE_METRICS_TOKEN;
   app.get('/metrics', async (req: FastifyRequest, reply: FastifyReply) => {
     if (token !== undefined && !sameSecret(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '', token)) {
-      return reply.status(401).header('www-authenticate', 'Bearer').send({ error: 'metrics need "Authorization: Bearer <EVALGATE_METRICS_TOKEN>"' });
+      return reply.status(401).header('www-authenticate', 'Bearer').send(errorBody('metrics need "Authorization: Bearer <EVALGATE_METRICS_TOKEN>"'));
     }
     const body = await metrics.registry.metrics();
     return reply.type(metrics.registry.contentType).send(body);

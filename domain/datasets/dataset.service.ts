@@ -4,11 +4,10 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
-import type { EvalRun } from '../../entities/index.ts';
+import { ACTIVE_RUN_STATUSES } from '../../entities/index.ts';
+import { deleteDatasetRunData, lockDatasetRuns } from '../eval-runs/eval-run.repository.ts';
 import { DomainError, notFound } from '../shared/errors.ts';
 import { cutRows } from '../shared/pagination.ts';
-import type { RowOf } from '../shared/row.ts';
-import { sql } from '../shared/sql.ts';
 import * as repo from './dataset.repository.ts';
 import type { DatasetItemRow, DatasetRow, DatasetVersionRow } from './dataset.repository.ts';
 
@@ -178,24 +177,12 @@ export async function deleteDataset(em: EntityManager, tenantId: string, dataset
     // Lock the dataset's runs before looking at them: a run retried meanwhile cannot turn running
     // behind this check, and a chunk still recording results (it holds its run FOR KEY SHARE for
     // the statement) commits first, so the deletes below see its results.
-    const runs = await lockRunsOfDataset(tx, datasetId);
-    const active = runs.find((r) => r.status === 'pending' || r.status === 'running');
+    const runs = await lockDatasetRuns(tx, datasetId);
+    const active = runs.find((r) => (ACTIVE_RUN_STATUSES as readonly string[]).includes(r.status));
     if (active) {
       throw new DomainError('CONFLICT', `dataset ${datasetId} has a ${active.status} run (${active.id}); cancel it or wait for it to finish`);
     }
-    if (runs.length > 0) await deleteResultsOfDatasetRuns(tx, datasetId);
+    if (runs.length > 0) await deleteDatasetRunData(tx, datasetId);
     await repo.deleteDataset(tx, datasetId);
   });
-}
-
-// eval-runs repository: locks the dataset's runs (FOR UPDATE) until `tx` ends.
-async function lockRunsOfDataset(tx: EntityManager, datasetId: string): Promise<RowOf<typeof EvalRun, 'id' | 'status'>[]> {
-  return sql<RowOf<typeof EvalRun, 'id' | 'status'>>(tx, 'select id, status from eval_runs where dataset_id = ? for update', [datasetId]);
-}
-
-// eval-runs repository: results have no foreign key to their run (it cost a check per recorded
-// result), so they, and the chunks, are deleted explicitly; the cascade from the dataset takes the runs.
-async function deleteResultsOfDatasetRuns(tx: EntityManager, datasetId: string): Promise<void> {
-  await sql(tx, 'delete from eval_run_items where run_id in (select id from eval_runs where dataset_id = ?)', [datasetId]);
-  await sql(tx, 'delete from eval_run_chunks where run_id in (select id from eval_runs where dataset_id = ?)', [datasetId]);
 }

@@ -9,10 +9,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Deps } from '../shared/deps.ts';
 import { withDeadline } from '../shared/deadline.ts';
-import { sql } from '../shared/sql.ts';
-import { ENDING_SQL, webhookIdsOfTenant } from './webhook.repository.ts';
-
-export { ENDING_SQL } from './webhook.repository.ts';
+import { markRunNotified, unnotifiedEnding, unnotifiedRunIds } from '../eval-runs/eval-run.repository.ts';
+import { webhookIdsOfTenant } from './webhook.repository.ts';
 
 const ENQUEUE_TIMEOUT_MS = 2_000;
 const SWEEP_BATCH = 500;
@@ -23,14 +21,14 @@ const SWEEP_BATCH = 500;
  * or already notified. Returns how many deliveries were enqueued.
  */
 export async function notifyRunFinished(c: Deps, runId: string, em: EntityManager = c.orm.em.fork()): Promise<number> {
-  const run = await findUnnotifiedEnding(em, runId);
+  const run = await unnotifiedEnding(em, runId);
   if (!run) return 0;
   const ending = Number(run.ending);
   const hooks = await webhookIdsOfTenant(em, run.tenant_id);
   if (hooks.length > 0) {
     await withDeadline(c.producer.webhookDeliveries(runId, ending, hooks), ENQUEUE_TIMEOUT_MS, 'enqueue');
   }
-  await markNotified(em, runId, ending);
+  await markRunNotified(em, runId, ending);
   return hooks.length;
 }
 
@@ -40,9 +38,9 @@ export async function notifyRunFinished(c: Deps, runId: string, em: EntityManage
  */
 export async function sweepUnnotifiedRuns(c: Deps): Promise<{ runs: number; enqueued: number }> {
   const em = c.orm.em.fork();
-  const rows = await findUnnotifiedRuns(em, SWEEP_BATCH);
+  const ids = await unnotifiedRunIds(em, SWEEP_BATCH);
   let enqueued = 0;
-  for (const { id } of rows) {
+  for (const id of ids) {
     try {
       enqueued += await notifyRunFinished(c, id, em);
     } catch (err) {
@@ -51,32 +49,6 @@ export async function sweepUnnotifiedRuns(c: Deps): Promise<{ runs: number; enqu
       break;
     }
   }
-  if (rows.length > 0) c.log.info({ runs: rows.length, enqueued }, 'swept finished runs for webhook deliveries');
-  return { runs: rows.length, enqueued };
-}
-
-// eval-runs repository: the run's tenant and current ending, if it is finished and not yet notified.
-async function findUnnotifiedEnding(em: EntityManager, runId: string): Promise<{ tenant_id: string; ending: string } | undefined> {
-  const [run] = await sql<{ tenant_id: string; ending: string }>(
-    em,
-    `select tenant_id, ${ENDING_SQL} as ending from eval_runs
-      where id = ? and notified_at is null and status in ('completed', 'failed') and completed_at is not null`,
-    [runId],
-  );
-  return run;
-}
-
-// eval-runs repository: marks only this ending notified: if a retry re-opened (and maybe re-ended)
-// the run meanwhile, that ending is still owed.
-async function markNotified(em: EntityManager, runId: string, ending: number): Promise<void> {
-  await sql(em, `update eval_runs set notified_at = now() where id = ? and notified_at is null and ${ENDING_SQL} = ?`, [runId, ending]);
-}
-
-// eval-runs repository: finished runs not yet notified, oldest ending first (the partial index eval_runs_unnotified_idx).
-async function findUnnotifiedRuns(em: EntityManager, limit: number): Promise<{ id: string }[]> {
-  return sql<{ id: string }>(
-    em,
-    `select id from eval_runs where notified_at is null and status in ('completed', 'failed') order by completed_at limit ?`,
-    [limit],
-  );
+  if (ids.length > 0) c.log.info({ runs: ids.length, enqueued }, 'swept finished runs for webhook deliveries');
+  return { runs: ids.length, enqueued };
 }

@@ -5,14 +5,13 @@
  * retries. URL and secret are read from Postgres at each attempt, so a
  * deleted webhook stops receiving at once.
  */
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import type { WebhookEventType } from '../../entities/index.ts';
-import { EVAL_RUN_COLUMNS, toEvalRunDto, type EvalRunRow } from '../eval-runs/eval-run.mapper.ts';
+import { runForDelivery } from '../eval-runs/eval-run.repository.ts';
+import { toEvalRunDto } from '../eval-runs/eval-run.mapper.ts';
 import type { Deps } from '../shared/deps.ts';
-import { sql } from '../shared/sql.ts';
 import { postWebhook } from './webhook-http.ts';
-import { ENDING_SQL, findWebhookTarget, insertDeliveryAttempt } from './webhook.repository.ts';
+import { findWebhookTarget, insertDeliveryAttempt } from './webhook.repository.ts';
 import { signWebhook } from './webhook-signature.ts';
 import { PrivateTargetError } from './webhook-target.ts';
 
@@ -58,7 +57,7 @@ export async function deliverRunEnding(deps: Pick<Deps, 'env' | 'orm'>, target: 
   const hook = await findWebhookTarget(em, webhook_id);
   if (!hook) return { skipped: 'webhook deleted' };
   // Scoped by the webhook's tenant: a payload naming another tenant's run finds nothing.
-  const run = await findRunForDelivery(em, webhook_id, run_id, hook.tenant_id);
+  const run = await runForDelivery(em, webhook_id, run_id, hook.tenant_id);
   if (!run) return { skipped: 'run deleted' };
   if ((run.status !== 'completed' && run.status !== 'failed') || Number(run.ending) !== ending) {
     // A retry re-opened the run after this ending; its next ending is delivered instead.
@@ -110,26 +109,6 @@ export async function deliverRunEnding(deps: Pick<Deps, 'env' | 'orm'>, target: 
   });
   if (failure) throw failure;
   return { status: status as number };
-}
-
-// eval-runs repository: the run (of the webhook's tenant) with its current ending and whether
-// that ending was delivered to this webhook already.
-async function findRunForDelivery(
-  em: EntityManager,
-  webhookId: string,
-  runId: string,
-  tenantId: string,
-): Promise<(EvalRunRow & { ending: string; delivered: boolean }) | undefined> {
-  const [run] = await sql<EvalRunRow & { ending: string; delivered: boolean }>(
-    em,
-    `select ${EVAL_RUN_COLUMNS}, ${ENDING_SQL} as ending,
-            exists (select 1 from webhook_deliveries d
-                     where d.webhook_id = ? and d.run_id = r.id and d.run_ended_at = r.completed_at
-                       and d.status_code between 200 and 299) as delivered
-       from eval_runs r where r.id = ? and r.tenant_id = ?`,
-    [webhookId, runId, tenantId],
-  );
-  return run;
 }
 
 /** Retry-After as seconds or an HTTP date, capped; null when absent or unreadable. */

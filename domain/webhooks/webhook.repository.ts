@@ -1,6 +1,7 @@
 /** Every statement on webhooks and webhook_deliveries. */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Webhook, WebhookDelivery, WebhookEventType } from '../../entities/index.ts';
+import { ENDING_SQL } from '../eval-runs/eval-run.repository.ts';
 import type { RowOf } from '../shared/row.ts';
 import { sql } from '../shared/sql.ts';
 
@@ -15,8 +16,6 @@ export type DeliveryAttempt = RowOf<typeof WebhookDelivery, 'id' | 'tenant_id' |
   ending: number;
 };
 
-/** An ending's key: completed_at in whole epoch milliseconds (computed by Postgres, so both sides agree). */
-export const ENDING_SQL = `floor(extract(epoch from completed_at) * 1000)::bigint`;
 
 /**
  * Inserts a webhook unless the tenant has `max` already; undefined when it has.
