@@ -10,7 +10,7 @@ import { describe, expect } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';
 import { items } from '../helpers/factories.ts';
 import { waitFor } from '../helpers/stack.ts';
-import { faultTest, report, seconds } from './rig.ts';
+import { faultTest, report, seconds } from '../helpers/fault-rig.ts';
 
 describe('fault: cancel, SIGKILL, retry', () => {
   faultTest('cancel mid-run, SIGKILL a worker holding chunks, retry: the run ends, every item exactly once', async (rig) => {

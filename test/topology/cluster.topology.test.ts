@@ -12,8 +12,8 @@ import { EnvError, loadEnv } from '../../server/env.ts';
 import { WriteRateLimiter } from '../../server/rate-limit.ts';
 import { queuePrefix } from '../../server/redis.ts';
 import { testEnv, waitFor } from '../helpers/stack.ts';
-import { report, runsThroughFault, startEvalgate, type TopologyStack } from './evalgate.ts';
-import { cli, startCluster, type LocalCluster } from './servers.ts';
+import { report, runsThroughFault, startEvalgate, type TopologyStack } from '../helpers/topology-stack.ts';
+import { cli, startCluster, type LocalCluster } from '../helpers/topology-servers.ts';
 
 describe('Redis Cluster (3 masters, 3 replicas)', () => {
   let cluster: LocalCluster;

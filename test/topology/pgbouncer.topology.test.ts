@@ -23,7 +23,7 @@ import { assertExactlyOnce } from '../helpers/exactly-once.ts';
 import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { killAll, startEvalgateApi, startEvalgateWorker, type EvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
 import { deleteKeys, PG_BASE, testEnv, uniqueName, waitFor } from '../helpers/stack.ts';
-import { pgbouncerVersion, startPgbouncer, type Bouncer } from './pgbouncer-rig.ts';
+import { pgbouncerVersion, startPgbouncer, type Bouncer } from '../helpers/pgbouncer.ts';
 
 const POOL_SIZE = 4;
 const RUNS = 200;

@@ -11,8 +11,8 @@ import { loadEnv } from '../../server/env.ts';
 import { createRedis, redisTopology } from '../../server/redis.ts';
 import { freePort, killAll, startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
 import { testEnv, waitFor } from '../helpers/stack.ts';
-import { report, runsThroughFault, startEvalgate } from './evalgate.ts';
-import { cli, makeCertificates, startRedis, type RedisProc, type TlsFiles } from './servers.ts';
+import { report, runsThroughFault, startEvalgate } from '../helpers/topology-stack.ts';
+import { cli, makeCertificates, startRedis, type RedisProc, type TlsFiles } from '../helpers/topology-servers.ts';
 
 describe('TLS (CA, client certificate, servername) with an ACL user', () => {
   let certs: TlsFiles;
