@@ -2,9 +2,9 @@
  * Fault suite, run lifecycle: a run canceled mid-run while a worker holding
  * chunks is SIGKILLed, then retried. The retry must score exactly what the
  * canceled run had not scored, and the run must end `completed` with every
- * item scored exactly once (before the fix a chunk that landed after the
- * cancel was marked done without its results, and the retried run stayed
- * `running` forever).
+ * item scored exactly once (the failure this guards against: a chunk that
+ * lands after the cancel is marked done without its results, and the retried
+ * run stays `running` forever).
  */
 import { describe, expect } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';

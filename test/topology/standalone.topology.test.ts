@@ -103,7 +103,7 @@ describe('IPv6', () => {
       const tally = await runsThroughFault(s, async () => undefined, 300);
       report('ipv6', tally);
       expect(tally).toMatchObject({ lost: 0, duplicates: 0 });
-      // both connections are on the IPv6 loopback (the workers' used to look up "[::1]" and fail)
+      // both connections are on the IPv6 loopback (a host left in brackets is looked up as the name "[::1]" and fails)
       const clients = await cli(server.port, ['client', 'list'], { host: '::1' });
       expect(clients).toMatch(/name=evalgate-producer/);
       expect(clients).toMatch(/name=evalgate-worker/);
