@@ -1,7 +1,6 @@
 /**
  * What one chat-completions request costs the client's CPU: Node's global
- * `fetch` (as domain/evaluators/llm-judge/provider-client.ts used to call it,
- * with and without its AbortSignal.any + AbortSignal.timeout) against
+ * `fetch` (with and without an AbortSignal.any + AbortSignal.timeout) against
  * `node:http` with a keep-alive agent, undici's `request()` with a keep-alive
  * Agent, and the client itself (`callChatCompletions`, undici `request()` plus
  * its timeout, cancellation and classification). The fake provider

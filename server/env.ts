@@ -121,7 +121,7 @@ export const envSchema = z.object({
   /** An NDJSON upload that staged nothing for this long is abandoned: the sweep deletes its staged lines. */
   UPLOAD_STAGING_TTL_MS: int(1_000, 86_400_000).default(15 * 60_000),
 
-  /** Worker settings (issue: run execution). */
+  /** Worker settings: concurrency, chunk size, BullMQ's lock and stall timings. */
   WORKER_CONCURRENCY: int(1, 1000).default(4),
   CHUNK_SIZE: int(1, 100_000).default(500),
   LOCK_DURATION_MS: int(1_000, 3_600_000).default(30_000),

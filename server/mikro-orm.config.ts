@@ -9,7 +9,7 @@ export type { OrmOptions } from './orm-config.ts';
  * The one MikroORM configuration: explicit entities, explicit migrations list, no discovery.
  * For tools (scripts/migration-create.ts). The server's processes start from
  * orm-config.ts without the migrator and load this module only when they need
- * the migrator (`withMigrator`): importing it costs ≈ 5 MB of heap, 5–10 MB of RSS.
+ * the migrator (`withMigrator`): importing it adds to a process's heap and RSS.
  */
 export function createOrmConfig(opts: OrmOptions) {
   const base = createBaseOrmConfig(opts);

@@ -1,8 +1,8 @@
 /**
  * MikroORM's configuration without the migrator. Every process builds its ORM
  * from this; `@mikro-orm/migrations` (umzug, and the code of every migration)
- * costs ≈ 5 MB of V8 heap (5–10 MB of RSS) per process, so it is loaded only when something is
- * to be migrated or asked about the migrations (mikro-orm.config.ts,
+ * adds to every process's heap and RSS, so it is loaded only when something
+ * is to be migrated or asked about the migrations (mikro-orm.config.ts,
  * `withMigrator`). mikro-orm.config.ts' `createOrmConfig` is this plus the
  * migrator, for tools that want it from the start.
  */

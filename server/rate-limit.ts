@@ -46,7 +46,7 @@ export class WriteRateLimiter {
     redis: RedisClient,
     private readonly prefix: string,
     private readonly limits: WriteLimits,
-    /** Told every time the per-process limiters decide instead (never silently: a CROSSSLOT once went unnoticed). */
+    /** Told every time the per-process limiters decide instead (never silently: a Redis error here, e.g. CROSSSLOT, is a misconfiguration to see). */
     private readonly onFallback: (err: Error) => void = () => undefined,
   ) {
     // EVALSHA after the first call; defineCommand on a connection is idempotent for the same name.

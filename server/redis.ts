@@ -80,7 +80,7 @@ export function redisTopology(env: Env): RedisTopology {
   };
 }
 
-/** Reconnects at most every 2 s (BullMQ's own default backs off to 20 s: workers resumed late after an outage). */
+/** Reconnects at most every 2 s (BullMQ's own default backs off to 20 s: workers would resume that late after an outage). */
 const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2_000);
 
 function roleOptions(role: RedisRole): RedisOptions {
@@ -147,9 +147,9 @@ export function queuePrefix(prefix: string, queueName: string, mode: RedisTopolo
 
 /**
  * Logs Redis connection errors at most once per `intervalMs` for the whole
- * process (every connection, queue and worker shares one budget: ten of them
- * each logging their own reconnect attempts was a line a second), with how
- * many were left out, and once per connection when it is back. A Redis that
+ * process (every connection, queue and worker shares one budget, instead of
+ * each logging its own reconnect attempts), with how many were left out, and
+ * once per connection when it is back. A Redis that
  * is away for an hour costs a few hundred lines.
  */
 const budget = { last: 0, suppressed: 0 };

@@ -18,7 +18,7 @@ import { EVAL_RUN_COLUMNS, toEvalRunDto, type EvalRunRow } from '../../domain/ev
 const env = process.env;
 const tenantId = env.TENANT_ID as string;
 const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: Number(env.DATABASE_POOL_MAX ?? 20) });
-// the same producer settings as server/container.ts createProducerRedis
+// the producer settings of server/redis.ts (createRedis with role 'producer'), without its retry strategy
 const redis = new Redis(env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2_000 });
 const runStart = new Queue(QUEUE_NAMES.runStart, { connection: redis, prefix: env.EVALGATE_QUEUE_PREFIX });
 const opts = jobOptions({ chunkAttempts: 8 }).runStart;

@@ -9,8 +9,8 @@ export const dateTime = () => z.iso.datetime({ offset: true });
 
 /**
  * Why a string cannot be stored, or null. PostgreSQL text and jsonb refuse
- * U+0000, and jsonb refuses a lone UTF-16 surrogate (`\ud800` alone): both
- * reached the database and came back as 500s. They are refused at the edge
+ * U+0000, and jsonb refuses a lone UTF-16 surrogate (`\ud800` alone): left to
+ * the database, either comes back as a 500. They are refused at the edge
  * instead, with the field named, rather than silently rewritten.
  */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;

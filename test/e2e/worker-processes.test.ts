@@ -1,6 +1,6 @@
 /**
  * Worker processes as they run in production (`server/main.ts worker`), with
- * the faults the issue names: three workers on one run, SIGKILL mid-run,
+ * the faults a run must survive: three workers on one run, SIGKILL mid-run,
  * SIGTERM mid-run (graceful), and a Redis FLUSHALL mid-run on a disposable
  * redis-server. Each ends with every item scored exactly once.
  */

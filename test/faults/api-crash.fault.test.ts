@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';
 import { items } from '../helpers/factories.ts';
-import { faultTest, report, seconds } from './rig.ts';
+import { faultTest, report, seconds } from '../helpers/fault-rig.ts';
 
 describe('fault: API crash between commit and enqueue', () => {
   faultTest('the run exists pending, the reconciler starts it, it completes exactly once', async (rig) => {

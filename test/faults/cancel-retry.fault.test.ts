@@ -2,15 +2,15 @@
  * Fault suite, run lifecycle: a run canceled mid-run while a worker holding
  * chunks is SIGKILLed, then retried. The retry must score exactly what the
  * canceled run had not scored, and the run must end `completed` with every
- * item scored exactly once (before the fix a chunk that landed after the
- * cancel was marked done without its results, and the retried run stayed
- * `running` forever).
+ * item scored exactly once (the failure this guards against: a chunk that
+ * lands after the cancel is marked done without its results, and the retried
+ * run stays `running` forever).
  */
 import { describe, expect } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';
 import { items } from '../helpers/factories.ts';
 import { waitFor } from '../helpers/stack.ts';
-import { faultTest, report, seconds } from './rig.ts';
+import { faultTest, report, seconds } from '../helpers/fault-rig.ts';
 
 describe('fault: cancel, SIGKILL, retry', () => {
   faultTest('cancel mid-run, SIGKILL a worker holding chunks, retry: the run ends, every item exactly once', async (rig) => {

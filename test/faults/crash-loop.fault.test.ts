@@ -12,7 +12,7 @@ import { describe, expect } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';
 import type { EvalgateProcess } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/stack.ts';
-import { faultTest, report, seconds, type RunRow } from './rig.ts';
+import { faultTest, report, seconds, type RunRow } from '../helpers/fault-rig.ts';
 
 describe('fault: crash loop', () => {
   faultTest('a chunk that SIGKILLs every worker becomes `error` items after CHUNK_MAX_CRASHES crashes; the rest is scored once; the run completes', async (rig) => {

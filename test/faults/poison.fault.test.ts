@@ -6,7 +6,7 @@
 import { describe, expect } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';
 import { makeEval } from '../helpers/factories.ts';
-import { faultTest, report, seconds } from './rig.ts';
+import { faultTest, report, seconds } from '../helpers/fault-rig.ts';
 
 describe('fault: poison item', () => {
   faultTest('an item the evaluator always throws on ends `error`; the run completes', async (rig) => {

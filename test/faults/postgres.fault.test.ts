@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';
 import { items } from '../helpers/factories.ts';
-import { faultTest, report, seconds } from './rig.ts';
+import { faultTest, report, seconds } from '../helpers/fault-rig.ts';
 
 const OUTAGE_MS = 6_000;
 

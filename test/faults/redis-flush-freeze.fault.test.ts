@@ -6,7 +6,7 @@
  */
 import { describe, expect } from 'vitest';
 import { items } from '../helpers/factories.ts';
-import { faultTest, report, seconds } from './rig.ts';
+import { faultTest, report, seconds } from '../helpers/fault-rig.ts';
 
 const FREEZE_MS = 15_000;
 

@@ -8,7 +8,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect } from 'vitest';
-import { faultTest, report, seconds, type Outage, type Rig } from './rig.ts';
+import { faultTest, report, seconds, type Outage, type Rig } from '../helpers/fault-rig.ts';
 
 const SHUTDOWN_TIMEOUT_MS = 2_000;
 /** SHUTDOWN_TIMEOUT_MS, the forced close's 3 s bound, and slack for a busy machine. */

@@ -5,7 +5,7 @@
  */
 import { describe, expect } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';
-import { faultTest, report, seconds } from './rig.ts';
+import { faultTest, report, seconds } from '../helpers/fault-rig.ts';
 
 describe('fault: worker crash', () => {
   for (const share of [0.1, 0.5, 0.9]) {

@@ -1,6 +1,6 @@
 /**
  * Strings PostgreSQL cannot store (U+0000 and lone UTF-16 surrogates; text and
- * jsonb both refuse them, which used to surface as 500s) and tampered cursors,
+ * jsonb both refuse them: unchecked, a 500) and tampered cursors,
  * as fast-check properties over REST and tRPC: every field that reaches the
  * database (names, descriptions, item keys and values at any depth, evaluator
  * config values, webhook URLs, NDJSON lines, query parameters) answers 400

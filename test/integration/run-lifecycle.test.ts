@@ -70,7 +70,7 @@ describe('cancel, then retry', () => {
     expect(atCancel.completed_count).toBeGreaterThan(0);
     expect(atCancel.completed_count).toBeLessThan(n);
     await assertCountersExact(em, scheduled.id);
-    // The bug: a chunk landing after the cancel was marked done without its results, and retry never reopened it.
+    // What this guards against: a chunk landing after the cancel marked done without its results, which retry never reopens.
     expect(await doneChunksWithoutResults(em, scheduled.id)).toBe(0);
     const kept = `select item_id, created_at::text as at from eval_run_items where run_id = ? and status <> 'error' order by item_id`;
     const keptBefore = await sql<{ item_id: string; at: string }>(em, kept, [scheduled.id]);

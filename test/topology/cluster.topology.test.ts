@@ -12,8 +12,8 @@ import { EnvError, loadEnv } from '../../server/env.ts';
 import { WriteRateLimiter } from '../../server/rate-limit.ts';
 import { queuePrefix } from '../../server/redis.ts';
 import { testEnv, waitFor } from '../helpers/stack.ts';
-import { report, runsThroughFault, startEvalgate, type TopologyStack } from './evalgate.ts';
-import { cli, startCluster, type LocalCluster } from './servers.ts';
+import { report, runsThroughFault, startEvalgate, type TopologyStack } from '../helpers/topology-stack.ts';
+import { cli, startCluster, type LocalCluster } from '../helpers/topology-servers.ts';
 
 describe('Redis Cluster (3 masters, 3 replicas)', () => {
   let cluster: LocalCluster;
@@ -52,7 +52,7 @@ describe('Redis Cluster (3 masters, 3 replicas)', () => {
     for (let i = 0; i < 4; i++) outcomes.push(await limiter.consume(p).then(() => 'ok', (err: Error) => err.constructor.name));
     expect(fallbacks).toEqual([]);
     expect(outcomes).toEqual(['ok', 'ok', 'ok', 'RateLimitedError']);
-    // what the keys used to be: the same script fails with CROSSSLOT (and was silently replaced by per-process limits)
+    // keys without the tenant's hash tag: the same script fails with CROSSSLOT, and the per-process limits would decide instead
     const oldKeys = [`${prefix.replace(/[{}]/g, '')}:ratelimit:actor:${p.actor}`, `${prefix.replace(/[{}]/g, '')}:ratelimit:tenant:${p.tenantId}`];
     await expect(s.container.redis.eval('return 1', 2, ...oldKeys)).rejects.toThrow(/CROSSSLOT/);
   });

@@ -3,10 +3,10 @@
  * on a free port, README: Running past one machine). In transaction pooling
  * the API process, a worker process and an in-process container share 4
  * server connections among 60 client connections, so consecutive statements
- * of one client run on different server connections: what broke named
- * statements (43 % of schedules answered 500) and what makes a session SET
- * leak. Before: every connection was refused at connect
- * ("unsupported startup parameter: statement_timeout").
+ * of one client run on different server connections: what breaks named
+ * statements and makes a session SET leak. PgBouncer also refuses startup
+ * parameters it does not know ("unsupported startup parameter:
+ * statement_timeout"), so nothing may be sent at connect.
  */
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
@@ -23,7 +23,7 @@ import { assertExactlyOnce } from '../helpers/exactly-once.ts';
 import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { killAll, startEvalgateApi, startEvalgateWorker, type EvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
 import { deleteKeys, PG_BASE, testEnv, uniqueName, waitFor } from '../helpers/stack.ts';
-import { pgbouncerVersion, startPgbouncer, type Bouncer } from './pgbouncer-rig.ts';
+import { pgbouncerVersion, startPgbouncer, type Bouncer } from '../helpers/pgbouncer.ts';
 
 const POOL_SIZE = 4;
 const RUNS = 200;

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/stack.ts';
-import { report, runsThroughFault, startEvalgate, type TopologyStack } from './evalgate.ts';
-import { cli, startSentinel, type LocalSentinel } from './servers.ts';
+import { report, runsThroughFault, startEvalgate, type TopologyStack } from '../helpers/topology-stack.ts';
+import { cli, startSentinel, type LocalSentinel } from '../helpers/topology-servers.ts';
 
 describe('Redis Sentinel (1 master, 1 replica, 3 sentinels)', () => {
   let sentinel: LocalSentinel;

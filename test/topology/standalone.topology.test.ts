@@ -11,8 +11,8 @@ import { loadEnv } from '../../server/env.ts';
 import { createRedis, redisTopology } from '../../server/redis.ts';
 import { freePort, killAll, startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
 import { testEnv, waitFor } from '../helpers/stack.ts';
-import { report, runsThroughFault, startEvalgate } from './evalgate.ts';
-import { cli, makeCertificates, startRedis, type RedisProc, type TlsFiles } from './servers.ts';
+import { report, runsThroughFault, startEvalgate } from '../helpers/topology-stack.ts';
+import { cli, makeCertificates, startRedis, type RedisProc, type TlsFiles } from '../helpers/topology-servers.ts';
 
 describe('TLS (CA, client certificate, servername) with an ACL user', () => {
   let certs: TlsFiles;
@@ -103,7 +103,7 @@ describe('IPv6', () => {
       const tally = await runsThroughFault(s, async () => undefined, 300);
       report('ipv6', tally);
       expect(tally).toMatchObject({ lost: 0, duplicates: 0 });
-      // both connections are on the IPv6 loopback (the workers' used to look up "[::1]" and fail)
+      // both connections are on the IPv6 loopback (a host left in brackets is looked up as the name "[::1]" and fails)
       const clients = await cli(server.port, ['client', 'list'], { host: '::1' });
       expect(clients).toMatch(/name=evalgate-producer/);
       expect(clients).toMatch(/name=evalgate-worker/);

@@ -15,7 +15,7 @@ import {
 import { compileEvaluator, evaluatorConfigSchema, type DeterministicConfig } from '../../domain/evaluators/index.ts';
 import { SCHEMA_COMPILE_MAX_COST, schemaCompileCost } from '../../domain/evaluators/json-schema.ts';
 import { PromptTooLarge, renderPrompt } from '../../domain/evaluators/llm-judge/template.ts';
-import { item } from './evaluators.helpers.ts';
+import { item } from '../helpers/evaluators.ts';
 
 const pool = new EvaluatorPool({ threads: 1, taskTimeoutMs: 60_000 });
 afterAll(() => pool.close());

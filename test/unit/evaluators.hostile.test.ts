@@ -20,7 +20,7 @@ import {
 } from '../../domain/evaluators/limits.js';
 import { compileRegex } from '../../domain/evaluators/regex-engine.js';
 import { stringifyJson } from '../../domain/evaluators/value-utils.js';
-import { checkResult, item, metered, thresholdOf } from './evaluators.helpers.js';
+import { checkResult, item, metered, thresholdOf } from '../helpers/evaluators.ts';
 
 const TEN_MB = 10 * 1024 * 1024;
 

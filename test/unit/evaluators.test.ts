@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileEvaluator, type EvaluatorConfigInput } from '../../domain/evaluators/index.js';
 import { tokenize } from '../../domain/evaluators/similarity.evaluators.js';
-import { checkResult, item, run, thresholdOf } from './evaluators.helpers.js';
+import { checkResult, item, run, thresholdOf } from '../helpers/evaluators.ts';
 
 describe('exact_match', () => {
   const cfg = { type: 'exact_match' } satisfies EvaluatorConfigInput;

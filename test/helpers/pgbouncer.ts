@@ -9,8 +9,8 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freePort } from '../helpers/processes.ts';
-import { waitFor } from '../helpers/stack.ts';
+import { freePort } from './processes.ts';
+import { waitFor } from './stack.ts';
 
 export const PGBOUNCER_BIN = process.env.PGBOUNCER_BIN ?? 'pgbouncer';
 

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { freePort } from '../helpers/processes.ts';
-import { waitFor } from '../helpers/stack.ts';
+import { freePort } from './processes.ts';
+import { waitFor } from './stack.ts';
 
 const run = promisify(execFile);
 

@@ -13,11 +13,11 @@ import { createContainer, type Container } from '../../server/container.ts';
 import { dropDatabase } from '../../server/db.ts';
 import { loadEnv, type Env } from '../../server/env.ts';
 import { buildApp, type App } from '../../server/http.ts';
-import { assertExactlyOnce } from '../helpers/exactly-once.ts';
-import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
-import { FAST_RECOVERY_ENV } from '../helpers/processes.ts';
-import { api, scheduleRun, waitForProgress } from '../helpers/runs.ts';
-import { testEnv, waitFor } from '../helpers/stack.ts';
+import { assertExactlyOnce } from './exactly-once.ts';
+import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from './factories.ts';
+import { FAST_RECOVERY_ENV } from './processes.ts';
+import { api, scheduleRun, waitForProgress } from './runs.ts';
+import { testEnv, waitFor } from './stack.ts';
 
 export interface TopologyStack {
   env: Env;

@@ -14,8 +14,8 @@ import { expect, it } from 'vitest';
 import { createContainer, type Container } from '../../server/container.ts';
 import { loadEnv } from '../../server/env.ts';
 import { sql } from '../../domain/shared/sql.ts';
-import { assertExactlyOnce } from '../helpers/exactly-once.ts';
-import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
+import { assertExactlyOnce } from './exactly-once.ts';
+import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from './factories.ts';
 import {
   FAST_RECOVERY_ENV,
   killAll,
@@ -28,8 +28,8 @@ import {
   type DisposableRedis,
   type EvalgateApi,
   type EvalgateProcess,
-} from '../helpers/processes.ts';
-import { waitFor } from '../helpers/stack.ts';
+} from './processes.ts';
+import { waitFor } from './stack.ts';
 
 /** Small timings so that a fault is noticed within seconds (README: Configuration); info logs, which the start helpers read. */
 export const FAULT_ENV: Record<string, string> = {
