@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Workers } from './workers.ts';
 import type { Container } from './container.ts';
 import { withDeadline } from '../domain/shared/deadline.ts';
+import { sql } from '../domain/shared/sql.ts';
 
 const CHECK_TIMEOUT_MS = 1_500;
 
@@ -35,7 +36,7 @@ async function readiness(container: Container, workers?: Workers): Promise<Recor
     }
   };
   const [postgres, redis, migrations] = await Promise.all([
-    check('postgres', () => container.orm.em.fork().getConnection().execute('select 1')),
+    check('postgres', () => sql(container.orm.em.fork(), 'select 1')),
     check('redis', () => canWriteQueueSlots(container)),
     check('migrations', async () => {
       const pending = await container.pendingMigrations();

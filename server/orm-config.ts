@@ -11,7 +11,7 @@ import { defineConfig, type MikroORM } from '@mikro-orm/postgresql';
 import { entities } from '../entities/index.ts';
 import type { Env } from './env.ts';
 import type { Logger } from './logger.ts';
-import { useUnnamedStatements } from '../domain/shared/sql.ts';
+import { sql, useUnnamedStatements } from '../domain/shared/sql.ts';
 
 export interface OrmOptions {
   databaseUrl: string;
@@ -114,7 +114,7 @@ export async function mayHavePendingMigrations(orm: MikroORM): Promise<boolean> 
   if (files.length === 0) return true;
   let executed: Set<string>;
   try {
-    const rows = (await orm.em.fork().getConnection().execute(`select name from ${MIGRATIONS_TABLE}`)) as { name: string }[];
+    const rows = await sql<{ name: string }>(orm.em.fork(), `select name from ${MIGRATIONS_TABLE}`);
     executed = new Set(rows.map((r) => r.name));
   } catch {
     return true;
@@ -141,7 +141,7 @@ export async function prepareOrm(orm: MikroORM, opts: OrmOptions, log: Logger): 
 export async function warnUnboundedStatements(orm: MikroORM, wantedMs: number, log: Logger): Promise<number | undefined> {
   let ms: number;
   try {
-    const rows = (await orm.em.fork().getConnection().execute(`select setting::int as ms from pg_settings where name = 'statement_timeout'`)) as { ms: number }[];
+    const rows = await sql<{ ms: number }>(orm.em.fork(), `select setting::int as ms from pg_settings where name = 'statement_timeout'`);
     ms = Number(rows[0]?.ms);
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'could not read statement_timeout');

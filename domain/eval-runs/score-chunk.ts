@@ -13,7 +13,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import pLimit from 'p-limit';
 import type { Deps, Logger } from '../shared/deps.ts';
 import { crashNow } from '../shared/faults.ts';
-import { sql } from '../shared/sql.ts';
+import { runStatus } from './eval-run.repository.ts';
 import type { EvalItem, EvalResult } from '../evaluators/index.ts';
 import { EvaluatorConfigError, type EvaluatorCache, type Scorer } from '../evaluators/evaluator-cache.ts';
 import { ProviderAuthError, type JudgeOutcome, type LlmJudge } from '../evaluators/llm-judge/llm-judge.runtime.ts';
@@ -422,12 +422,6 @@ function watchRun(chunks: LocalChunks, em: EntityManager, runId: string) {
       stopWatching();
     },
   };
-}
-
-// eval-runs repository
-async function runStatus(em: EntityManager, runId: string): Promise<string | null> {
-  const [row] = await sql<{ status: string }>(em, 'select status from eval_runs where id = ?', [runId]);
-  return row?.status ?? null;
 }
 
 async function endRun(deps: ChunkScoringDeps, em: EntityManager, runId: string, message: string): Promise<void> {

@@ -77,3 +77,9 @@ export async function listEvals(em: EntityManager, tenantId: string, after: stri
     after ? [tenantId, after, limit + 1] : [tenantId, limit + 1],
   );
 }
+
+/** A version's evaluator config as stored (the workers parse it again before scoring with it). */
+export async function evaluatorOfVersion(em: EntityManager, evalVersionId: string): Promise<unknown> {
+  const [row] = await sql<{ evaluator: unknown }>(em, 'select evaluator from eval_versions where id = ?', [evalVersionId]);
+  return row?.evaluator;
+}

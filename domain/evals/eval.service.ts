@@ -1,7 +1,7 @@
 /** evals use cases. An eval version's evaluator is immutable once written. */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
-import { checkEvaluatorEngines } from '../evaluators/evaluator-pool.ts';
+import { checkEvaluatorEngines, type EvaluatorPool } from '../evaluators/evaluator-pool.ts';
 import type { EvaluatorConfig } from '../evaluators/evaluator.schema.ts';
 import { DomainError, formatIssues, notFound } from '../shared/errors.ts';
 import * as repo from './eval.repository.ts';
@@ -12,13 +12,19 @@ export type { EvalRow, EvalVersionRow, EvalWithVersionRow } from './eval.reposit
 /** The providers an llm_judge evaluator may name (EVALGATE_PROVIDERS): only the names matter here. */
 export type KnownProviders = Record<string, unknown>;
 
+/** What checking an evaluator needs: the configured providers and the process's evaluator threads. */
+export interface EvaluatorChecks {
+  providers: KnownProviders;
+  pool: EvaluatorPool;
+}
+
 /**
  * The checks the zod union cannot do, reported under `evaluator.`: an
  * llm_judge's provider must be configured, a regex must compile under RE2,
  * a JSON schema under ajv. A JSON schema costly to compile is compiled on a
  * worker thread, so the API's event loop stays free.
  */
-export async function checkEvaluator(evaluator: EvaluatorConfig, providers: KnownProviders): Promise<EvaluatorConfig> {
+export async function checkEvaluator(evaluator: EvaluatorConfig, { providers, pool }: EvaluatorChecks): Promise<EvaluatorConfig> {
   if (evaluator.type === 'llm_judge' && !Object.hasOwn(providers, evaluator.provider)) {
     const known = Object.keys(providers);
     throw new DomainError(
@@ -26,7 +32,7 @@ export async function checkEvaluator(evaluator: EvaluatorConfig, providers: Know
       `invalid input: evaluator.provider: unknown provider "${evaluator.provider}" (configured: ${known.length ? known.join(', ') : 'none; set EVALGATE_PROVIDERS'})`,
     );
   }
-  const issues = await checkEvaluatorEngines(evaluator);
+  const issues = await checkEvaluatorEngines(evaluator, pool);
   if (issues.length > 0) {
     throw new DomainError('BAD_REQUEST', formatIssues(issues.map((i) => ({ ...i, path: ['evaluator', ...i.path] }))));
   }
@@ -41,9 +47,9 @@ export async function createEval(
   em: EntityManager,
   tenantId: string,
   input: { name: string; evaluator: EvaluatorConfig },
-  check?: { providers: KnownProviders },
+  check?: EvaluatorChecks,
 ): Promise<{ eval: EvalRow; version: EvalVersionRow }> {
-  if (check) await checkEvaluator(input.evaluator, check.providers);
+  if (check) await checkEvaluator(input.evaluator, check);
   return em.transactional(async (tx) => {
     const row = await repo.insertEval(tx, uuidv7(), tenantId, input.name);
     const version = await repo.insertFirstVersion(tx, uuidv7(), tenantId, row.id, input.evaluator);
@@ -57,9 +63,9 @@ export async function createEvalVersion(
   tenantId: string,
   evalId: string,
   evaluator: EvaluatorConfig,
-  check?: { providers: KnownProviders },
+  check?: EvaluatorChecks,
 ): Promise<EvalVersionRow> {
-  if (check) await checkEvaluator(evaluator, check.providers);
+  if (check) await checkEvaluator(evaluator, check);
   return em.transactional(async (tx) => {
     const version = await repo.bumpLatestVersion(tx, tenantId, evalId);
     if (version === undefined) throw notFound('eval', evalId);

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Dispatcher } from 'undici';
 import type { Deps } from '../shared/deps.ts';
-import { sql } from '../shared/sql.ts';
+import { evaluatorOfVersion } from '../evals/eval.repository.ts';
 import { evaluatorConfigSchema } from './evaluator.schema.ts';
 import { compileScorer, type EvaluatorPool } from './evaluator-pool.ts';
 import type { EvalItem, EvalResult } from './index.ts';
@@ -32,9 +32,9 @@ export class EvaluatorCache {
   async get(em: EntityManager, evalVersionId: string): Promise<Scorer> {
     const hit = this.cache.get(evalVersionId);
     if (hit) return hit;
-    const [row] = await sql<{ evaluator: unknown }>(em, 'select evaluator from eval_versions where id = ?', [evalVersionId]);
-    if (!row) throw new EvaluatorConfigError(`eval version ${evalVersionId} no longer exists`);
-    const parsed = evaluatorConfigSchema.safeParse(row.evaluator);
+    const stored = await evaluatorOfVersion(em, evalVersionId);
+    if (stored === undefined) throw new EvaluatorConfigError(`eval version ${evalVersionId} no longer exists`);
+    const parsed = evaluatorConfigSchema.safeParse(stored);
     if (!parsed.success) {
       throw new EvaluatorConfigError(
         `invalid evaluator config: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'evaluator'}: ${i.message}`).join('; ')}`,

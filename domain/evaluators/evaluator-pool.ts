@@ -105,17 +105,6 @@ export class EvaluatorPool {
   }
 }
 
-/**
- * A pool for callers that bring none (the API's config checks, until they use
- * the container's): created on first use; its threads exit when idle, so it
- * holds nothing open at shutdown for long.
- */
-let shared: EvaluatorPool | undefined;
-export function sharedEvaluatorPool(): EvaluatorPool {
-  shared ??= new EvaluatorPool();
-  return shared;
-}
-
 /** What `compileScorer` returns: a result at once when the item was cheap, else a promise of the thread's. */
 export type Scorer = (item: EvalItem) => EvalResult | Promise<EvalResult>;
 
@@ -155,7 +144,7 @@ export function compileScorer(config: DeterministicConfig, pool: EvaluatorPool):
  * SCHEMA_COMPILE_MAX_COST is refused before any compile; one beyond
  * INLINE_SCHEMA_COMPILE_COST is compiled on the pool.
  */
-export async function checkEvaluatorEngines(config: EvaluatorConfig, pool: EvaluatorPool = sharedEvaluatorPool()): Promise<ThreadIssue[]> {
+export async function checkEvaluatorEngines(config: EvaluatorConfig, pool: EvaluatorPool): Promise<ThreadIssue[]> {
   if (config.type === 'json_schema') {
     const cost = schemaCompileCost(config.schema);
     if (cost > SCHEMA_COMPILE_MAX_COST) {

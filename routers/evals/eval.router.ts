@@ -20,7 +20,7 @@ export const evalRouter = router({
     .input(createEvalInput)
     .output(evalSchema)
     .mutation(async ({ ctx, input }) =>
-      toCreatedEvalDto(await createEval(ctx.em, ctx.principal.tenantId, input, { providers: ctx.container.env.EVALGATE_PROVIDERS })),
+      toCreatedEvalDto(await createEval(ctx.em, ctx.principal.tenantId, input, { providers: ctx.container.env.EVALGATE_PROVIDERS, pool: ctx.container.evaluatorPool })),
     ),
 
   createEvalVersion: writeProcedure
@@ -35,7 +35,7 @@ export const evalRouter = router({
     .input(createEvalVersionInput)
     .output(evalVersionSchema)
     .mutation(async ({ ctx, input }) =>
-      toEvalVersionDto(await createEvalVersion(ctx.em, ctx.principal.tenantId, input.id, input.evaluator, { providers: ctx.container.env.EVALGATE_PROVIDERS })),
+      toEvalVersionDto(await createEvalVersion(ctx.em, ctx.principal.tenantId, input.id, input.evaluator, { providers: ctx.container.env.EVALGATE_PROVIDERS, pool: ctx.container.evaluatorPool })),
     ),
 
   listEvals: readProcedure
