@@ -40,6 +40,10 @@ export const EvalRun = defineEntity({
     started_at: p.datetime().columnType('timestamptz').nullable(),
     completed_at: p.datetime().columnType('timestamptz').nullable(),
     error_message: p.text().nullable(),
+    /** the caller's label for the run (a model, a prompt, a commit) */
+    name: p.text().nullable(),
+    /** the caller's small JSON object about the run; listEvalRuns filters by containment */
+    metadata: p.json<Record<string, unknown>>().columnType('jsonb').nullable(),
     /** set once this ending's webhook deliveries are enqueued; null while a finished run still owes them (swept by the reconciler) */
     notified_at: p.datetime().columnType('timestamptz').nullable(),
     created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),

@@ -19,6 +19,8 @@ export function toEvalRunDto(r: EvalRunRow): EvalRunDto {
     completed_at: iso(r.completed_at),
     error_message: r.error_message,
     created_at: iso(r.created_at) as string,
+    name: r.name,
+    metadata: r.metadata,
     dataset_version_id: r.dataset_version_id,
     passed_count: r.passed_count,
     failed_count: r.failed_count,

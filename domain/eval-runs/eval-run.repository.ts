@@ -52,6 +52,8 @@ type RunColumn =
   | 'started_at'
   | 'completed_at'
   | 'error_message'
+  | 'name'
+  | 'metadata'
   | 'created_at';
 
 /** An eval_runs row as EVAL_RUN_COLUMNS selects it. */
@@ -64,7 +66,7 @@ export type EvalRunRow = Omit<RowOf<typeof EvalRun, RunColumn>, 'score_sum' | 'c
 };
 
 export const EVAL_RUN_COLUMNS =
-  'id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count, completed_count, passed_count, failed_count, error_count, score_sum, prompt_tokens, completion_tokens, cost_usd, started_at, completed_at, error_message, created_at';
+  'id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count, completed_count, passed_count, failed_count, error_count, score_sum, prompt_tokens, completion_tokens, cost_usd, started_at, completed_at, error_message, name, metadata, created_at';
 
 type ResultColumn = 'item_id' | 'status' | 'passed' | 'reason' | 'error' | 'attempts' | 'latency_ms' | 'prompt_tokens' | 'completion_tokens';
 type ScoredNumbers = { score: number | null; cost_usd: number | null };
@@ -156,6 +158,13 @@ export function storableText(s: string | null | undefined): string | null {
 
 // ---------------------------------------------------------------- scheduling and reads
 
+/** What the caller says about a run: stored with it, returned, filtered on; never read by the run itself. */
+export interface RunLabel {
+  name?: string;
+  metadata?: Record<string, unknown>;
+}
+const NO_LABEL: RunLabel = {};
+
 /**
  * Inserts a `pending` run pinned to the dataset's latest version, checking
  * the caps in the same statement (one round trip, one transaction). No run
@@ -170,6 +179,7 @@ export async function insertPendingRunRow(
   datasetId: string,
   evalVersionId: string,
   caps: RunCaps,
+  label: RunLabel = NO_LABEL,
 ): Promise<Partial<EvalRunRow> & { ds_found: boolean; ev_found: boolean; active: number; items: number | null }> {
   const [row] = await sql<EvalRunRow & { ds_found: boolean; ev_found: boolean; active: number; items: number | null }>(
     em,
@@ -184,8 +194,8 @@ export async function insertPendingRunRow(
        select count(*)::int as n from (select 1 from eval_runs where tenant_id = ? and status in (${ACTIVE}) limit ?) a
      ), ins as (
        insert into eval_runs (id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count,
-                              completed_count, passed_count, failed_count, error_count, score_sum, created_at, updated_at)
-       select ?, ?, ds.dataset_id, ds.version_id, ev.id, 'pending', ds.item_count, 0, 0, 0, 0, 0, now(), now()
+                              completed_count, passed_count, failed_count, error_count, score_sum, name, metadata, created_at, updated_at)
+       select ?, ?, ds.dataset_id, ds.version_id, ev.id, 'pending', ds.item_count, 0, 0, 0, 0, 0, ?, ?::jsonb, now(), now()
          from ds, ev, active
         where ds.item_count <= ? and active.n < ?
        returning ${EVAL_RUN_COLUMNS}
@@ -193,7 +203,11 @@ export async function insertPendingRunRow(
      select ins.*, exists(select 1 from ds) as ds_found, exists(select 1 from ev) as ev_found,
             (select n from active) as active, (select item_count from ds) as items
        from (select 1) one left join ins on true`,
-    [datasetId, tenantId, evalVersionId, tenantId, tenantId, caps.maxActiveRuns, runId, tenantId, caps.maxItemsPerRun, caps.maxActiveRuns],
+    [
+      datasetId, tenantId, evalVersionId, tenantId, tenantId, caps.maxActiveRuns, runId, tenantId,
+      label.name ?? null, label.metadata === undefined ? null : JSON.stringify(label.metadata),
+      caps.maxItemsPerRun, caps.maxActiveRuns,
+    ],
     { prepare: 'evalgate_insert_pending_run' },
   );
   if (!row) throw new Error('insertPendingRun: the statement returned no row');
@@ -226,12 +240,21 @@ export async function listRunRows(
   status: EvalRunRow['status'] | undefined,
   before: string | undefined,
   limit: number,
+  label: RunLabel = NO_LABEL,
 ): Promise<EvalRunRow[]> {
   const where = ['dataset_id = ?', 'tenant_id = ?'];
   const params: unknown[] = [datasetId, tenantId];
   if (status) {
     where.push('status = ?');
     params.push(status);
+  }
+  if (label.name !== undefined) {
+    where.push('name = ?');
+    params.push(label.name);
+  }
+  if (label.metadata !== undefined) {
+    where.push('metadata @> ?::jsonb');
+    params.push(JSON.stringify(label.metadata));
   }
   if (before) {
     where.push('id < ?');

@@ -7,9 +7,19 @@ import { z } from 'zod';
 import { ITEM_STATUSES, RUN_STATUSES } from '../../entities/index.ts';
 import { cursor, dateTime, limit, page, uuid } from '../shared/common.schema.ts';
 
+/** A run's metadata: a small flat-or-nested JSON object, bounded in keys and in serialized size. */
+export const MAX_RUN_METADATA_BYTES = 4_096;
+const runMetadata = z
+  .record(z.string().min(1).max(100), z.unknown())
+  .refine((m) => Object.keys(m).length <= 50, { message: 'at most 50 keys' })
+  .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_RUN_METADATA_BYTES, { message: `at most ${MAX_RUN_METADATA_BYTES} bytes as JSON` });
+const runName = z.string().trim().min(1).max(200);
+
 export const scheduleEvalRunInput = z.object({
   id: uuid().describe('Dataset id'),
   eval_version_id: uuid().describe('Eval version to run over the dataset\'s latest version'),
+  name: runName.optional().describe('A label for the run (a model, a prompt, a commit); returned with it and filterable'),
+  metadata: runMetadata.optional().describe('A small JSON object about the run (at most 50 keys, 4 KB); returned with it and filterable by containment'),
 });
 export type ScheduleEvalRunInput = z.infer<typeof scheduleEvalRunInput>;
 
@@ -31,6 +41,8 @@ export const evalRunSchema = z
     completed_at: dateTime().nullable(),
     error_message: z.string().nullable(),
     created_at: dateTime(),
+    name: z.string().nullable().describe('The label given when the run was scheduled'),
+    metadata: z.record(z.string(), z.unknown()).nullable().describe('The metadata given when the run was scheduled'),
     dataset_version_id: uuid().describe('The dataset version pinned when the run was scheduled'),
     passed_count: z.int(),
     failed_count: z.int(),
@@ -51,6 +63,25 @@ export const errorResponseSchema = z.object({ error: z.string() }).meta({ id: 'E
 export const listEvalRunsInput = z.object({
   id: uuid().describe('Dataset id'),
   status: z.enum(RUN_STATUSES).optional().describe('Only runs in this status'),
+  name: runName.optional().describe('Only runs with exactly this name'),
+  metadata: z
+    .string()
+    .max(MAX_RUN_METADATA_BYTES)
+    .transform((text, ctx) => {
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        value = undefined;
+      }
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON object, e.g. {"branch":"main"}' });
+        return z.NEVER;
+      }
+      return value as Record<string, unknown>;
+    })
+    .optional()
+    .describe('Only runs whose metadata contains this JSON object (e.g. {"branch":"main"})'),
   cursor,
   limit,
 });

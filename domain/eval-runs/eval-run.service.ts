@@ -23,6 +23,7 @@ import {
   type EvalRunRow,
   type RunCaps,
   type RunItemRow,
+  type RunLabel,
 } from './eval-run.repository.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
 import type { EvalRunDto, ScheduleEvalRunInput } from './eval-run.schema.ts';
@@ -30,7 +31,7 @@ import { onRunFinished } from './run-events.ts';
 import { failRun, reopenForRetry, startRun } from './run-lifecycle.ts';
 import { checkIdempotencyKey, idempotently } from './idempotency.service.ts';
 
-export type { CompareRow, RunCaps, RunItemRow } from './eval-run.repository.ts';
+export type { CompareRow, RunCaps, RunItemRow, RunLabel } from './eval-run.repository.ts';
 
 /** Who asks, for one request: its entity manager, its tenant, and its logger (whose lines carry the request id). */
 export interface RequestScope {
@@ -60,8 +61,9 @@ export async function insertPendingRun(
   datasetId: string,
   evalVersionId: string,
   caps: RunCaps = NO_CAPS,
+  label?: RunLabel,
 ): Promise<EvalRunRow> {
-  const { ds_found, ev_found, active, items, ...run } = await insertPendingRunRow(em, uuidv7(), tenantId, datasetId, evalVersionId, caps);
+  const { ds_found, ev_found, active, items, ...run } = await insertPendingRunRow(em, uuidv7(), tenantId, datasetId, evalVersionId, caps, label);
   if (run.id) return run as EvalRunRow;
   if (!ds_found) throw notFound('dataset', datasetId);
   if (!ev_found) throw notFound('eval version', evalVersionId);
@@ -93,10 +95,15 @@ export async function enqueueRunStart(c: Deps, runId: string): Promise<boolean> 
  */
 export async function scheduleEvalRun(deps: Deps, s: RequestScope, input: ScheduleEvalRunInput, idempotencyKey: string | undefined): Promise<EvalRunDto> {
   const caps: RunCaps = { maxActiveRuns: deps.env.MAX_ACTIVE_RUNS_PER_TENANT, maxItemsPerRun: deps.env.MAX_ITEMS_PER_RUN };
-  const create = async (em: EntityManager) => toEvalRunDto(await insertPendingRun(em, s.tenantId, input.id, input.eval_version_id, caps));
+  const label: RunLabel = { name: input.name, metadata: input.metadata };
+  const create = async (em: EntityManager) => toEvalRunDto(await insertPendingRun(em, s.tenantId, input.id, input.eval_version_id, caps, label));
+  // What a key's replay must match: a request without a label hashes as it always has.
+  const request = input.name === undefined && input.metadata === undefined
+    ? [input.id, input.eval_version_id]
+    : [input.id, input.eval_version_id, input.name ?? null, input.metadata ?? null];
   let run: EvalRunDto;
   if (idempotencyKey !== undefined) {
-    const r = await idempotently(s.em, s.tenantId, checkIdempotencyKey(idempotencyKey), [input.id, input.eval_version_id], create);
+    const r = await idempotently(s.em, s.tenantId, checkIdempotencyKey(idempotencyKey), request, create);
     if (r.replayed) return r.result;
     run = r.result;
   } else {
@@ -174,9 +181,10 @@ export async function listRuns(
   status: EvalRunRow['status'] | undefined,
   before: string | undefined,
   limit: number,
+  label?: RunLabel,
 ): Promise<EvalRunRow[]> {
   await findDataset(em, tenantId, datasetId);
-  return listRunRows(em, tenantId, datasetId, status, before, limit);
+  return listRunRows(em, tenantId, datasetId, status, before, limit, label);
 }
 
 /**

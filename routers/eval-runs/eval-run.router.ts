@@ -71,7 +71,10 @@ export const evalRunRouter = router({
     .input(listEvalRunsInput)
     .output(listEvalRunsOutput)
     .query(async ({ ctx, input }) => {
-      const rows = await listRuns(ctx.em, ctx.principal.tenantId, input.id, input.status, decodeCursor(input.cursor, 'string', 'runs'), input.limit);
+      const rows = await listRuns(ctx.em, ctx.principal.tenantId, input.id, input.status, decodeCursor(input.cursor, 'string', 'runs'), input.limit, {
+        name: input.name,
+        metadata: input.metadata,
+      });
       return toPage(rows, input.limit, (r) => r.id, toEvalRunDto, { list: 'runs' });
     }),
 

@@ -8,6 +8,7 @@ import { Migration20261125225356Webhooks } from './Migration20261125225356Webhoo
 import { Migration20261126012904ResultsWithoutRunForeignKey } from './Migration20261126012904ResultsWithoutRunForeignKey.ts';
 import { Migration20261202034500ChunkCrashesAndReconcileCursor } from './Migration20261202034500ChunkCrashesAndReconcileCursor.ts';
 import { Migration20261202034600UploadStaging } from './Migration20261202034600UploadStaging.ts';
+import { Migration20261203120000RunNameAndMetadata } from './Migration20261203120000RunNameAndMetadata.ts';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125000000Initial', class: Migration20261125000000Initial },
@@ -18,4 +19,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261126012904ResultsWithoutRunForeignKey', class: Migration20261126012904ResultsWithoutRunForeignKey },
   { name: 'Migration20261202034500ChunkCrashesAndReconcileCursor', class: Migration20261202034500ChunkCrashesAndReconcileCursor },
   { name: 'Migration20261202034600UploadStaging', class: Migration20261202034600UploadStaging },
+  { name: 'Migration20261203120000RunNameAndMetadata', class: Migration20261203120000RunNameAndMetadata },
 ];

@@ -95,7 +95,7 @@ describe('scheduleEvalRun over REST', () => {
       [
         'id', 'tenant_id', 'dataset_id', 'eval_version_id', 'status', 'item_count', 'completed_count', 'started_at', 'completed_at',
         'error_message', 'created_at', 'dataset_version_id', 'passed_count', 'failed_count', 'error_count', 'mean_score',
-        'usage', 'cost_usd',
+        'usage', 'cost_usd', 'name', 'metadata',
       ].sort(),
     );
     expect(run.id).toMatch(UUID_RE);
