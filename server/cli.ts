@@ -11,6 +11,8 @@ import { addDatasetItems, createDataset } from '../domain/datasets/dataset.servi
 import { createEval } from '../domain/evals/eval.service.ts';
 import { createApiKey, createTenant, listApiKeys, listTenants, LIST_LIMIT, revokeApiKey } from '../domain/tenants/tenant.service.ts';
 import { watchRunInTerminal } from './cli-watch.ts';
+import { GateCouldNotRun, runGate } from './cli-gate.ts';
+import { gateBaselineSchema, gatePolicySchema } from '../domain/eval-runs/gate.schema.ts';
 import { createContainer, type Container } from './container.ts';
 import { loadEnv, type Env } from './env.ts';
 import { formatIssues } from '../domain/shared/errors.ts';
@@ -25,7 +27,12 @@ const USAGE = `usage: cli <command> [options]
   keys:list [--tenant ID]                   keys without their secret: id, tenant, name, role, key_prefix, created_at, revoked_at
   demo                                      a tenant, an owner key, a 10-item dataset and an exact_match eval
   runs:watch RUN_ID [--url URL] [--key KEY] follow a run live (progress on stderr); exit 0 if it completes, 1 if it fails
-                                            (URL, KEY default to EVALGATE_URL, EVALGATE_API_KEY)`;
+                                            (URL, KEY default to EVALGATE_URL, EVALGATE_API_KEY)
+  gate (RUN_ID | --dataset ID --eval-version ID [--name N] [--metadata JSON] [--idempotency-key K])
+       --policy JSON [--baseline-run ID | --baseline-name N | --baseline-metadata JSON]
+       [--junit FILE] [--markdown FILE] [--url URL] [--key KEY]
+                                            schedule or take a run, follow it, apply the policy (POST /v1/eval-runs/{id}/gate);
+                                            the verdict on stdout; exit 0 passed, 1 failed, 2 could not run`;
 
 class UsageError extends Error {}
 
@@ -134,6 +141,80 @@ const remoteCommands: Record<string, (env: Env, args: string[]) => Promise<{ out
     );
     const run = await watchRunInTerminal({ url: f.url, apiKey: f.key, runId: f.id });
     return { out: run, code: run.status === 'completed' ? 0 : 1 };
+  },
+
+  async gate(env, args) {
+    let parsed;
+    try {
+      const str = { type: 'string' } as const;
+      parsed = parseArgs({
+        args,
+        options: {
+          url: str, key: str, dataset: str, 'eval-version': str, name: str, metadata: str, 'idempotency-key': str,
+          policy: str, 'baseline-run': str, 'baseline-name': str, 'baseline-metadata': str, junit: str, markdown: str,
+        },
+        strict: true,
+        allowPositionals: true,
+      });
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const v = parsed.values;
+    const json = (what: string, text: string | undefined): unknown => {
+      if (text === undefined) return undefined;
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw new UsageError(`--${what} must be JSON`);
+      }
+    };
+    if (parsed.positionals.length > 1) throw new UsageError(`gate takes at most one run id, got ${parsed.positionals.length}`);
+    const runId = parsed.positionals[0];
+    if ((runId === undefined) === (v.dataset === undefined)) throw new UsageError('gate: give a RUN_ID or --dataset and --eval-version');
+    const f = parse(
+      z.object({
+        url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+        key: z.string({ error: 'pass --key tl_… or set EVALGATE_API_KEY' }).min(1),
+        runId: z.uuid({ error: 'the run id must be a UUID' }).optional(),
+        dataset: z.uuid({ error: 'must be a UUID' }).optional(),
+        evalVersion: z.uuid({ error: 'must be a UUID' }).optional(),
+        policy: gatePolicySchema,
+        baseline: gateBaselineSchema.optional(),
+      }),
+      {
+        url: v.url ?? env.EVALGATE_URL,
+        key: v.key ?? env.EVALGATE_API_KEY,
+        runId,
+        dataset: v.dataset,
+        evalVersion: v['eval-version'],
+        policy: json('policy', v.policy) ?? {},
+        baseline:
+          v['baseline-run'] !== undefined || v['baseline-name'] !== undefined || v['baseline-metadata'] !== undefined
+            ? { run_id: v['baseline-run'], name: v['baseline-name'], metadata: json('baseline-metadata', v['baseline-metadata']) }
+            : undefined,
+      },
+    );
+    if (f.dataset !== undefined && f.evalVersion === undefined) throw new UsageError('gate: --dataset needs --eval-version');
+    const metadata = json('metadata', v.metadata);
+    try {
+      const { verdict, code } = await runGate({
+        url: f.url,
+        apiKey: f.key,
+        run: f.runId !== undefined
+          ? { id: f.runId }
+          : { datasetId: f.dataset as string, evalVersionId: f.evalVersion as string, name: v.name, metadata: metadata as Record<string, unknown> | undefined, idempotencyKey: v['idempotency-key'] },
+        policy: f.policy,
+        baseline: f.baseline,
+        junitPath: v.junit,
+        markdownPath: v.markdown,
+      });
+      process.stderr.write(`gate ${verdict.verdict}${verdict.reasons.length ? `: ${verdict.reasons.join('; ')}` : ''}\n`);
+      return { out: verdict, code };
+    } catch (err) {
+      if (!(err instanceof GateCouldNotRun)) throw err;
+      process.stderr.write(`gate could not run: ${err.message}\n`);
+      return { out: { error: err.message }, code: 2 };
+    }
   },
 };
 

@@ -117,5 +117,7 @@ const rateLimited = t.middleware(async ({ ctx, next, type }) => {
 
 /** Writes: owners and members. */
 export const writeProcedure = allow(WRITE_ROLES).use(rateLimited);
+/** Mutations that only read but cost like a write (the gate's aggregates over two runs): any role, under the write limits. */
+export const checkProcedure = allow(READ_ROLES).use(rateLimited);
 /** Destructive operations: owners only. */
 export const ownerProcedure = allow(OWNER_ROLES).use(rateLimited);

@@ -906,3 +906,21 @@ export async function deleteDatasetRunData(em: EntityManager, datasetId: string)
   await sql(em, 'delete from eval_run_items where run_id in (select id from eval_runs where dataset_id = ?)', [datasetId]);
   await sql(em, 'delete from eval_run_chunks where run_id in (select id from eval_runs where dataset_id = ?)', [datasetId]);
 }
+
+/** Against a baseline: items whose score went down, and items that passed there and failed (or errored) here. */
+export async function gateComparison(
+  em: EntityManager,
+  baseId: string,
+  headId: string,
+): Promise<{ regressed: number; passed_then_failed: number; passed_then_error: number }> {
+  const [row] = await sql<{ regressed: number; passed_then_failed: number; passed_then_error: number }>(
+    em,
+    `select count(*) filter (where b.status <> 'error' and h.status <> 'error' and h.score < b.score - 1e-9)::int as regressed,
+            count(*) filter (where b.status = 'passed' and h.status = 'failed')::int as passed_then_failed,
+            count(*) filter (where b.status = 'passed' and h.status = 'error')::int as passed_then_error
+       from eval_run_items b join eval_run_items h on h.run_id = ? and h.item_id = b.item_id
+      where b.run_id = ?`,
+    [headId, baseId],
+  );
+  return row ?? { regressed: 0, passed_then_failed: 0, passed_then_error: 0 };
+}

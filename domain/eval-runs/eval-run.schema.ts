@@ -9,11 +9,11 @@ import { cursor, dateTime, limit, page, uuid } from '../shared/common.schema.ts'
 
 /** A run's metadata: a small flat-or-nested JSON object, bounded in keys and in serialized size. */
 export const MAX_RUN_METADATA_BYTES = 4_096;
-const runMetadata = z
+export const runMetadata = z
   .record(z.string().min(1).max(100), z.unknown())
   .refine((m) => Object.keys(m).length <= 50, { message: 'at most 50 keys' })
   .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_RUN_METADATA_BYTES, { message: `at most ${MAX_RUN_METADATA_BYTES} bytes as JSON` });
-const runName = z.string().trim().min(1).max(200);
+export const runName = z.string().trim().min(1).max(200);
 
 export const scheduleEvalRunInput = z.object({
   id: uuid().describe('Dataset id'),

@@ -37,7 +37,9 @@ import { decodeCursor, toPage } from '../../domain/shared/pagination.ts';
 import type { Principal } from '../../server/auth.ts';
 import type { Context } from '../../server/context.ts';
 import { toTRPCError } from '../../server/errors.ts';
-import { readProcedure, router, writeProcedure } from '../../server/trpc.ts';
+import { checkProcedure, readProcedure, router, writeProcedure } from '../../server/trpc.ts';
+import { gateEvalRunInput, gateVerdictSchema } from '../../domain/eval-runs/gate.schema.ts';
+import { gateEvalRun } from '../../domain/eval-runs/gate.service.ts';
 import { restMeta } from '../meta.ts';
 
 const rest = restMeta('eval-runs');
@@ -126,6 +128,21 @@ export const evalRunRouter = router({
         throw err;
       }
     }),
+
+  gateEvalRun: checkProcedure
+    .meta(
+      rest('POST', '/v1/eval-runs/{id}/gate', {
+        summary: 'Apply a pass/fail policy to a run, against a baseline when given',
+        description:
+          'Answers `passed` or `failed` with the reasons, one entry per check; `pending` while the run has not ended (ask again). ' +
+          'The baseline is a run id, or the latest completed run of the same dataset with a name and/or metadata; checks that need one are `skipped` when none is found.',
+        successDescription: 'The verdict',
+        errors: [404, 409],
+      }),
+    )
+    .input(gateEvalRunInput)
+    .output(gateVerdictSchema)
+    .mutation(async ({ ctx, input }) => gateEvalRun(scope(ctx), input.id, input.policy, input.baseline)),
 
   cancelEvalRun: writeProcedure
     .meta(

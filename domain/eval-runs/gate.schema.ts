@@ -1,0 +1,68 @@
+/**
+ * The gate: a declarative policy applied to a finished run (and, for the
+ * checks that need one, a baseline run), answering a verdict with its reasons.
+ */
+import { z } from 'zod';
+import { uuid } from '../shared/common.schema.ts';
+import { runMetadata, runName } from './eval-run.schema.ts';
+
+export const GATE_CHECKS = ['min_pass_rate', 'max_errors', 'max_regressions', 'no_new_failures'] as const;
+
+export const gatePolicySchema = z
+  .strictObject({
+    min_pass_rate: z.number().min(0).max(1).optional().describe('Least share of scored items that must pass (0–1)'),
+    max_errors: z.int().min(0).optional().describe('Most items that may end in error'),
+    max_regressions: z.int().min(0).optional().describe('Most items whose score went down against the baseline'),
+    no_new_failures: z.boolean().optional().describe('No item that passed in the baseline may fail in this run'),
+    errors_as_failures: z
+      .boolean()
+      .default(true)
+      .describe('Count error items as failures in the pass rate and as new failures (default true); false leaves them out'),
+  })
+  .meta({ id: 'GatePolicy' });
+export type GatePolicy = z.infer<typeof gatePolicySchema>;
+
+export const gateBaselineSchema = z
+  .strictObject({
+    run_id: uuid().optional().describe('This run is the baseline'),
+    name: runName.optional().describe('The latest completed run of the same dataset with this name is the baseline'),
+    metadata: runMetadata.optional().describe('… whose metadata contains this object'),
+  })
+  .refine((b) => (b.run_id !== undefined) !== (b.name !== undefined || b.metadata !== undefined), {
+    message: 'give either run_id, or name and/or metadata',
+  })
+  .meta({ id: 'GateBaseline' });
+export type GateBaseline = z.infer<typeof gateBaselineSchema>;
+
+export const gateEvalRunInput = z.object({
+  id: uuid().describe('Eval run id'),
+  policy: gatePolicySchema,
+  baseline: gateBaselineSchema.optional(),
+});
+
+export const gateVerdictSchema = z
+  .object({
+    run_id: uuid(),
+    baseline_run_id: uuid().nullable().describe('The baseline the comparison checks used; null without one'),
+    verdict: z.enum(['passed', 'failed', 'pending']).describe('pending: the run has not ended yet (ask again)'),
+    reasons: z.array(z.string()).describe('Why the gate failed or is pending; empty when it passed'),
+    checks: z.array(
+      z.object({
+        check: z.enum(GATE_CHECKS),
+        status: z.enum(['passed', 'failed', 'skipped']).describe('skipped: the check needs a baseline and none was found'),
+        actual: z.number().nullable(),
+        limit: z.number(),
+      }),
+    ),
+    stats: z.object({
+      item_count: z.int(),
+      passed: z.int(),
+      failed: z.int(),
+      errors: z.int(),
+      pass_rate: z.number().nullable().describe('passed / (passed + failed [+ errors]); null when nothing counts'),
+      regressions: z.int().nullable(),
+      new_failures: z.int().nullable(),
+    }),
+  })
+  .meta({ id: 'GateVerdict' });
+export type GateVerdict = z.infer<typeof gateVerdictSchema>;

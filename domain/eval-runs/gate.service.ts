@@ -1,0 +1,98 @@
+/**
+ * gateEvalRun: applies a policy to a run and answers a verdict with its
+ * reasons, so a CI job can pass or fail a pull request on an eval. A run that
+ * has not ended is `pending` (ask again); a run that ended `failed` (canceled,
+ * given up) fails the gate whatever its counters say.
+ */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { ACTIVE_RUN_STATUSES } from '../../entities/index.ts';
+import { DomainError } from '../shared/errors.ts';
+import { gateComparison, listRunRows, type EvalRunRow } from './eval-run.repository.ts';
+import { findRun } from './eval-run.service.ts';
+import type { GateBaseline, GatePolicy, GateVerdict } from './gate.schema.ts';
+
+type Check = GateVerdict['checks'][number];
+
+const isActive = (r: EvalRunRow) => (ACTIVE_RUN_STATUSES as readonly string[]).includes(r.status);
+
+/** The baseline run: the one named, or the latest completed run of the same dataset with the label (null: none yet). */
+async function findBaseline(em: EntityManager, tenantId: string, run: EvalRunRow, baseline: GateBaseline | undefined): Promise<EvalRunRow | null> {
+  if (!baseline) return null;
+  if (baseline.run_id !== undefined) {
+    if (baseline.run_id === run.id) throw new DomainError('BAD_REQUEST', 'invalid input: baseline.run_id: the baseline is the run itself');
+    const base = await findRun(em, tenantId, baseline.run_id);
+    if (isActive(base)) throw new DomainError('CONFLICT', `baseline run ${base.id} is ${base.status}; gate against a finished run`);
+    return base;
+  }
+  const label = { name: baseline.name, metadata: baseline.metadata };
+  const [newest, next] = await listRunRows(em, tenantId, run.dataset_id, 'completed', undefined, 2, label);
+  return (newest?.id === run.id ? next : newest) ?? null;
+}
+
+export async function gateEvalRun(
+  s: { em: EntityManager; tenantId: string },
+  runId: string,
+  policy: GatePolicy,
+  baseline?: GateBaseline,
+): Promise<GateVerdict> {
+  const run = await findRun(s.em, s.tenantId, runId);
+  const base = await findBaseline(s.em, s.tenantId, run, baseline);
+  const withErrors = policy.errors_as_failures;
+  const counted = run.passed_count + run.failed_count + (withErrors ? run.error_count : 0);
+  const passRate = counted > 0 ? run.passed_count / counted : null;
+  const stats: GateVerdict['stats'] = {
+    item_count: run.item_count,
+    passed: run.passed_count,
+    failed: run.failed_count,
+    errors: run.error_count,
+    pass_rate: passRate,
+    regressions: null,
+    new_failures: null,
+  };
+  const verdict = (v: GateVerdict['verdict'], reasons: string[], checks: Check[]): GateVerdict => ({
+    run_id: run.id,
+    baseline_run_id: base?.id ?? null,
+    verdict: v,
+    reasons,
+    checks,
+    stats,
+  });
+  if (isActive(run)) {
+    return verdict('pending', [`the run is ${run.status} (${run.completed_count} of ${run.item_count} items scored)`], []);
+  }
+
+  if (base) {
+    const c = await gateComparison(s.em, base.id, run.id);
+    stats.regressions = c.regressed;
+    stats.new_failures = c.passed_then_failed + (withErrors ? c.passed_then_error : 0);
+  }
+  const checks: Check[] = [];
+  const reasons: string[] = [];
+  if (run.status === 'failed') reasons.push(`the run ended failed: ${run.error_message ?? 'no reason recorded'}`);
+  const check = (name: Check['check'], actual: number | null, limit: number, ok: boolean | null, reason: string) => {
+    const status = ok === null ? 'skipped' : ok ? 'passed' : 'failed';
+    checks.push({ check: name, status, actual, limit });
+    if (status === 'failed') reasons.push(reason);
+  };
+  if (policy.min_pass_rate !== undefined) {
+    const limit = policy.min_pass_rate;
+    check('min_pass_rate', passRate, limit, passRate !== null && passRate >= limit,
+      passRate === null ? 'no item was scored' : `pass rate ${pct(passRate)} is below ${pct(limit)} (${run.passed_count} of ${counted} passed)`);
+  }
+  if (policy.max_errors !== undefined) {
+    const limit = policy.max_errors;
+    check('max_errors', run.error_count, limit, run.error_count <= limit, `${run.error_count} items ended in error (at most ${limit} allowed)`);
+  }
+  if (policy.max_regressions !== undefined) {
+    const limit = policy.max_regressions;
+    const n = stats.regressions;
+    check('max_regressions', n, limit, n === null ? null : n <= limit, `${n} items scored lower than in baseline run ${base?.id} (at most ${limit} allowed)`);
+  }
+  if (policy.no_new_failures === true) {
+    const n = stats.new_failures;
+    check('no_new_failures', n, 0, n === null ? null : n === 0, `${n} items that passed in baseline run ${base?.id} ${withErrors ? 'failed or errored' : 'failed'} in this run`);
+  }
+  return verdict(reasons.length > 0 ? 'failed' : 'passed', reasons, checks);
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1).replace(/\.0$/, '')} %`;
