@@ -171,3 +171,24 @@ describe('gateEvalRun', () => {
     expect(foreignBaseline.status).toBe(404);
   });
 });
+
+describe('gateEvalRun under a hostile caller', () => {
+  it('counts against the write limits, so a loop of gates gets 429 { error } with Retry-After, not the database', async () => {
+    const limited = await startStack({ env: { RATE_LIMIT_KEY_WRITES_PER_MINUTE: '3' } });
+    try {
+      const t = await makeTenant(limited.container, 'gate limits', 'org_gate_limits');
+      const d = await makeDataset(limited.container, t.id, items(2));
+      const e = (await makeEval(limited.container, t.id)).evalVersionId;
+      const run = await api<{ id: string }>(limited.baseUrl, 'POST', `/v1/datasets/${d.datasetId}/runs`, t.keys.member, { eval_version_id: e });
+      const answers = [];
+      for (let i = 0; i < 5; i++) {
+        answers.push(await api(limited.baseUrl, 'POST', `/v1/eval-runs/${run.body.id}/gate`, t.keys.viewer, { policy: { min_pass_rate: 1 } }));
+      }
+      expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 429, 429]);
+      expect(answers[0]?.body).toMatchObject({ verdict: 'pending' });
+      expect(answers[4]?.body).toEqual({ error: expect.any(String) });
+    } finally {
+      await limited.close();
+    }
+  });
+});
