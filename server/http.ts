@@ -15,6 +15,7 @@ import { fastifyTRPCOpenApiPlugin } from 'trpc-to-openapi';
 import { appRouter, procedureMeta } from '../routers/_app.ts';
 import { BATCH_BYTES as UPLOAD_BATCH_BYTES, registerDatasetUpload, UPLOAD_PATH } from '../routers/datasets/dataset-upload.route.ts';
 import { registerEvalRunEvents } from '../routers/eval-runs/eval-run-events.route.ts';
+import { registerEvalRunExport } from '../routers/eval-runs/eval-run-export.route.ts';
 import type { Workers } from './workers.ts';
 import { registerBoard } from './board.ts';
 import type { Container } from './container.ts';
@@ -115,6 +116,7 @@ export async function buildApp(container: Container, opts: AppOptions = {}) {
 
   await registerDatasetUpload(app, container);
   await registerEvalRunEvents(app, container);
+  await registerEvalRunExport(app, container);
   await registerBoard(app, container);
   await registerDocs(app, openApiDocument);
 

@@ -126,6 +126,35 @@ export function buildOpenApiDocument(): OpenAPIObject {
     },
   };
 
+  // The export streams as well (routers/eval-runs/eval-run-export.route.ts).
+  doc.paths['/v1/eval-runs/{id}/items/export'] = {
+    get: {
+      operationId: 'exportEvalRunItems',
+      tags: ['eval-runs'],
+      summary: 'Export a run\'s results with their items, streamed, as JSON Lines or CSV',
+      description:
+        'Every result in item order, the fields of `EvalRunItem`: one JSON object per line (`format=jsonl`, the default), or ' +
+        'RFC 4180 CSV with a header row and the item\'s input, output and expected_output as JSON text in their cells. ' +
+        'Memory on the server is one page whatever the run\'s size. Any role; at most 4 exports per tenant at once (429).',
+      security: [{ BearerAuth: [] }],
+      parameters: [
+        { in: 'path', name: 'id', required: true, description: 'Eval run id', schema: { type: 'string', format: 'uuid' } },
+        { in: 'query', name: 'format', required: false, schema: { type: 'string', enum: ['jsonl', 'csv'], default: 'jsonl' } },
+        { in: 'query', name: 'status', required: false, description: 'Only items with this result', schema: { type: 'string', enum: ['passed', 'failed', 'error'] } },
+      ],
+      responses: {
+        '200': {
+          description: 'The export',
+          content: {
+            'application/x-ndjson': { schema: { type: 'string', description: 'One EvalRunItem as JSON per line' } },
+            'text/csv': { schema: { type: 'string', description: 'A header row, then one record per result' } },
+          },
+        },
+        ...errorResponses([...STANDARD_ERRORS, 404]),
+      },
+    },
+  };
+
   // Relative, so /docs "Try it out" calls whichever origin served the page (and the CSP's connect-src 'self' allows it).
   doc.servers = [{ url: '/', description: 'The origin serving this document' }];
   doc.components ??= {};

@@ -235,3 +235,27 @@ export async function compareRuns(em: EntityManager, tenantId: string, baseId: s
     rows,
   };
 }
+
+/**
+ * A run's results with their items, in item order, one keyset page at a
+ * time: each page is read on a connection of its own and released before the
+ * caller writes it out, so a slow reader holds no database connection.
+ */
+export async function* exportRunItems(
+  s: Pick<RequestScope, 'em' | 'tenantId'>,
+  runId: string,
+  status: ItemStatus | undefined,
+  pageLimit: number,
+  maxBytes: number,
+): AsyncGenerator<RunItemRow[], void> {
+  await findRun(s.em, s.tenantId, runId);
+  let after: string | undefined;
+  for (;;) {
+    const { rows, truncated } = cutRows(await listRunItemRows(s.em, runId, status, after, pageLimit, maxBytes));
+    const page = rows.slice(0, pageLimit);
+    if (page.length > 0) yield page;
+    if (!(truncated || rows.length > pageLimit) || page.length === 0) return;
+    after = page[page.length - 1]?.item_id;
+  }
+}
+
