@@ -8,6 +8,7 @@ export const RUN_STATUSES = ['pending', 'running', 'completed', 'failed'] as con
 export type RunStatus = (typeof RUN_STATUSES)[number];
 /** A run still being scored: the reconciler's and the active-run cap's partial indexes below cover exactly these. */
 export const ACTIVE_RUN_STATUSES = ['pending', 'running'] as const satisfies readonly RunStatus[];
+export const isActiveRunStatus = (status: string): boolean => (ACTIVE_RUN_STATUSES as readonly string[]).includes(status);
 /** A run that ended; its webhooks fire once per ending. */
 export const FINISHED_RUN_STATUSES = ['completed', 'failed'] as const satisfies readonly RunStatus[];
 

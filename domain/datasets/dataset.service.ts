@@ -4,7 +4,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
-import { ACTIVE_RUN_STATUSES } from '../../entities/index.ts';
+import { isActiveRunStatus } from '../../entities/index.ts';
 import { deleteDatasetRunData, lockDatasetRuns } from '../eval-runs/eval-run.repository.ts';
 import { DomainError, notFound } from '../shared/errors.ts';
 import { cutRows } from '../shared/pagination.ts';
@@ -178,7 +178,7 @@ export async function deleteDataset(em: EntityManager, tenantId: string, dataset
     // behind this check, and a chunk still recording results (it holds its run FOR KEY SHARE for
     // the statement) commits first, so the deletes below see its results.
     const runs = await lockDatasetRuns(tx, datasetId);
-    const active = runs.find((r) => (ACTIVE_RUN_STATUSES as readonly string[]).includes(r.status));
+    const active = runs.find((r) => isActiveRunStatus(r.status));
     if (active) {
       throw new DomainError('CONFLICT', `dataset ${datasetId} has a ${active.status} run (${active.id}); cancel it or wait for it to finish`);
     }

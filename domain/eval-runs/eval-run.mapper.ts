@@ -1,4 +1,4 @@
-import type { EvalRunRow } from './eval-run.repository.ts';
+import type { EvalRunRow, RunItemRow } from './eval-run.repository.ts';
 import type { EvalRunDto } from './eval-run.schema.ts';
 
 export { EVAL_RUN_COLUMNS, type EvalRunRow } from './eval-run.repository.ts';
@@ -30,3 +30,6 @@ export function toEvalRunDto(r: EvalRunRow): EvalRunDto {
     cost_usd: r.cost_usd === null ? null : Number(r.cost_usd),
   };
 }
+
+/** A result with its item as listed and exported: an item without an output or expected output says null. */
+export const toRunItemDto = (r: RunItemRow) => ({ ...r, output: r.output ?? null, expected_output: r.expected_output ?? null });

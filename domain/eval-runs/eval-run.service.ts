@@ -5,7 +5,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
-import { ACTIVE_RUN_STATUSES, type ItemStatus } from '../../entities/index.ts';
+import { isActiveRunStatus, type ItemStatus } from '../../entities/index.ts';
 import { findDataset } from '../datasets/dataset.service.ts';
 import { withDeadline } from '../shared/deadline.ts';
 import type { Deps, Logger } from '../shared/deps.ts';
@@ -129,7 +129,7 @@ export async function startEvalRun(deps: Deps, runId: string): Promise<{ started
   const started = await startRun(em, runId, (type) => (type === 'llm_judge' ? JUDGE_CHUNK_SIZE : CHUNK_SIZE));
   if (started.completedEmpty) await onRunFinished(deps, runId);
   if (!started.run || started.completedEmpty) return { started: false, chunks: 0, queued: 0 };
-  if (!(ACTIVE_RUN_STATUSES as readonly string[]).includes(started.run.status)) return { started: false, chunks: 0, queued: 0 };
+  if (!isActiveRunStatus(started.run.status)) return { started: false, chunks: 0, queued: 0 };
   const queued = await deps.producer.undoneChunks(em, runId, { repair: false });
   return { started: true, chunks: started.chunks, queued };
 }

@@ -5,7 +5,7 @@
  * given up) fails the gate whatever its counters say.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { ACTIVE_RUN_STATUSES } from '../../entities/index.ts';
+import { isActiveRunStatus } from '../../entities/index.ts';
 import { DomainError } from '../shared/errors.ts';
 import { gateComparison, listRunRows, type EvalRunRow } from './eval-run.repository.ts';
 import { findRun } from './eval-run.service.ts';
@@ -13,15 +13,13 @@ import type { GateBaseline, GatePolicy, GateVerdict } from './gate.schema.ts';
 
 type Check = GateVerdict['checks'][number];
 
-const isActive = (r: EvalRunRow) => (ACTIVE_RUN_STATUSES as readonly string[]).includes(r.status);
-
 /** The baseline run: the one named, or the latest completed run of the same dataset with the label (null: none yet). */
 async function findBaseline(em: EntityManager, tenantId: string, run: EvalRunRow, baseline: GateBaseline | undefined): Promise<EvalRunRow | null> {
   if (!baseline) return null;
   if (baseline.run_id !== undefined) {
     if (baseline.run_id === run.id) throw new DomainError('BAD_REQUEST', 'invalid input: baseline.run_id: the baseline is the run itself');
     const base = await findRun(em, tenantId, baseline.run_id);
-    if (isActive(base)) throw new DomainError('CONFLICT', `baseline run ${base.id} is ${base.status}; gate against a finished run`);
+    if (isActiveRunStatus(base.status)) throw new DomainError('CONFLICT', `baseline run ${base.id} is ${base.status}; gate against a finished run`);
     return base;
   }
   const label = { name: baseline.name, metadata: baseline.metadata };
@@ -57,7 +55,7 @@ export async function gateEvalRun(
     checks,
     stats,
   });
-  if (isActive(run)) {
+  if (isActiveRunStatus(run.status)) {
     return verdict('pending', [`the run is ${run.status} (${run.completed_count} of ${run.item_count} items scored)`], []);
   }
 

@@ -6,7 +6,7 @@
  * and the rules on which state allows what, is here.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { ACTIVE_RUN_STATUSES } from '../../entities/index.ts';
+import { isActiveRunStatus } from '../../entities/index.ts';
 import { DomainError, notFound } from '../shared/errors.ts';
 import {
   completeEmptyRun,
@@ -42,8 +42,6 @@ export {
   type Spend,
 } from './eval-run.repository.ts';
 
-const isActive = (status: EvalRunRow['status']): boolean => (ACTIVE_RUN_STATUSES as readonly string[]).includes(status);
-
 /**
  * Moves a pending run to running and cuts its pinned items into chunks, in one
  * transaction. Idempotent: a run already running keeps its chunks. A run over
@@ -56,7 +54,7 @@ export async function startRun(
 ): Promise<{ run: RunForStart | null; chunks: number; completedEmpty: boolean }> {
   return em.transactional(async (tx) => {
     const run = await lockRunForStart(tx, runId);
-    if (!run || !isActive(run.status)) return { run: run ?? null, chunks: 0, completedEmpty: false };
+    if (!run || !isActiveRunStatus(run.status)) return { run: run ?? null, chunks: 0, completedEmpty: false };
     if (run.item_count === 0) {
       await completeEmptyRun(tx, runId);
       return { run, chunks: 0, completedEmpty: true };
@@ -83,7 +81,7 @@ export async function reopenForRetry(em: EntityManager, tenantId: string, runId:
   return em.transactional(async (tx) => {
     const current = await lockRunForRetry(tx, tenantId, runId);
     if (!current) throw notFound('eval run', runId);
-    if (isActive(current.status)) {
+    if (isActiveRunStatus(current.status)) {
       throw new DomainError('CONFLICT', `eval run ${runId} is still ${current.status}; retry it once it has finished`);
     }
     if (current.error_count === 0 && current.completed_count >= current.item_count) {

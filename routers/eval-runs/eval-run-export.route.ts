@@ -13,6 +13,7 @@ import { once } from 'node:events';
 import { stringify } from 'csv-stringify/sync';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ITEM_STATUSES, type ItemStatus } from '../../entities/index.ts';
+import { toRunItemDto } from '../../domain/eval-runs/eval-run.mapper.ts';
 import { exportRunItems, type RunItemRow } from '../../domain/eval-runs/eval-run.service.ts';
 import { DomainError, RateLimitedError } from '../../domain/shared/errors.ts';
 import type { Container } from '../../server/container.ts';
@@ -29,6 +30,7 @@ const CSV_COLUMNS = [
   'prompt_tokens', 'completion_tokens', 'cost_usd', 'input', 'output', 'expected_output',
 ] as const;
 const JSON_CELLS = new Set(['input', 'output', 'expected_output']);
+const CSV_HEADER = stringify([[...CSV_COLUMNS]], { record_delimiter: '\r\n' });
 
 const open = new Map<string, number>();
 
@@ -84,7 +86,7 @@ async function serve(
   const client = new AbortController();
   raw.on('close', () => client.abort());
   try {
-    if (format === 'csv') await write(raw, stringify([CSV_COLUMNS as unknown as string[]], { record_delimiter: '\r\n' }), client.signal);
+    if (format === 'csv') await write(raw, CSV_HEADER, client.signal);
     for (let page = first; !page.done; page = await pages.next()) {
       if (client.signal.aborted) break;
       await write(raw, format === 'csv' ? csvRecords(page.value) : jsonLines(page.value), client.signal);
@@ -101,14 +103,13 @@ async function serve(
   }
 }
 
-const row = (r: RunItemRow) => ({ ...r, output: r.output ?? null, expected_output: r.expected_output ?? null });
-const jsonLines = (rows: RunItemRow[]) => rows.map((r) => `${JSON.stringify(row(r))}\n`).join('');
+const jsonLines = (rows: RunItemRow[]) => rows.map((r) => `${JSON.stringify(toRunItemDto(r))}\n`).join('');
 
 /** RFC 4180 records; the item's JSON values are JSON text in their cells. */
 function csvRecords(rows: RunItemRow[]): string {
   return stringify(
     rows.map((r) => {
-      const o = row(r) as Record<string, unknown>;
+      const o = toRunItemDto(r) as Record<string, unknown>;
       return CSV_COLUMNS.map((c) => (JSON_CELLS.has(c) ? JSON.stringify(o[c]) : o[c] === null || o[c] === undefined ? '' : String(o[c])));
     }),
     { record_delimiter: '\r\n' },

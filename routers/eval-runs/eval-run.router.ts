@@ -7,7 +7,7 @@
  */
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
-import { toEvalRunDto } from '../../domain/eval-runs/eval-run.mapper.ts';
+import { toEvalRunDto, toRunItemDto } from '../../domain/eval-runs/eval-run.mapper.ts';
 import {
   compareEvalRunsInput,
   compareEvalRunsOutput,
@@ -104,7 +104,7 @@ export const evalRunRouter = router({
     .query(async ({ ctx, input }) => {
       const after = decodeCursor(input.cursor, 'string', 'run-items');
       const { rows, truncated } = await listRunItems(ctx.em, ctx.principal.tenantId, input.id, input.status, after, input.limit, ctx.container.env.MAX_PAGE_BYTES);
-      return toPage(rows, input.limit, (r) => r.item_id, (r) => ({ ...r, output: r.output ?? null, expected_output: r.expected_output ?? null }), { list: 'run-items', truncated });
+      return toPage(rows, input.limit, (r) => r.item_id, toRunItemDto, { list: 'run-items', truncated });
     }),
 
   getEvalRun: readProcedure
