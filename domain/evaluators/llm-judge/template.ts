@@ -1,5 +1,7 @@
 /**
- * `{{input}}`, `{{output}}`, `{{expected_output}}`, `{{metadata.a.b}}`: strings as they are, other JSON as JSON.
+ * `{{input}}`, `{{output}}`, `{{expected_output}}`, `{{metadata.a.b}}`, and a path into any of them
+ * (`{{input.question}}`, `{{input.messages.0.content}}`): strings as they are, other JSON as JSON,
+ * a path that leads nowhere as the empty string.
  *
  * A template that repeats `{{output}}` thousands of times over a large output
  * would render gigabytes, so the messages of a prompt are measured first: each
@@ -9,7 +11,7 @@
  */
 import type { EvalItem } from '../types.ts';
 
-const PLACEHOLDER = /\{\{\s*(input|output|expected_output|metadata(?:\.[A-Za-z0-9_-]+)*)\s*\}\}/g;
+export const PLACEHOLDER = /\{\{\s*((?:input|output|expected_output|metadata)(?:\.[A-Za-z0-9_-]+)*)\s*\}\}/g;
 
 /** The rendered prompt would be larger than the cap: the item's error, not the run's. */
 export class PromptTooLarge extends Error {
@@ -24,13 +26,18 @@ function render(value: unknown): string {
   return typeof value === 'string' ? value : (JSON.stringify(value) ?? '');
 }
 
-function valueOf(name: string, item: EvalItem): string {
-  if (name === 'input' || name === 'output' || name === 'expected_output') return render(item[name]);
-  let cur: unknown = item.metadata;
-  for (const part of name.split('.').slice(1)) {
-    cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[part] : undefined;
+/** The JSON value a placeholder name stands for (`input.a.0.b`: a path through objects and arrays); undefined when it leads nowhere. */
+export function valueAt(name: string, item: EvalItem): unknown {
+  const parts = name.split('.');
+  let cur: unknown = item[parts[0] as keyof EvalItem];
+  for (const part of parts.slice(1)) {
+    cur = cur !== null && typeof cur === 'object' && Object.hasOwn(cur, part) ? (cur as Record<string, unknown>)[part] : undefined;
   }
-  return render(cur);
+  return cur;
+}
+
+function valueOf(name: string, item: EvalItem): string {
+  return render(valueAt(name, item));
 }
 
 /** A template cut at its placeholders: literal, name, literal, name, …, literal. */
