@@ -45,6 +45,14 @@ export const EvalRun = defineEntity({
     name: p.text().nullable(),
     /** the caller's small JSON object about the run; listEvalRuns filters by containment */
     metadata: p.json<Record<string, unknown>>().columnType('jsonb').nullable(),
+    /** what produces each item's output (domain/targets/target.schema.ts); null: the output stored with the item */
+    target: p.json<Record<string, unknown>>().columnType('jsonb').nullable(),
+    /** the run whose samples this run re-scores (no provider call) */
+    outputs_from_run_id: p.uuid().nullable(),
+    /** whether generation may reuse the tenant's cached samples */
+    use_cache: p.boolean().default(true),
+    /** once the recorded cost reaches it no new provider call starts and the run fails "budget exceeded" */
+    max_cost_usd: p.double().nullable(),
     /** set once this ending's webhook deliveries are enqueued; null while a finished run still owes them (swept by the reconciler) */
     notified_at: p.datetime().columnType('timestamptz').nullable(),
     created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),

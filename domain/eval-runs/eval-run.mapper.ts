@@ -28,8 +28,12 @@ export function toEvalRunDto(r: EvalRunRow): EvalRunDto {
     mean_score: scored > 0 ? Number(r.score_sum) / scored : null,
     usage: { prompt_tokens: Number(r.prompt_tokens), completion_tokens: Number(r.completion_tokens) },
     cost_usd: r.cost_usd === null ? null : Number(r.cost_usd),
+    target: (r.target as EvalRunDto['target'] | null) ?? { type: 'dataset_output' },
+    outputs_from_run: r.outputs_from_run_id,
+    cache: r.use_cache,
+    max_cost_usd: r.max_cost_usd === null ? null : Number(r.max_cost_usd),
   };
 }
 
 /** A result with its item as listed and exported: an item without an output or expected output says null. */
-export const toRunItemDto = (r: RunItemRow) => ({ ...r, output: r.output ?? null, expected_output: r.expected_output ?? null });
+export const toRunItemDto = (r: RunItemRow) => ({ ...r, output: r.output ?? null, expected_output: r.expected_output ?? null, sample: r.sample ?? null });

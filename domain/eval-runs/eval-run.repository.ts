@@ -12,6 +12,7 @@
  * bound to its text on every pooled connection, and the pgbouncer topology
  * test looks for `evalgate_insert_pending_run` by name.
  */
+import type { SampleDto } from './eval-run.schema.ts';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import {
   ACTIVE_RUN_STATUSES,
@@ -54,6 +55,10 @@ type RunColumn =
   | 'error_message'
   | 'name'
   | 'metadata'
+  | 'target'
+  | 'outputs_from_run_id'
+  | 'use_cache'
+  | 'max_cost_usd'
   | 'created_at';
 
 /** An eval_runs row as EVAL_RUN_COLUMNS selects it. */
@@ -66,13 +71,15 @@ export type EvalRunRow = Omit<RowOf<typeof EvalRun, RunColumn>, 'score_sum' | 'c
 };
 
 export const EVAL_RUN_COLUMNS =
-  'id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count, completed_count, passed_count, failed_count, error_count, score_sum, prompt_tokens, completion_tokens, cost_usd, started_at, completed_at, error_message, name, metadata, created_at';
+  'id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count, completed_count, passed_count, failed_count, error_count, score_sum, prompt_tokens, completion_tokens, cost_usd, started_at, completed_at, error_message, name, metadata, target, outputs_from_run_id, use_cache, max_cost_usd, created_at';
 
 type ResultColumn = 'item_id' | 'status' | 'passed' | 'reason' | 'error' | 'attempts' | 'latency_ms' | 'prompt_tokens' | 'completion_tokens';
 type ScoredNumbers = { score: number | null; cost_usd: number | null };
 
 /** A result joined with its item, as listEvalRunItems answers it. */
-export type RunItemRow = RowOf<typeof EvalRunItem, ResultColumn> & ScoredNumbers & RowOf<typeof DatasetItem, 'input' | 'output' | 'expected_output'>;
+export type RunItemRow = RowOf<typeof EvalRunItem, ResultColumn> &
+  ScoredNumbers &
+  RowOf<typeof DatasetItem, 'input' | 'output' | 'expected_output'> & { sample: SampleDto | null };
 
 export interface CompareRow {
   item_id: string;
@@ -83,11 +90,11 @@ export interface CompareRow {
 }
 
 export type RunForStart = RowOf<typeof EvalRun, 'id' | 'tenant_id' | 'dataset_id' | 'status' | 'item_count'> &
-  RowOf<typeof DatasetVersion, 'version'> & { evaluator_type: string };
+  RowOf<typeof DatasetVersion, 'version'> & { evaluator_type: string; /** it calls a target (or re-scores samples) */ generates: boolean };
 
 export type ChunkContext = RowOf<typeof EvalRunChunk, 'run_id' | 'first_item_id' | 'last_item_id'> &
-  RowOf<typeof EvalRun, 'tenant_id' | 'status' | 'eval_version_id' | 'dataset_id'> &
-  RowOf<typeof DatasetVersion, 'version'> & { done: boolean };
+  RowOf<typeof EvalRun, 'tenant_id' | 'status' | 'eval_version_id' | 'dataset_id' | 'target' | 'outputs_from_run_id' | 'use_cache' | 'max_cost_usd'> &
+  RowOf<typeof DatasetVersion, 'version'> & { done: boolean; /** the run's recorded cost when the chunk was loaded */ run_cost_usd: number | null };
 
 export type ItemToScore = RowOf<typeof DatasetItem, 'id' | 'input' | 'output' | 'expected_output' | 'metadata'>;
 
@@ -117,6 +124,8 @@ export const NO_SPEND: Spend = { prompt_tokens: 0, completion_tokens: 0, cost_us
 
 export interface RecordOutcome {
   status: EvalRunRow['status'];
+  /** the run's recorded cost after this statement (null: nothing priced) */
+  cost_usd: number | null;
   completed_count: number;
   item_count: number;
   inserted: number;
@@ -165,6 +174,16 @@ export interface RunLabel {
 }
 const NO_LABEL: RunLabel = {};
 
+/** How a run gets its outputs: a target (null: the stored ones), or another run's samples; the cache and the budget. */
+export interface RunPlan {
+  target?: Record<string, unknown> | null;
+  /** Pins the new run to this run's dataset version (and its items), whose samples it scores. */
+  outputsFromRun?: string;
+  cache?: boolean;
+  maxCostUsd?: number;
+}
+const NO_PLAN: RunPlan = {};
+
 /**
  * Inserts a `pending` run pinned to the dataset's latest version, checking
  * the caps in the same statement (one round trip, one transaction). No run
@@ -180,22 +199,34 @@ export async function insertPendingRunRow(
   evalVersionId: string,
   caps: RunCaps,
   label: RunLabel = NO_LABEL,
+  plan: RunPlan = NO_PLAN,
 ): Promise<Partial<EvalRunRow> & { ds_found: boolean; ev_found: boolean; active: number; items: number | null }> {
+  // A re-score is pinned to its source run's dataset version (the items whose samples it scores), not the latest.
+  const rescore = plan.outputsFromRun !== undefined;
+  const ds = rescore
+    ? `select d.id as dataset_id, v.id as version_id, v.item_count
+         from eval_runs src
+         join datasets d on d.id = src.dataset_id
+         join dataset_versions v on v.id = src.dataset_version_id
+        where d.id = ? and d.tenant_id = ? and src.id = ? and src.tenant_id = ?`
+    : `select d.id as dataset_id, v.id as version_id, v.item_count
+         from datasets d
+         join dataset_versions v on v.dataset_id = d.id and v.version = d.latest_version
+        where d.id = ? and d.tenant_id = ?`;
   const [row] = await sql<EvalRunRow & { ds_found: boolean; ev_found: boolean; active: number; items: number | null }>(
     em,
     `with ds as (
-       select d.id as dataset_id, v.id as version_id, v.item_count
-         from datasets d
-         join dataset_versions v on v.dataset_id = d.id and v.version = d.latest_version
-        where d.id = ? and d.tenant_id = ?
+       ${ds}
      ), ev as (
        select id from eval_versions where id = ? and tenant_id = ?
      ), active as (
        select count(*)::int as n from (select 1 from eval_runs where tenant_id = ? and status in (${ACTIVE}) limit ?) a
      ), ins as (
        insert into eval_runs (id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count,
-                              completed_count, passed_count, failed_count, error_count, score_sum, name, metadata, created_at, updated_at)
-       select ?, ?, ds.dataset_id, ds.version_id, ev.id, 'pending', ds.item_count, 0, 0, 0, 0, 0, ?, ?::jsonb, now(), now()
+                              completed_count, passed_count, failed_count, error_count, score_sum, name, metadata,
+                              target, outputs_from_run_id, use_cache, max_cost_usd, created_at, updated_at)
+       select ?, ?, ds.dataset_id, ds.version_id, ev.id, 'pending', ds.item_count, 0, 0, 0, 0, 0, ?, ?::jsonb,
+              ?::jsonb, ?::uuid, ?::boolean, ?::float8, now(), now()
          from ds, ev, active
         where ds.item_count <= ? and active.n < ?
        returning ${EVAL_RUN_COLUMNS}
@@ -204,11 +235,13 @@ export async function insertPendingRunRow(
             (select n from active) as active, (select item_count from ds) as items
        from (select 1) one left join ins on true`,
     [
-      datasetId, tenantId, evalVersionId, tenantId, tenantId, caps.maxActiveRuns, runId, tenantId,
+      datasetId, tenantId, ...(rescore ? [plan.outputsFromRun, tenantId] : []),
+      evalVersionId, tenantId, tenantId, caps.maxActiveRuns, runId, tenantId,
       label.name ?? null, label.metadata === undefined ? null : JSON.stringify(label.metadata),
+      plan.target ? JSON.stringify(plan.target) : null, plan.outputsFromRun ?? null, plan.cache ?? true, plan.maxCostUsd ?? null,
       caps.maxItemsPerRun, caps.maxActiveRuns,
     ],
-    { prepare: 'evalgate_insert_pending_run' },
+    { prepare: rescore ? 'evalgate_insert_rescore_run' : 'evalgate_insert_pending_run' },
   );
   if (!row) throw new Error('insertPendingRun: the statement returned no row');
   return row;
@@ -230,6 +263,12 @@ export async function findRunById(em: EntityManager, runId: string): Promise<Eva
 export async function runStatus(em: EntityManager, runId: string): Promise<string | undefined> {
   const [row] = await sql<{ status: string }>(em, 'select status from eval_runs where id = ?', [runId]);
   return row?.status;
+}
+
+/** The run's status and recorded cost, or undefined once it is gone (the watch of judged and generating chunks polls it). */
+export async function runProgress(em: EntityManager, runId: string): Promise<{ status: string; cost_usd: number | null } | undefined> {
+  const [row] = await sql<{ status: string; cost_usd: number | null }>(em, 'select status, cost_usd from eval_runs where id = ?', [runId]);
+  return row;
 }
 
 /** A dataset's runs, newest first (keyset on id), one more than `limit` so the page knows whether more follow. */
@@ -264,6 +303,13 @@ export async function listRunRows(
   return sql<EvalRunRow>(em, `select ${EVAL_RUN_COLUMNS} from eval_runs where ${where.join(' and ')} order by id desc limit ?`, params);
 }
 
+/** A sample row (alias `s`) as the API shows it; null when the run has none for the item. */
+const SAMPLE_JSON = `case when s.run_id is null then null else json_build_object(
+       'output', case when s.status = 'done' then coalesce(s.output, to_jsonb(s.output_text)) end,
+       'output_text', s.output_text, 'raw_start', s.raw_start, 'finish_reason', s.finish_reason,
+       'usage', json_build_object('prompt_tokens', coalesce(s.prompt_tokens, 0), 'completion_tokens', coalesce(s.completion_tokens, 0)),
+       'cost_usd', s.cost_usd, 'latency_ms', s.latency_ms, 'attempts', s.attempts, 'cached', s.cached, 'error', s.error) end`;
+
 /**
  * A run's results joined with their items, in item order, a keyset page
  * (one more than `limit`) cut short when it would exceed `maxBytes` (a single
@@ -292,7 +338,9 @@ export async function listRunItemRows(
     em,
     `with page as (
        select r.item_id,
-              coalesce(i.size_bytes, ${jsonBytesSql('i.input', 'i.output', 'i.expected_output')}) + ${jsonBytesSql('r.reason', 'r.error')} + ${ROW_OVERHEAD_BYTES} as bytes
+              coalesce(i.size_bytes, ${jsonBytesSql('i.input', 'i.output', 'i.expected_output')}) + ${jsonBytesSql('r.reason', 'r.error')} + ${ROW_OVERHEAD_BYTES}
+              + coalesce((select ${jsonBytesSql('s.output_text', 's.raw_start', 's.error')} from eval_run_samples s
+                           where s.run_id = r.run_id and s.item_id = r.item_id and s.repetition = 0), 0) as bytes
          from eval_run_items r join dataset_items i on i.id = r.item_id
         where ${where.join(' and ')}
         order by r.item_id limit ?
@@ -300,10 +348,12 @@ export async function listRunItemRows(
        select item_id, row_number() over (order by item_id) as n, sum(bytes) over (order by item_id) as running, count(*) over () as page_rows from page
      )
      select r.item_id, r.status, r.score, r.passed, r.reason, r.error, r.attempts, r.latency_ms,
-            r.prompt_tokens, r.completion_tokens, r.cost_usd, i.input, i.output, i.expected_output, c.page_rows::int as page_rows
+            r.prompt_tokens, r.completion_tokens, r.cost_usd, i.input, i.output, i.expected_output, c.page_rows::int as page_rows,
+            ${SAMPLE_JSON} as sample
        from cut c
        join eval_run_items r on r.run_id = ? and r.item_id = c.item_id
        join dataset_items i on i.id = r.item_id
+       left join eval_run_samples s on s.run_id = r.run_id and s.item_id = r.item_id and s.repetition = 0
       where c.n = 1 or c.running <= ?
       order by r.item_id`,
     params,
@@ -357,7 +407,8 @@ export async function countRunsByStatus(em: EntityManager): Promise<{ status: st
 export async function lockRunForStart(em: EntityManager, runId: string): Promise<RunForStart | undefined> {
   const [run] = await sql<RunForStart>(
     em,
-    `select r.id, r.tenant_id, r.dataset_id, r.status, r.item_count, v.version, ev.evaluator->>'type' as evaluator_type
+    `select r.id, r.tenant_id, r.dataset_id, r.status, r.item_count, v.version, ev.evaluator->>'type' as evaluator_type,
+            r.target is not null as generates
          from eval_runs r
          join dataset_versions v on v.id = r.dataset_version_id
          join eval_versions ev on ev.id = r.eval_version_id
@@ -441,6 +492,7 @@ export async function loadChunkWork(em: EntityManager, runId: string, chunkIndex
     em,
     `with c as (
        select r.id as run_id, r.tenant_id, r.status, r.eval_version_id, r.dataset_id, v.version,
+              r.target, r.outputs_from_run_id, r.use_cache, r.max_cost_usd, r.cost_usd as run_cost_usd,
               c.first_item_id, c.last_item_id, c.done_at is not null as done,
               exists (select 1 from eval_run_items x
                        where x.run_id = c.run_id and x.item_id between c.first_item_id and c.last_item_id) as has_results
@@ -492,7 +544,7 @@ const COMPLETES_ON_LAST_RESULT = `status = case when r.status = 'running' and r.
        updated_at = now()
      from agg
      where r.id = ?
-     returning r.status, r.completed_count, r.item_count, agg.n as inserted,
+     returning r.status, r.completed_count, r.item_count, agg.n as inserted, r.cost_usd,
                (r.status = 'completed' and r.completed_count - agg.n < r.item_count) as just_completed`;
 
 /**
@@ -515,11 +567,39 @@ export async function recordResults(
   results: readonly ItemResult[],
   chunkDone: boolean,
   spend: Spend = NO_SPEND,
+  samples?: readonly SampleRecord[],
 ): Promise<RecordOutcome | null> {
   // One JSON parameter unpacked by Postgres: a fixed statement whatever the chunk size.
   const payload = JSON.stringify(
     results.map((r) => ({ ...r, reason: storableText(r.reason), error: storableText(r.error), latency_ms: Math.max(0, Math.round(r.latency_ms)) })),
   );
+  // A generating run writes each item's sample in the statement that inserts its result (and only with it: a
+  // result that was already there keeps the sample it was scored on), and fills the tenant's cache.
+  const sampleCtes = samples === undefined ? '' : `, samp as (
+       insert into eval_run_samples as s (run_id, item_id, repetition, tenant_id, status, attempts, output_text, output, raw_start,
+                                          finish_reason, prompt_tokens, completion_tokens, cost_usd, latency_ms, cached, error, created_at, updated_at)
+       select ?, x.item_id, 0, ?, x.status, x.attempts, x.output_text, x.output, x.raw_start, x.finish_reason,
+              x.prompt_tokens, x.completion_tokens, x.cost_usd, x.latency_ms, x.cached, x.error, now(), now()
+         from json_to_recordset(?::json)
+              as x(item_id uuid, status text, attempts int, output_text text, output jsonb, raw_start text, finish_reason text,
+                   prompt_tokens int, completion_tokens int, cost_usd float8, latency_ms int, cached bool, error text, cache_key text)
+        where x.item_id in (select item_id from ins)
+       on conflict (run_id, item_id, repetition) do update
+          set status = excluded.status, attempts = greatest(s.attempts, excluded.attempts), output_text = excluded.output_text,
+              output = excluded.output, raw_start = excluded.raw_start, finish_reason = excluded.finish_reason,
+              prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, cost_usd = excluded.cost_usd,
+              latency_ms = excluded.latency_ms, cached = excluded.cached, error = excluded.error, updated_at = now()
+       returning 1
+     ), cache as (
+       insert into sample_cache (tenant_id, key, output_text, output, finish_reason, prompt_tokens, completion_tokens, created_at)
+       select ?, x.cache_key, x.output_text, x.output, x.finish_reason, x.prompt_tokens, x.completion_tokens, now()
+         from json_to_recordset(?::json)
+              as x(status text, output_text text, output jsonb, finish_reason text, prompt_tokens int, completion_tokens int, cached bool, cache_key text)
+        where x.status = 'done' and not x.cached and x.cache_key is not null
+       on conflict (tenant_id, key) do nothing
+       returning 1
+     )`;
+  const samplesPayload = samples === undefined ? '' : JSON.stringify(samples.map(storableSample));
   const [row] = await sql<RecordOutcome>(
     em,
     `with run as (
@@ -537,8 +617,8 @@ export async function recordResults(
                    prompt_tokens int, completion_tokens int, cost_usd float8)
         where exists (select 1 from run)
        on conflict (run_id, item_id) do nothing
-       returning status, score
-     ), agg as (
+       returning ${samples === undefined ? '' : 'item_id, '}status, score
+     )${sampleCtes}, agg as (
        select count(*)::int as n,
               (count(*) filter (where status = 'passed'))::int as p,
               (count(*) filter (where status = 'failed'))::int as f,
@@ -574,6 +654,7 @@ export async function recordResults(
       c.tenant_id,
       attempts,
       payload,
+      ...(samples === undefined ? [] : [c.run_id, c.tenant_id, samplesPayload, c.tenant_id, samplesPayload]),
       c.run_id,
       chunkIndex,
       chunkDone,
@@ -585,6 +666,106 @@ export async function recordResults(
     ],
   );
   return row ?? null;
+}
+
+/** A sample as recordResults writes it: the outcome of generating one item (or what it was copied or reused from). */
+export interface SampleRecord {
+  item_id: string;
+  status: 'done' | 'error';
+  attempts: number;
+  output_text: string | null;
+  /** the parsed output (JSON targets); undefined/null for text */
+  output?: unknown;
+  raw_start: string | null;
+  finish_reason: string | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_usd: number | null;
+  latency_ms: number;
+  cached: boolean;
+  error: string | null;
+  /** set when a fresh success may fill the cache */
+  cache_key: string | null;
+}
+
+/** A generated output is stored whole up to this size (a text column; the API pages by bytes). */
+export const MAX_SAMPLE_TEXT = 1_000_000;
+
+/** jsonb refuses NUL and unpaired surrogates (JSON.stringify writes them as escapes): such a value is kept as text only. */
+function storableJson(value: unknown): unknown {
+  if (value === undefined || value === null) return null;
+  return /\\u0000|\\ud[89a-f][0-9a-f]{2}/i.test(JSON.stringify(value)) ? null : value;
+}
+
+function storableSample(x: SampleRecord) {
+  const text = x.output_text === null ? null : x.output_text.length > MAX_SAMPLE_TEXT ? `${x.output_text.slice(0, MAX_SAMPLE_TEXT)}…` : x.output_text;
+  return {
+    ...x,
+    output_text: storableText(text),
+    output: storableJson(x.output),
+    raw_start: storableText(x.raw_start),
+    error: storableText(x.error),
+    latency_ms: Math.max(0, Math.round(x.latency_ms)),
+    // reused (cached, copied) samples are not written back to the cache
+    cache_key: x.cached ? null : x.cache_key,
+  };
+}
+
+/** A sample of a run already recorded (or claimed), by item. */
+export interface StoredSample {
+  item_id: string;
+  status: 'pending' | 'done' | 'error';
+  attempts: number;
+  output_text: string | null;
+  output: unknown;
+  raw_start: string | null;
+  finish_reason: string | null;
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  cost_usd: number | null;
+  latency_ms: number | null;
+  cached: boolean;
+  error: string | null;
+}
+
+/** The run's samples (repetition 0) of these items, whatever their status. */
+export async function samplesOf(em: EntityManager, runId: string, itemIds: readonly string[]): Promise<StoredSample[]> {
+  if (itemIds.length === 0) return [];
+  return sql<StoredSample>(
+    em,
+    `select item_id, status, attempts, output_text, output, raw_start, finish_reason, prompt_tokens, completion_tokens, cost_usd,
+            latency_ms, cached, error
+       from eval_run_samples where run_id = ? and repetition = 0 and item_id = any(?::uuid[])`,
+    [runId, `{${itemIds.join(',')}}`],
+  );
+}
+
+/** The tenant's cached samples among these keys. */
+export async function cachedSamples(
+  em: EntityManager,
+  tenantId: string,
+  keys: readonly string[],
+): Promise<{ key: string; output_text: string; output: unknown; finish_reason: string | null }[]> {
+  if (keys.length === 0) return [];
+  return sql(em, 'select key, output_text, output, finish_reason from sample_cache where tenant_id = ? and key = any(?::text[])', [tenantId, `{${keys.join(',')}}`]);
+}
+
+/**
+ * Counts one more call for each of these items, before the calls are sent:
+ * creates their `pending` samples or adds one to their attempts. Items whose
+ * sample already has an outcome are not returned (their generation is over).
+ */
+export async function claimAttempts(em: EntityManager, runId: string, tenantId: string, itemIds: readonly string[]): Promise<Map<string, number>> {
+  const rows = await sql<{ item_id: string; attempts: number }>(
+    em,
+    `insert into eval_run_samples as s (run_id, item_id, repetition, tenant_id, status, attempts, created_at, updated_at)
+     select ?, x, 0, ?, 'pending', 1, now(), now() from unnest(?::uuid[]) as x
+     on conflict (run_id, item_id, repetition) do update set attempts = s.attempts + 1, updated_at = now()
+      where s.status = 'pending'
+     returning item_id, attempts`,
+    [runId, tenantId, `{${itemIds.join(',')}}`],
+  );
+  return new Map(rows.map((r) => [r.item_id, r.attempts]));
 }
 
 /** Ends a run `failed` unless it already ended (scoped to `tenantId` when given). Returns the run when this call ended it. */
@@ -623,6 +804,13 @@ export async function reopenErrorItems(em: EntityManager, tenantId: string, runI
                  or c.item_count > (select count(*) from eval_run_items x
                                      where x.run_id = c.run_id and x.item_id between c.first_item_id and c.last_item_id))
          returning 1
+       ), samples as (
+         -- an item tried again is generated afresh: its failed or unfinished sample goes (a done one stays, and is re-scored)
+         delete from eval_run_samples s
+          where s.run_id = ? and s.status <> 'done'
+            and (s.item_id in (select item_id from del)
+                 or not exists (select 1 from eval_run_items x where x.run_id = s.run_id and x.item_id = s.item_id))
+         returning 1
        ), agg as (select count(*)::int as n from del)
        update eval_runs r set
          completed_count = r.completed_count - agg.n,
@@ -630,7 +818,7 @@ export async function reopenErrorItems(em: EntityManager, tenantId: string, runI
          status = 'running', completed_at = null, error_message = null, notified_at = null, updated_at = now()
        from agg where r.id = ?
        returning agg.n as n`,
-    [runId, tenantId, runId, runId],
+    [runId, tenantId, runId, runId, runId],
   );
   return deleted?.n ?? 0;
 }

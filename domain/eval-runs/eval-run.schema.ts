@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ITEM_STATUSES, RUN_STATUSES } from '../../entities/index.ts';
 import { cursor, dateTime, limit, page, uuid } from '../shared/common.schema.ts';
+import { targetSchema } from '../targets/target.schema.ts';
 
 /** A run's metadata: a small flat-or-nested JSON object, bounded in keys and in serialized size. */
 export const MAX_RUN_METADATA_BYTES = 4_096;
@@ -20,6 +21,19 @@ export const scheduleEvalRunInput = z.object({
   eval_version_id: uuid().describe('Eval version to run over the dataset\'s latest version'),
   name: runName.optional().describe('A label for the run (a model, a prompt, a commit); returned with it and filterable'),
   metadata: runMetadata.optional().describe('A small JSON object about the run (at most 50 keys, 4 KB); returned with it and filterable by containment'),
+  target: targetSchema
+    .optional()
+    .describe('What produces each item\'s output before it is scored: the stored output (dataset_output, the default), a chat-completions call, or the team\'s HTTP application'),
+  outputs_from_run: uuid()
+    .optional()
+    .describe('Re-score this run\'s samples (a finished run of the same dataset that generated them) with the given eval version: no provider call'),
+  cache: z.boolean().optional().describe('Reuse the tenant\'s earlier samples of the same target, rendered request and repetition (default true); false forces fresh calls'),
+  max_cost_usd: z
+    .number()
+    .positive()
+    .max(1_000_000)
+    .optional()
+    .describe('Once the run\'s recorded cost reaches this, no new provider call starts; the run ends failed with "budget exceeded", its results kept'),
 });
 export type ScheduleEvalRunInput = z.infer<typeof scheduleEvalRunInput>;
 
@@ -52,8 +66,12 @@ export const evalRunSchema = z
     ),
     usage: z
       .object({ prompt_tokens: z.int(), completion_tokens: z.int() })
-      .describe('Tokens spent by llm_judge on this run, every attempt included'),
+      .describe('Tokens spent on this run by generation and by llm_judge, every attempt included (cached samples cost nothing)'),
     cost_usd: z.number().nullable().describe('What those tokens cost, when the provider config gives prices'),
+    target: targetSchema.describe('What produced the outputs scored (dataset_output: the items\' stored outputs)'),
+    outputs_from_run: uuid().nullable().describe('The run whose samples this run re-scores'),
+    cache: z.boolean().describe('Whether generation may reuse cached samples'),
+    max_cost_usd: z.number().nullable().describe('The run\'s budget, when it has one'),
   })
   .meta({ id: 'EvalRun' });
 export type EvalRunDto = z.infer<typeof evalRunSchema>;
@@ -87,6 +105,22 @@ export const listEvalRunsInput = z.object({
 });
 export const listEvalRunsOutput = page(evalRunSchema);
 
+export const sampleSchema = z
+  .object({
+    output: z.unknown().nullable().describe('The generated output: the parsed value for JSON outputs, else the text; null when generation failed'),
+    output_text: z.string().nullable().describe('The output as text'),
+    raw_start: z.string().nullable().describe('The start of the last raw answer, when it could not be parsed'),
+    finish_reason: z.string().nullable(),
+    usage: z.object({ prompt_tokens: z.int(), completion_tokens: z.int() }),
+    cost_usd: z.number().nullable(),
+    latency_ms: z.int().nullable(),
+    attempts: z.int().describe('Requests sent for this sample, 429s included (0 when cached)'),
+    cached: z.boolean().describe('Reused from the tenant\'s sample cache: no call, no cost'),
+    error: z.string().nullable().describe('Why generation failed after its last attempt (the item is then error)'),
+  })
+  .meta({ id: 'Sample' });
+export type SampleDto = z.infer<typeof sampleSchema>;
+
 export const evalRunItemSchema = z
   .object({
     item_id: uuid(),
@@ -103,6 +137,7 @@ export const evalRunItemSchema = z
     input: z.unknown(),
     output: z.unknown().nullable(),
     expected_output: z.unknown().nullable(),
+    sample: sampleSchema.nullable().describe('What the run\'s target produced for the item (null for runs over the stored outputs); its output is what was scored'),
   })
   .meta({ id: 'EvalRunItem' });
 

@@ -24,7 +24,9 @@ import {
   type RunCaps,
   type RunItemRow,
   type RunLabel,
+  type RunPlan,
 } from './eval-run.repository.ts';
+import { checkTarget } from '../targets/index.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
 import type { EvalRunDto, ScheduleEvalRunInput } from './eval-run.schema.ts';
 import { onRunFinished } from './run-events.ts';
@@ -62,8 +64,9 @@ export async function insertPendingRun(
   evalVersionId: string,
   caps: RunCaps = NO_CAPS,
   label?: RunLabel,
+  plan?: RunPlan,
 ): Promise<EvalRunRow> {
-  const { ds_found, ev_found, active, items, ...run } = await insertPendingRunRow(em, uuidv7(), tenantId, datasetId, evalVersionId, caps, label);
+  const { ds_found, ev_found, active, items, ...run } = await insertPendingRunRow(em, uuidv7(), tenantId, datasetId, evalVersionId, caps, label, plan);
   if (run.id) return run as EvalRunRow;
   if (!ds_found) throw notFound('dataset', datasetId);
   if (!ev_found) throw notFound('eval version', evalVersionId);
@@ -96,11 +99,16 @@ export async function enqueueRunStart(c: Deps, runId: string): Promise<boolean> 
 export async function scheduleEvalRun(deps: Deps, s: RequestScope, input: ScheduleEvalRunInput, idempotencyKey: string | undefined): Promise<EvalRunDto> {
   const caps: RunCaps = { maxActiveRuns: deps.env.MAX_ACTIVE_RUNS_PER_TENANT, maxItemsPerRun: deps.env.MAX_ITEMS_PER_RUN };
   const label: RunLabel = { name: input.name, metadata: input.metadata };
-  const create = async (em: EntityManager) => toEvalRunDto(await insertPendingRun(em, s.tenantId, input.id, input.eval_version_id, caps, label));
-  // What a key's replay must match: a request without a label hashes as it always has.
-  const request = input.name === undefined && input.metadata === undefined
+  const plan = await runPlan(deps, s, input);
+  const create = async (em: EntityManager) => toEvalRunDto(await insertPendingRun(em, s.tenantId, input.id, input.eval_version_id, caps, label, plan));
+  // What a key's replay must match: a request without a label or a plan hashes as it always has.
+  const planned = input.target !== undefined || input.outputs_from_run !== undefined || input.cache !== undefined || input.max_cost_usd !== undefined;
+  const request = input.name === undefined && input.metadata === undefined && !planned
     ? [input.id, input.eval_version_id]
-    : [input.id, input.eval_version_id, input.name ?? null, input.metadata ?? null];
+    : [
+        input.id, input.eval_version_id, input.name ?? null, input.metadata ?? null,
+        ...(planned ? [input.target ?? null, input.outputs_from_run ?? null, input.cache ?? null, input.max_cost_usd ?? null] : []),
+      ];
   let run: EvalRunDto;
   if (idempotencyKey !== undefined) {
     const r = await idempotently(s.em, s.tenantId, checkIdempotencyKey(idempotencyKey), request, create);
@@ -115,6 +123,31 @@ export async function scheduleEvalRun(deps: Deps, s: RequestScope, input: Schedu
   return run;
 }
 
+/**
+ * How the run gets its outputs, checked before anything is written: a target
+ * this deployment can run (400 otherwise), or a finished run of the same
+ * dataset whose samples it re-scores (404, 400, 409 otherwise).
+ */
+async function runPlan(deps: Deps, s: RequestScope, input: ScheduleEvalRunInput): Promise<RunPlan> {
+  const target = input.target && input.target.type !== 'dataset_output' ? input.target : null;
+  const common = { cache: input.cache, maxCostUsd: input.max_cost_usd };
+  if (input.outputs_from_run === undefined) {
+    if (target) checkTarget(deps.env, target);
+    return { ...common, target };
+  }
+  const sourceId = input.outputs_from_run;
+  if (target) throw new DomainError('BAD_REQUEST', 'invalid input: give a target or outputs_from_run, not both: a re-score scores the samples of that run');
+  const source = await findRunRow(s.em, s.tenantId, sourceId);
+  if (!source) throw notFound('eval run', sourceId);
+  if (source.dataset_id !== input.id) throw new DomainError('BAD_REQUEST', `invalid input: outputs_from_run: eval run ${sourceId} is a run of another dataset`);
+  if (isActiveRunStatus(source.status)) throw new DomainError('CONFLICT', `eval run ${sourceId} is still ${source.status}; re-score it once it has finished`);
+  if (!source.target) {
+    throw new DomainError('BAD_REQUEST', `invalid input: outputs_from_run: eval run ${sourceId} scored the items' stored outputs; it has no samples to re-score`);
+  }
+  // the re-score shows what produced the outputs it scores
+  return { ...common, target: source.target, outputsFromRun: sourceId };
+}
+
 // ---------------------------------------------------------------- start (the run-start job)
 
 /**
@@ -126,7 +159,8 @@ export async function scheduleEvalRun(deps: Deps, s: RequestScope, input: Schedu
 export async function startEvalRun(deps: Deps, runId: string): Promise<{ started: boolean; chunks: number; queued: number }> {
   const em = deps.orm.em.fork() as EntityManager;
   const { CHUNK_SIZE, JUDGE_CHUNK_SIZE } = deps.env;
-  const started = await startRun(em, runId, (type) => (type === 'llm_judge' ? JUDGE_CHUNK_SIZE : CHUNK_SIZE));
+  // a run that calls a provider per item (judging or generating) gets small chunks: slow items, spread over workers, recorded often
+  const started = await startRun(em, runId, (type, generates) => (type === 'llm_judge' || generates ? JUDGE_CHUNK_SIZE : CHUNK_SIZE));
   if (started.completedEmpty) await onRunFinished(deps, runId);
   if (!started.run || started.completedEmpty) return { started: false, chunks: 0, queued: 0 };
   if (!isActiveRunStatus(started.run.status)) return { started: false, chunks: 0, queued: 0 };

@@ -50,7 +50,7 @@ export {
 export async function startRun(
   em: EntityManager,
   runId: string,
-  chunkSizeFor: number | ((evaluatorType: string) => number),
+  chunkSizeFor: number | ((evaluatorType: string, generates: boolean) => number),
 ): Promise<{ run: RunForStart | null; chunks: number; completedEmpty: boolean }> {
   return em.transactional(async (tx) => {
     const run = await lockRunForStart(tx, runId);
@@ -62,7 +62,7 @@ export async function startRun(
     if (run.status === 'pending') await markRunRunning(tx, runId);
     const existing = await countChunks(tx, runId);
     if (existing > 0) return { run, chunks: existing, completedEmpty: false };
-    const chunkSize = typeof chunkSizeFor === 'number' ? chunkSizeFor : chunkSizeFor(run.evaluator_type);
+    const chunkSize = typeof chunkSizeFor === 'number' ? chunkSizeFor : chunkSizeFor(run.evaluator_type, run.generates);
     return { run, chunks: await insertChunks(tx, runId, run, chunkSize), completedEmpty: false };
   });
 }

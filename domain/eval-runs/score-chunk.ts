@@ -7,47 +7,32 @@
  * and records every second, so a crash loses little paid-for work and
  * progress stays visible.
  */
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import pLimit from 'p-limit';
-import type { Deps, Logger } from '../shared/deps.ts';
 import { crashNow } from '../shared/faults.ts';
-import { runStatus } from './eval-run.repository.ts';
 import type { EvalItem, EvalResult } from '../evaluators/index.ts';
-import { EvaluatorConfigError, type EvaluatorCache, type Scorer } from '../evaluators/evaluator-cache.ts';
+import { EvaluatorConfigError, type Scorer } from '../evaluators/evaluator-cache.ts';
 import { ProviderAuthError, type JudgeOutcome, type LlmJudge } from '../evaluators/llm-judge/llm-judge.runtime.ts';
-import { onRunFinished } from './run-events.ts';
+import { afterRecord, endRun, errorResult, truncate, usageOf, watchRun, type ChunkOutcome, type ChunkScoringDeps } from './chunk-steps.ts';
+import { generateChunk, generates } from './generate-chunk.ts';
+import type { ChunkGate } from './local-chunks.ts';
+
+export { LocalChunks } from './local-chunks.ts';
+export type { ChunkOutcome, ChunkScoringDeps } from './chunk-steps.ts';
 import {
   beginChunk,
   chunkCrashes,
   endChunk,
   failChunk,
-  failRun,
   loadChunkWork,
   NO_SPEND,
   recordResults,
   type ChunkContext,
   type ItemResult,
   type ItemToScore,
-  type RecordOutcome,
   type Spend,
 } from './run-lifecycle.ts';
-
-/** What scoring a chunk uses: the domain's dependencies, the job's logger, the process's evaluators and chunks. */
-export interface ChunkScoringDeps {
-  container: Deps;
-  log: Logger;
-  evaluators: EvaluatorCache;
-  /** This process's own bookkeeping of the chunks it holds. */
-  chunks: LocalChunks;
-}
-
-export interface ChunkOutcome {
-  scored: number;
-  /** Why nothing (more) was scored, when that is the case. */
-  skipped?: string;
-}
 
 /** The job's delivery of one chunk: `attempts` counts this one (BullMQ's attemptsMade + 1). */
 export interface ChunkDelivery {
@@ -56,15 +41,11 @@ export interface ChunkDelivery {
   attempts: number;
 }
 
-/** An item's stored reason or error is cut to this many characters (with an ellipsis). */
-const MAX_TEXT = 4_000;
 /** Give the event loop a turn (lock renewal, other jobs) after this much synchronous scoring. */
 const SLICE_MS = 20;
 /** An LLM-judged chunk records at least this often, and every this many results. */
 const JUDGE_FLUSH_MS = 1_000;
 const JUDGE_FLUSH_ITEMS = 25;
-/** How quickly a canceled run stops an in-flight chunk from starting new provider requests. */
-const RUN_WATCH_MS = 500;
 
 /**
  * Scores the chunk's items that have no result yet. Throws what a retry may
@@ -88,69 +69,6 @@ export async function scoreChunk(deps: ChunkScoringDeps, { runId: run_id, chunkI
     }
   } finally {
     leave();
-  }
-}
-
-/**
- * What this process knows of the chunks it holds, shared by all its chunk jobs:
- * one per worker process, built by the composition root. Holds no connection
- * or timer, so there is nothing to close.
- */
-export class LocalChunks {
-  /** A chunk that crashed a worker before runs alone here (see takeChunk). */
-  readonly gate = new ChunkGate();
-  /**
-   * Starts this process ended while Postgres could not hear it (the outage that
-   * failed the chunk usually fails this write too). They are ended at the next
-   * chunk this process takes, so that a Postgres outage is not counted as
-   * crashes; bounded, a process that lives through a very long outage forgets
-   * the oldest and those chunks keep one crash each.
-   */
-  private readonly startsLeftOpen = new Map<string, { runId: string; chunkIndex: number }>();
-  private static readonly MAX_STARTS_LEFT_OPEN = 10_000;
-  /** Judged chunks started by this process so far. */
-  private judgedChunks = 0;
-  /** In-flight judged chunks of this process by run, so ending a run stops them at once (other processes poll). */
-  private readonly activeRuns = new Map<string, Set<AbortController>>();
-
-  /** Remembers a start that could not be ended, for endStartsLeftOpen. */
-  leftOpen(runId: string, chunkIndex: number): void {
-    if (this.startsLeftOpen.size >= LocalChunks.MAX_STARTS_LEFT_OPEN) this.startsLeftOpen.delete(this.startsLeftOpen.keys().next().value as string);
-    this.startsLeftOpen.set(`${runId}-${chunkIndex}-${randomUUID()}`, { runId, chunkIndex });
-  }
-
-  /** Ends the starts left open, in order, until Postgres fails again. */
-  async endStartsLeftOpen(em: EntityManager): Promise<void> {
-    for (const [key, start] of this.startsLeftOpen) {
-      this.startsLeftOpen.delete(key); // before the await: concurrent chunks of this process must not end it twice
-      try {
-        await endChunk(em, start.runId, start.chunkIndex);
-      } catch {
-        this.startsLeftOpen.set(key, start);
-        return; // still unreachable: the next chunk tries again
-      }
-    }
-  }
-
-  /** The start order of a judged chunk in this process. */
-  nextJudgeOrder(): number {
-    return this.judgedChunks++;
-  }
-
-  /** Registers a judged chunk of the run in flight; returns its unregistration. */
-  judging(runId: string, controller: AbortController): () => void {
-    const here = this.activeRuns.get(runId) ?? new Set<AbortController>();
-    here.add(controller);
-    this.activeRuns.set(runId, here);
-    return () => {
-      here.delete(controller);
-      if (here.size === 0) this.activeRuns.delete(runId);
-    };
-  }
-
-  /** Stops every judged chunk of the run in flight here. */
-  abortRun(runId: string, reason: unknown): void {
-    for (const c of this.activeRuns.get(runId) ?? []) c.abort(reason);
   }
 }
 
@@ -181,48 +99,6 @@ async function takeChunk(gate: ChunkGate, em: EntityManager, runId: string, chun
     leaveAlone();
     throw err;
   }
-}
-
-/** This process's chunks between their counted start and its end; a suspect chunk runs with none beside it. */
-class ChunkGate {
-  private inFlight = 0;
-  private alone: Promise<void> | null = null;
-  private idle: (() => void)[] = [];
-
-  async enter(): Promise<() => void> {
-    while (this.alone) await this.alone;
-    this.inFlight++;
-    return once(() => this.exit());
-  }
-
-  async enterAlone(): Promise<() => void> {
-    while (this.alone) await this.alone;
-    let release: () => void = () => undefined;
-    this.alone = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    while (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
-    this.inFlight++;
-    return once(() => {
-      this.alone = null;
-      this.exit();
-      release();
-    });
-  }
-
-  private exit(): void {
-    this.inFlight--;
-    if (this.inFlight === 0) for (const wake of this.idle.splice(0)) wake();
-  }
-}
-
-function once(fn: () => void): () => void {
-  let done = false;
-  return () => {
-    if (done) return;
-    done = true;
-    fn();
-  };
 }
 
 async function endStart(deps: ChunkScoringDeps, em: EntityManager, runId: string, chunkIndex: number): Promise<void> {
@@ -269,6 +145,7 @@ async function scoreTakenChunk(deps: ChunkScoringDeps, em: EntityManager, run_id
     throw err;
   }
 
+  if (generates(chunk)) return generateChunk(deps, em, chunk, chunk_index, attempts, scorer, items);
   if (scorer.kind === 'judge') return judgeChunk(deps, em, chunk, chunk_index, attempts, scorer.judge, items);
 
   const results = scoreAll(items, scorer.evaluate);
@@ -398,59 +275,3 @@ async function judgeChunk(
   return complete ? { scored } : { scored, skipped: 'run is no longer running' };
 }
 
-function usageOf(o: JudgeOutcome): Pick<ItemResult, 'attempts' | 'prompt_tokens' | 'completion_tokens' | 'cost_usd'> {
-  return { attempts: o.attempts, prompt_tokens: o.usage.prompt_tokens, completion_tokens: o.usage.completion_tokens, cost_usd: o.cost_usd };
-}
-
-/** Polls the run's status; its signal aborts as soon as the run is no longer running (canceled, failed). */
-function watchRun(chunks: LocalChunks, em: EntityManager, runId: string) {
-  const controller = new AbortController();
-  const stopWatching = chunks.judging(runId, controller);
-  const timer = setInterval(() => {
-    runStatus(em, runId).then(
-      (status) => {
-        if (status !== 'running') controller.abort(new Error(`run is ${status ?? 'gone'}`));
-      },
-      () => undefined, // a missed poll is retried on the next tick
-    );
-  }, RUN_WATCH_MS);
-  return {
-    signal: controller.signal,
-    abort: (reason: unknown) => controller.abort(reason),
-    stop: () => {
-      clearInterval(timer);
-      stopWatching();
-    },
-  };
-}
-
-async function endRun(deps: ChunkScoringDeps, em: EntityManager, runId: string, message: string): Promise<void> {
-  if (await failRun(em, runId, message)) {
-    deps.log.warn({ runId, err: message }, 'run failed');
-    await onRunFinished(deps.container, runId);
-  }
-}
-
-async function afterRecord(deps: ChunkScoringDeps, runId: string, out: RecordOutcome | null): Promise<void> {
-  if (out?.just_completed) {
-    deps.log.info({ runId, items: out.item_count }, 'run completed');
-    await onRunFinished(deps.container, runId);
-  }
-}
-
-function errorResult(itemId: string, err: unknown, latency: number): ItemResult {
-  return {
-    item_id: itemId,
-    status: 'error',
-    score: null,
-    passed: null,
-    reason: null,
-    error: truncate(err instanceof Error ? err.message : String(err)) ?? 'evaluator failed',
-    latency_ms: latency,
-  };
-}
-
-function truncate(s: string | null | undefined): string | null {
-  if (s === null || s === undefined) return null;
-  return s.length > MAX_TEXT ? `${s.slice(0, MAX_TEXT)}…` : s;
-}

@@ -29,6 +29,12 @@ export class EvaluatorCache {
 
   constructor(private readonly container: EvaluatorDeps) {}
 
+  /** Where provider calls run in this process: the limiters' Redis and prefix, the prompt cap, the provider agent (judges and targets alike). */
+  get runtime() {
+    const { redis, env, providerAgent } = this.container;
+    return { redis, prefix: env.EVALGATE_QUEUE_PREFIX, maxPromptBytes: env.MAX_PROMPT_BYTES, dispatcher: providerAgent };
+  }
+
   async get(em: EntityManager, evalVersionId: string): Promise<Scorer> {
     const hit = this.cache.get(evalVersionId);
     if (hit) return hit;

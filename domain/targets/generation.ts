@@ -90,6 +90,8 @@ export interface GenerateContext {
   /** Smaller first (the chunk's start order), as for the judge. */
   priority: number;
   claim: ClaimAttempt;
+  /** Called with a slot held, just before a request is sent: throwing stops the item there (a run over its budget starts no new call). */
+  beforeCall?: () => void;
 }
 
 /** A request rendered for one item: what is sent, and what identifies it in the sample cache. */
@@ -168,6 +170,7 @@ export async function generateWithRetries(policy: RetryPolicy, request: Prepared
     const release = await policy.limits.acquire(ctx.signal, ctx.priority);
     let out: CallOutcome;
     try {
+      ctx.beforeCall?.();
       out = await request.call(ctx.signal);
     } finally {
       await release();

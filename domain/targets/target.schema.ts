@@ -54,8 +54,10 @@ export const chatCompletionTarget = z
   .refine((t) => (t.messages === undefined) !== (t.messages_from === undefined), { message: 'give exactly one of messages and messages_from', path: ['messages'] })
   .describe('One OpenAI-compatible chat-completions call per item');
 
-/** A JSON template: any JSON value whose strings are templates; a string that is exactly one placeholder is replaced by that JSON value. */
-const jsonTemplate = z.unknown().refine((v) => v !== undefined && Buffer.byteLength(JSON.stringify(v)) <= 65_536, { message: 'a JSON value of at most 64 KB' });
+/** A JSON object template: its strings (at any depth) are templates; a string that is exactly one placeholder is replaced by that JSON value. */
+const jsonTemplate = z
+  .record(z.string(), z.unknown())
+  .refine((v) => Buffer.byteLength(JSON.stringify(v)) <= 65_536, { message: 'a JSON object of at most 64 KB' });
 
 export const httpTarget = z
   .strictObject({

@@ -9,6 +9,7 @@ import { Migration20261126012904ResultsWithoutRunForeignKey } from './Migration2
 import { Migration20261202034500ChunkCrashesAndReconcileCursor } from './Migration20261202034500ChunkCrashesAndReconcileCursor.ts';
 import { Migration20261202034600UploadStaging } from './Migration20261202034600UploadStaging.ts';
 import { Migration20261203120000RunNameAndMetadata } from './Migration20261203120000RunNameAndMetadata.ts';
+import { Migration20261203150000TargetsAndSamples } from './Migration20261203150000TargetsAndSamples.ts';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125000000Initial', class: Migration20261125000000Initial },
@@ -20,4 +21,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261202034500ChunkCrashesAndReconcileCursor', class: Migration20261202034500ChunkCrashesAndReconcileCursor },
   { name: 'Migration20261202034600UploadStaging', class: Migration20261202034600UploadStaging },
   { name: 'Migration20261203120000RunNameAndMetadata', class: Migration20261203120000RunNameAndMetadata },
+  { name: 'Migration20261203150000TargetsAndSamples', class: Migration20261203150000TargetsAndSamples },
 ];

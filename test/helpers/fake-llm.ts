@@ -19,6 +19,8 @@ export interface FakeBehavior {
   hangNext: number;
   answer: 'ok' | 'garbage' | 'wrong_schema' | 'malformed_json' | 'fenced';
   unauthorized: boolean;
+  /** What a generation request (one without the judge's instruction) is answered: by default the last user message upper-cased. */
+  generate: (prompt: string, model: string) => string;
 }
 
 export interface FakeStats {
@@ -34,7 +36,7 @@ export interface FakeStats {
   completionTokens: number;
   authorization: Set<string>;
   /** when each request arrived, and what it was answered */
-  log: { at: number; status: number }[];
+  log: { at: number; status: number; kind?: 'judge' | 'generate'; prompt?: string; model?: string }[];
 }
 
 export interface FakeLlm {
@@ -45,7 +47,20 @@ export interface FakeLlm {
   close(): Promise<void>;
 }
 
-const DEFAULTS: FakeBehavior = { latencyMs: 0, rate429: 0, retryAfterSeconds: 0, fail5xxNext: 0, hangNext: 0, answer: 'ok', unauthorized: false };
+const DEFAULTS: FakeBehavior = {
+  latencyMs: 0,
+  rate429: 0,
+  retryAfterSeconds: 0,
+  fail5xxNext: 0,
+  hangNext: 0,
+  answer: 'ok',
+  unauthorized: false,
+  generate: (prompt) => prompt.toUpperCase(),
+};
+
+/** The text of a message's content (a string, or content parts). */
+const textOf = (content: unknown): string =>
+  typeof content === 'string' ? content : Array.isArray(content) ? content.map((p) => (p as { text?: string }).text ?? '').join('') : '';
 
 function freshStats(): FakeStats {
   return { requests: 0, ok: 0, status429: 0, status5xx: 0, status401: 0, hung: 0, inFlight: 0, maxInFlight: 0, promptTokens: 0, completionTokens: 0, authorization: new Set(), log: [] };
@@ -66,9 +81,18 @@ export async function startFakeLlm(initial: Partial<FakeBehavior> = {}): Promise
     for await (const chunk of req) body += chunk;
     if (req.headers.authorization) s.authorization.add(req.headers.authorization);
     const arrivedAt = Date.now();
+    let request: { model?: string; messages?: { role: string; content: unknown }[] } = {};
+    try {
+      request = JSON.parse(body) as typeof request;
+    } catch {
+      // answered below like any request; the log just has no prompt
+    }
+    const judging = (request.messages ?? []).some((m) => m.role === 'system' && textOf(m.content).includes('Respond with only a JSON object'));
+    const lastUser = [...(request.messages ?? [])].reverse().find((m) => m.role === 'user');
+    const entry = { kind: judging ? ('judge' as const) : ('generate' as const), prompt: textOf(lastUser?.content), model: request.model };
     const done = (status: number, payload: string, headers: Record<string, string> = {}) => {
       s.inFlight--;
-      s.log.push({ at: arrivedAt, status });
+      s.log.push({ at: arrivedAt, status, ...entry });
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(payload);
     };
@@ -95,7 +119,15 @@ export async function startFakeLlm(initial: Partial<FakeBehavior> = {}): Promise
       s.status429++;
       return done(429, JSON.stringify({ error: { message: 'Rate limit reached' } }), { 'retry-after': String(b.retryAfterSeconds) });
     }
-    const parsed = JSON.parse(body) as { messages: { role: string; content: string }[] };
+    const parsed = JSON.parse(body) as { model: string; messages: { role: string; content: string }[] };
+    if (!judging && b.answer === 'ok') {
+      const text = b.generate(entry.prompt, parsed.model);
+      const promptTokens = Math.ceil(entry.prompt.length / 4) + 1;
+      s.ok++;
+      s.promptTokens += promptTokens;
+      s.completionTokens += 7;
+      return done(200, JSON.stringify({ id: `chatcmpl-${n}`, object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }], usage: { prompt_tokens: promptTokens, completion_tokens: 7, total_tokens: promptTokens + 7 } }));
+    }
     const last = [...parsed.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
     const output = /OUTPUT: (.*)/.exec(last)?.[1];
     const expected = /EXPECTED: (.*)/.exec(last)?.[1];

@@ -17,7 +17,7 @@ import { onAbort } from './abort.ts';
 export type Usage = { prompt_tokens: number; completion_tokens: number };
 
 export type CallOutcome =
-  | { kind: 'answer'; text: string; usage: Usage }
+  | { kind: 'answer'; text: string; usage: Usage; finish_reason: string | null }
   /** 429: wait this long, then try again without using up an attempt */
   | { kind: 'rate_limited'; retryAfterMs: number | null }
   /** 5xx, 408, timeouts, lost connections, oversized responses: back off and retry */
@@ -29,7 +29,8 @@ export type CallOutcome =
 
 export interface ChatRequest {
   model: string;
-  messages: { role: string; content: string }[];
+  /** Content is a string, or (messages taken from an item's input) whatever the item holds: content parts, tool calls. */
+  messages: { role: string; content: unknown }[];
   params?: Record<string, unknown>;
   responseFormat?: Record<string, unknown>;
 }
@@ -146,19 +147,25 @@ export async function callChatCompletions(
     if (status === 401 || status === 403) return { kind: 'auth', status, message: redact(provider, snippet(body)) };
     if (status >= 500 || status === 408) return { kind: 'transient', message: redact(provider, `HTTP ${status}: ${snippet(body, 100)}`) };
     if (status >= 400) return { kind: 'rejected', status, message: redact(provider, snippet(body)) };
-    let json: { choices?: { message?: { content?: unknown } }[]; usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } };
+    let json: { choices?: { message?: { content?: unknown }; finish_reason?: unknown }[]; usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } };
     try {
       json = JSON.parse(body) as typeof json;
     } catch {
       // Not even a chat-completions envelope: treat like an unparsable answer.
-      return { kind: 'answer', text: redact(provider, body), usage: { prompt_tokens: 0, completion_tokens: 0 } };
+      return { kind: 'answer', text: redact(provider, body), usage: { prompt_tokens: 0, completion_tokens: 0 }, finish_reason: null };
     }
     const content = json?.choices?.[0]?.message?.content;
     const usage = {
       prompt_tokens: Number.isFinite(Number(json?.usage?.prompt_tokens)) ? Number(json?.usage?.prompt_tokens) : 0,
       completion_tokens: Number.isFinite(Number(json?.usage?.completion_tokens)) ? Number(json?.usage?.completion_tokens) : 0,
     };
-    return { kind: 'answer', text: redact(provider, typeof content === 'string' ? content : JSON.stringify(json).slice(0, 1000)), usage };
+    const finish = json?.choices?.[0]?.finish_reason;
+    return {
+      kind: 'answer',
+      text: redact(provider, typeof content === 'string' ? content : JSON.stringify(json).slice(0, 1000)),
+      usage,
+      finish_reason: typeof finish === 'string' ? finish.slice(0, 100) : null,
+    };
   } finally {
     clearTimeout(timer);
     unsubscribe();
