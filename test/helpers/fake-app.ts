@@ -21,8 +21,12 @@ export interface FakeAppBehavior {
   retryAfterDate: boolean;
   /** the next N requests never answer (until the client gives up) */
   hangNext: number;
-  /** ok: `{"answer", "echo"}`; text: plain text; garbage: cut-off JSON; huge: a 9 MiB JSON answer; echo_headers: the request's headers as the answer */
-  answer: 'ok' | 'text' | 'garbage' | 'huge' | 'echo_headers';
+  /**
+   * ok: `{"answer", "echo"}`; text: plain text; garbage: cut-off JSON; huge: a 9 MiB answer with its
+   * content-length; huge_chunked: the same, chunked (no length declared); echo_headers: the request's
+   * headers as the answer; redirect: 302 to /followed on this server
+   */
+  answer: 'ok' | 'text' | 'garbage' | 'huge' | 'huge_chunked' | 'echo_headers' | 'redirect';
   /** 401, quoting the authorization header it was sent */
   unauthorized: boolean;
 }
@@ -125,6 +129,25 @@ export async function startFakeApp(initial: Partial<FakeAppBehavior> = {}): Prom
         return done(200, '{"answer": "cut of');
       case 'huge':
         return done(200, Buffer.alloc(9 * 1024 * 1024, 'x'));
+      case 'huge_chunked': {
+        entry.status = 200;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const chunk = Buffer.alloc(64 * 1024, 'y');
+        for (let i = 0; i < 144 && !res.destroyed; i++) {
+          if (!res.write(chunk)) {
+            await new Promise<void>((r) => {
+              const go = () => {
+                res.off('drain', go).off('close', go);
+                r();
+              };
+              res.on('drain', go).on('close', go);
+            });
+          }
+        }
+        return void res.end();
+      }
+      case 'redirect':
+        return done(302, '{}', { location: '/followed' });
       case 'echo_headers':
         return done(200, JSON.stringify({ answer: req.headers }));
     }

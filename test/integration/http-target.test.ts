@@ -9,13 +9,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { Agent, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EvalItem } from '../../domain/evaluators/types.ts';
 import { ItemRequestError, TargetAuthError, type GenerateContext, type GenerateOutcome } from '../../domain/targets/generation.ts';
 import { HttpTarget, MAX_RESPONSE_BYTES } from '../../domain/targets/http-target.ts';
 import { httpTarget } from '../../domain/targets/target.schema.ts';
 import type { Resolve } from '../../domain/webhooks/webhook-target.ts';
-import { targetEndpointSchema } from '../../server/env.ts';
+import { EnvError, loadEnv, targetEndpointSchema } from '../../server/env.ts';
 import { startFakeApp, type FakeApp } from '../helpers/fake-app.ts';
 import { deleteKeys, REDIS_URL, waitFor } from '../helpers/stack.ts';
 
@@ -28,7 +29,7 @@ let fake: FakeApp;
 let endpoints = 0;
 
 /** A target over the fake app; every target gets an endpoint name of its own (its own limiter and cooldown). */
-function target(config: Record<string, unknown> = {}, endpoint: Record<string, unknown> = {}, runtime: { maxRequestBytes?: number; resolve?: Resolve } = {}) {
+function target(config: Record<string, unknown> = {}, endpoint: Record<string, unknown> = {}, runtime: { maxRequestBytes?: number; resolve?: Resolve; dispatcher?: Dispatcher } = {}) {
   const name = `app-${++endpoints}`;
   const cfg = httpTarget.parse({ type: 'http', endpoint: name, body: { question: '{{input.question}}' }, ...config });
   const ep = targetEndpointSchema.parse({
@@ -272,6 +273,25 @@ describe('http target: hostile answers and secrets', () => {
     expect((await run(t)).out).toMatchObject({ kind: 'sample' });
   });
 
+  it('a chunked answer that never declares its size is cut at the bound too, even over a pool without a cap of its own', async () => {
+    fake.reset({ answer: 'huge_chunked' });
+    const uncapped = new Agent();
+    try {
+      const t = target({}, { max_attempts: 1 }, { dispatcher: uncapped });
+      expect(await t.prepare(ITEM).call(never())).toMatchObject({ kind: 'transient', message: `response larger than ${MAX_RESPONSE_BYTES} bytes` });
+      await waitFor(async () => fake.inFlight === 0, { timeoutMs: 10_000, what: 'the answer to be dropped' });
+    } finally {
+      await uncapped.close();
+    }
+  });
+
+  it('a redirect is not followed: the item\'s error at once', async () => {
+    fake.reset({ answer: 'redirect' });
+    const { out } = await run(target({}, { max_attempts: 3 }));
+    expect(out).toMatchObject({ kind: 'error', attempts: 1, error: expect.stringMatching(/HTTP 302: a redirect, which is not followed/) });
+    expect(fake.requests.map((r) => r.path)).toEqual(['/generate']);
+  });
+
   it('header values never appear in an answer or a message, even when the app echoes them', async () => {
     fake.reset({ answer: 'echo_headers' });
     const echoed = (await run(target())).out;
@@ -341,5 +361,40 @@ describe('http target: non-public endpoints', () => {
     const { out } = await run(target({ output_path: 'answer' }, { allow_private: true }));
     expect(out).toMatchObject({ kind: 'sample', text: 'WHAT IS 2+2?' });
     expect(fake.requests).toHaveLength(1);
+  });
+});
+
+describe('EVALGATE_TARGETS', () => {
+  it('parses endpoints with their defaults, and a bad one is named without its value', () => {
+    const env = loadEnv({ EVALGATE_TARGETS: JSON.stringify({ 'my-app': { url: 'https://app.example.com/generate', headers: { authorization: `Bearer ${SECRET}` } } }) });
+    expect(env.EVALGATE_TARGETS['my-app']).toEqual({
+      url: 'https://app.example.com/generate',
+      method: 'POST',
+      headers: { authorization: `Bearer ${SECRET}` },
+      timeout_ms: 30_000,
+      max_attempts: 3,
+      concurrency: 16,
+      rpm: 6_000,
+      allow_private: false,
+    });
+    for (const bad of [
+      { 'my-app': { url: `ftp://${SECRET}.example.com/`, headers: { authorization: SECRET } } },
+      { 'my-app': { url: 'https://app.example.com/', headers: { Host: SECRET } } },
+      { 'my-app': { url: 'https://app.example.com/', headers: { authorization: `${SECRET}\r\nx-injected: 1` } } },
+      { 'bad name': { url: 'https://app.example.com/', headers: { authorization: SECRET } } },
+    ]) {
+      const err = (() => {
+        try {
+          loadEnv({ EVALGATE_TARGETS: JSON.stringify(bad) });
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(err).toBeInstanceOf(EnvError);
+      expect((err as Error).message).toMatch(/EVALGATE_TARGETS/);
+      expect((err as Error).message).not.toContain(SECRET);
+    }
+    expect(() => loadEnv({ EVALGATE_TARGETS: `{"my-app": ${SECRET}` })).toThrow(/EVALGATE_TARGETS \("…"\): must be a JSON object/);
   });
 });
