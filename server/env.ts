@@ -48,7 +48,13 @@ const RESERVED_HEADERS = new Set(['host', 'content-length', 'connection', 'keep-
 
 /** One application endpoint for the `http` target (README: Targets). Its headers carry the credentials and never leave this process. */
 export const targetEndpointSchema = z.strictObject({
-  url: z.url({ protocol: /^https?$/ }).describe('e.g. https://my-app.internal/generate'),
+  url: z
+    .url({ protocol: /^https?$/ })
+    .refine((u) => {
+      const url = new URL(u);
+      return url.username === '' && url.password === '';
+    }, 'no user:password@ in the URL: credentials go in headers')
+    .describe('e.g. https://my-app.internal/generate'),
   method: z.enum(['POST', 'PUT']).default('POST'),
   /** Sent with every request (credentials go here); a value is scrubbed from every message evalgate builds. */
   headers: z

@@ -46,8 +46,12 @@ export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024;
 /** How deep a body template may nest (a 64 KB template could otherwise nest 32 000 deep). */
 const MAX_BODY_DEPTH = 256;
-/** Header values (and their space-separated parts) shorter than this are not scrubbed from answers: `1` or `json` would mangle every output. */
+/**
+ * Secrets shorter than this are not scrubbed from answers (`1` or `v2` would mangle every output),
+ * nor shorter than MIN_REDACTED_MESSAGE_CHARS from messages. A credential is longer.
+ */
 const MIN_REDACTED_CHARS = 8;
+const MIN_REDACTED_MESSAGE_CHARS = 4;
 
 export interface HttpTargetRuntime {
   redis: RedisClient;
@@ -217,18 +221,17 @@ function redactor(secrets: Iterable<string>): (text: string) => string {
   };
 }
 
+/** The URL and its query values (a key in `?api_key=…`); the URL has no user:password (env refuses it). */
 function urlSecrets(url: URL): string[] {
-  const out = [url.href, url.username, url.password, decodeURIComponent(url.password)];
-  for (const [, v] of url.searchParams) if (v.length >= MIN_REDACTED_CHARS) out.push(v, encodeURIComponent(v));
+  const out = [url.href];
+  for (const [, v] of url.searchParams) out.push(v, encodeURIComponent(v));
   return out;
 }
 
+/** Every header value, and its parts (the token of `Bearer <token>`, the items of a list). */
 function headerSecrets(headers: Record<string, string> | undefined): string[] {
   const out: string[] = [];
-  for (const value of Object.values(headers ?? {})) {
-    if (value.length >= MIN_REDACTED_CHARS) out.push(value);
-    for (const part of value.split(/[\s,;]+/)) if (part.length >= MIN_REDACTED_CHARS) out.push(part);
-  }
+  for (const value of Object.values(headers ?? {})) out.push(value, ...value.split(/[\s,;]+/));
   return out;
 }
 
@@ -292,12 +295,14 @@ export class HttpTarget implements Generator {
   /** Also scrubs the URL itself and its host (transport messages). */
   private readonly redactMessage: (text: string) => string;
   private readonly privateMessage: string;
+  /** The endpoint's shared limits (concurrency, rpm, the cooldown after a 429), across every worker process. */
+  private readonly limits: ProviderLimiter;
 
   constructor(
     private readonly config: HttpTargetConfig,
     private readonly endpointName: string,
     private readonly endpoint: TargetEndpointConfig,
-    private readonly runtime: HttpTargetRuntime,
+    runtime: HttpTargetRuntime,
   ) {
     this.label = `endpoint "${endpointName}"`;
     const url = new URL(endpoint.url);
@@ -311,8 +316,13 @@ export class HttpTarget implements Generator {
     this.maxRequestBytes = runtime.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
     this.parse = parseAnswerAt(config.output_path);
     const secrets = [...headerSecrets(endpoint.headers), ...urlSecrets(url)];
-    this.redactSecrets = redactor(secrets);
-    this.redactMessage = redactor([...secrets, url.origin, url.host, url.hostname, this.host].filter((s) => s.length >= 4));
+    this.redactSecrets = redactor(secrets.filter((s) => s.length >= MIN_REDACTED_CHARS));
+    this.redactMessage = redactor([...secrets, url.origin, url.host, url.hostname, this.host].filter((s) => s.length >= MIN_REDACTED_MESSAGE_CHARS));
+    this.limits = ProviderLimiter.for(runtime.redis, runtime.prefix, `target-${endpointName}`, {
+      concurrency: endpoint.concurrency,
+      rpm: endpoint.rpm,
+      leaseMs: endpoint.timeout_ms + 5_000,
+    });
     this.privateMessage = `the endpoint resolves to a non-public address (loopback, private, link-local or reserved), which is refused; set "allow_private": true on "${endpointName}" in EVALGATE_TARGETS to allow it`;
   }
 
@@ -349,11 +359,7 @@ export class HttpTarget implements Generator {
       {
         label: this.label,
         maxAttempts: endpoint.max_attempts,
-        limits: ProviderLimiter.for(this.runtime.redis, this.runtime.prefix, `target-${this.endpointName}`, {
-          concurrency: endpoint.concurrency,
-          rpm: endpoint.rpm,
-          leaseMs: endpoint.timeout_ms + 5_000,
-        }),
+        limits: this.limits,
         parse: this.parse,
         // Priced per answered call (a 5xx or a timeout is not billed by the application).
         cost: () => (endpoint.usd_per_call === undefined ? null : endpoint.usd_per_call * answered),

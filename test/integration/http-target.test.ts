@@ -382,6 +382,7 @@ describe('EVALGATE_TARGETS', () => {
       { 'my-app': { url: 'https://app.example.com/', headers: { Host: SECRET } } },
       { 'my-app': { url: 'https://app.example.com/', headers: { authorization: `${SECRET}\r\nx-injected: 1` } } },
       { 'bad name': { url: 'https://app.example.com/', headers: { authorization: SECRET } } },
+      { 'my-app': { url: `https://user:${SECRET}@app.example.com/` } },
     ]) {
       const err = (() => {
         try {
