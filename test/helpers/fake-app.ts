@@ -24,9 +24,10 @@ export interface FakeAppBehavior {
   /**
    * ok: `{"answer", "echo"}`; text: plain text; garbage: cut-off JSON; huge: a 9 MiB answer with its
    * content-length; huge_chunked: the same, chunked (no length declared); echo_headers: the request's
-   * headers as the answer; redirect: 302 to /followed on this server
+   * headers as the answer; redirect: 302 to /followed on this server; trickle: the headers, then a
+   * byte every 50 ms, never the end
    */
-  answer: 'ok' | 'text' | 'garbage' | 'huge' | 'huge_chunked' | 'echo_headers' | 'redirect';
+  answer: 'ok' | 'text' | 'garbage' | 'huge' | 'huge_chunked' | 'echo_headers' | 'redirect' | 'trickle';
   /** 401, quoting the authorization header it was sent */
   unauthorized: boolean;
 }
@@ -145,6 +146,14 @@ export async function startFakeApp(initial: Partial<FakeAppBehavior> = {}): Prom
           }
         }
         return void res.end();
+      }
+      case 'trickle': {
+        entry.status = 200;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"answer": "');
+        const t = setInterval(() => res.write('.'), 50);
+        res.on('close', () => clearInterval(t));
+        return;
       }
       case 'redirect':
         return done(302, '{}', { location: '/followed' });

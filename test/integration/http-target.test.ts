@@ -226,6 +226,13 @@ describe('http target: the retry policy', () => {
     await waitFor(async () => fake.inFlight === 0, { timeoutMs: 10_000, what: 'no request left open' });
   });
 
+  it('the deadline covers the body too: an answer that trickles is cut at timeout_ms', async () => {
+    fake.reset({ answer: 'trickle' });
+    const t = target({}, { timeout_ms: 300 });
+    expect(await t.prepare(ITEM).call(never())).toEqual({ kind: 'transient', message: 'no answer within 300 ms' });
+    await waitFor(async () => fake.inFlight === 0, { timeoutMs: 10_000, what: 'the trickling answer to be closed by the client' });
+  });
+
   it('a canceled run stops the in-flight request and throws its reason', async () => {
     fake.reset({ hangNext: 1 });
     const t = target({}, { timeout_ms: 30_000 });
