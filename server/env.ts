@@ -43,6 +43,56 @@ const providersJson = z
   })
   .pipe(z.record(z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'provider names: letters, digits, _ and -'), providerSchema));
 
+/** Headers no endpoint may set: the transport owns them (undici refuses some, others would desynchronise the connection). */
+const RESERVED_HEADERS = new Set(['host', 'content-length', 'connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect', 'proxy-connection']);
+
+/** One application endpoint for the `http` target (README: Targets). Its headers carry the credentials and never leave this process. */
+export const targetEndpointSchema = z.strictObject({
+  url: z
+    .url({ protocol: /^https?$/ })
+    .refine((u) => {
+      const url = new URL(u);
+      return url.username === '' && url.password === '';
+    }, 'no user:password@ in the URL: credentials go in headers')
+    .describe('e.g. https://my-app.internal/generate'),
+  method: z.enum(['POST', 'PUT']).default('POST'),
+  /** Sent with every request (credentials go here); a value is scrubbed from every message evalgate builds. */
+  headers: z
+    .record(
+      z
+        .string()
+        .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,200}$/, 'a header name (an HTTP token)')
+        .refine((h) => !RESERVED_HEADERS.has(h.toLowerCase()), { message: 'set by the transport, not by an endpoint' }),
+      z.string().max(16_384).regex(/^[^\r\n\0]*$/, 'no CR, LF or NUL'),
+    )
+    .optional(),
+  timeout_ms: z.int().min(100).max(600_000).default(30_000),
+  /** Attempts per item for 5xx, timeouts and unparsable answers (429s wait without using one up). */
+  max_attempts: z.int().min(1).max(20).default(3),
+  /** Requests in flight at once, across every worker process (Redis-backed). */
+  concurrency: z.int().min(1).max(10_000).default(16),
+  /** Requests per minute, across every worker process (Redis-backed). */
+  rpm: z.int().min(1).max(1_000_000).default(6_000),
+  /** Let the endpoint be a loopback, private or link-local address (off: refused like a webhook's, domain/webhooks/webhook-target.ts). */
+  allow_private: z.boolean().default(false),
+  usd_per_call: z.number().min(0).optional(),
+});
+export type TargetEndpointConfig = z.infer<typeof targetEndpointSchema>;
+
+const targetsJson = z
+  .string()
+  .optional()
+  .transform((raw, ctx) => {
+    if (raw === undefined || raw.trim() === '') return {};
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object: {"name": {"url": …, "headers": {…}}}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'endpoint names: letters, digits, _ and -'), targetEndpointSchema));
+
 export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(0, 65535).default(8080),
@@ -144,6 +194,8 @@ export const envSchema = z.object({
   MAX_ITEMS_PER_RUN: int(1, 1_000_000_000).default(10_000_000),
   /** llm_judge providers by name, as JSON (see README: LLM judge). Keys never leave this process. */
   EVALGATE_PROVIDERS: providersJson,
+  /** `http` target endpoints by name, as JSON (see README: Targets). URLs and headers never leave this process. */
+  EVALGATE_TARGETS: targetsJson,
   /** Items per chunk job for llm_judge runs (slow items: small chunks spread across workers and record often). */
   JUDGE_CHUNK_SIZE: int(1, 10_000).default(50),
   /** Items judged at once inside one chunk job (the provider limits still apply on top). */
@@ -243,7 +295,7 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
     const lines = result.error.issues.map((i) => {
       const name = i.path.join('.');
       const value = source[String(i.path[0])];
-      const secret = /KEY|URL|PROVIDERS|PASSWORD|TOKEN|SECRET/.test(name);
+      const secret = /KEY|URL|PROVIDERS|TARGETS|PASSWORD|TOKEN|SECRET/.test(name);
       const shown = value === undefined ? 'unset' : `"${secret ? '…' : value}"`;
       return `  ${name} (${shown}): ${i.message}`;
     });
