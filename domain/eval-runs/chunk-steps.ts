@@ -37,19 +37,30 @@ export function usageOf(o: JudgeOutcome): Pick<ItemResult, 'attempts' | 'prompt_
   return { attempts: o.attempts, prompt_tokens: o.usage.prompt_tokens, completion_tokens: o.usage.completion_tokens, cost_usd: o.cost_usd };
 }
 
-/**
- * Polls the run's status; its signal aborts as soon as the run is no longer
- * running (canceled, failed). `onCost` hears the run's recorded cost at each
- * poll (the budget check of generating runs).
- */
-export function watchRun(chunks: LocalChunks, em: EntityManager, runId: string, onCost?: (costUsd: number | null) => void) {
+/** The error_message of a run ended by its budget. */
+export const BUDGET_EXCEEDED = 'budget exceeded';
+
+export interface RunWatchHooks {
+  /** Hears the run's recorded cost at each poll (the budget check of generating runs). */
+  onCost?: (costUsd: number | null) => void;
+  /**
+   * The run was ended by its budget (by another chunk): instead of aborting,
+   * this is called, so that calls in flight land and are counted while no new
+   * one starts.
+   */
+  onBudgetEnded?: () => void;
+}
+
+/** Polls the run's status; its signal aborts as soon as the run is no longer running (canceled, failed). */
+export function watchRun(chunks: LocalChunks, em: EntityManager, runId: string, hooks: RunWatchHooks = {}) {
   const controller = new AbortController();
   const stopWatching = chunks.judging(runId, controller);
   const timer = setInterval(() => {
     runProgress(em, runId).then(
       (run) => {
-        if (run?.status !== 'running') controller.abort(new Error(`run is ${run?.status ?? 'gone'}`));
-        else onCost?.(run.cost_usd === null ? null : Number(run.cost_usd));
+        if (run?.status === 'running') hooks.onCost?.(run.cost_usd === null ? null : Number(run.cost_usd));
+        else if (run?.error_message === BUDGET_EXCEEDED && hooks.onBudgetEnded) hooks.onBudgetEnded();
+        else controller.abort(new Error(`run is ${run?.status ?? 'gone'}`));
       },
       () => undefined, // a missed poll is retried on the next tick
     );

@@ -266,8 +266,12 @@ export async function runStatus(em: EntityManager, runId: string): Promise<strin
 }
 
 /** The run's status and recorded cost, or undefined once it is gone (the watch of judged and generating chunks polls it). */
-export async function runProgress(em: EntityManager, runId: string): Promise<{ status: string; cost_usd: number | null } | undefined> {
-  const [row] = await sql<{ status: string; cost_usd: number | null }>(em, 'select status, cost_usd from eval_runs where id = ?', [runId]);
+export async function runProgress(em: EntityManager, runId: string): Promise<{ status: string; cost_usd: number | null; error_message: string | null } | undefined> {
+  const [row] = await sql<{ status: string; cost_usd: number | null; error_message: string | null }>(
+    em,
+    'select status, cost_usd, error_message from eval_runs where id = ?',
+    [runId],
+  );
   return row;
 }
 

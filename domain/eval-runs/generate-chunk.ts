@@ -22,7 +22,7 @@ import { ProviderAuthError, type JudgeOutcome } from '../evaluators/llm-judge/ll
 import type { EvalItem } from '../evaluators/types.ts';
 import { compileTarget, ItemRequestError, TargetAuthError, TargetConfigError, targetSchema, type GenerateOutcome, type Generator } from '../targets/index.ts';
 import type { PreparedRequest } from '../targets/generation.ts';
-import { afterRecord, endRun, errorResult, truncate, usageOf, watchRun, type ChunkOutcome, type ChunkScoringDeps } from './chunk-steps.ts';
+import { afterRecord, BUDGET_EXCEEDED, endRun, errorResult, truncate, usageOf, watchRun, type ChunkOutcome, type ChunkScoringDeps } from './chunk-steps.ts';
 import { cachedSamples, claimAttempts, samplesOf, type SampleRecord, type StoredSample } from './eval-run.repository.ts';
 import { NO_SPEND, recordResults, type ChunkContext, type ItemResult, type ItemToScore, type Spend } from './run-lifecycle.ts';
 
@@ -48,7 +48,7 @@ export function generates(c: Pick<ChunkContext, 'target' | 'outputs_from_run_id'
 export class BudgetExceeded extends Error {
   override name = 'BudgetExceeded';
   constructor() {
-    super('budget exceeded');
+    super(BUDGET_EXCEEDED);
   }
 }
 
@@ -262,9 +262,14 @@ export async function generateChunk(
     if (budget.signal.aborted) throw budget.signal.reason as Error;
   };
 
-  const watch = watchRun(deps.chunks, em, runId, (cost) => {
-    recordedCost = Math.max(recordedCost, cost ?? 0);
-    checkBudget();
+  const watch = watchRun(deps.chunks, em, runId, {
+    onCost: (cost) => {
+      recordedCost = Math.max(recordedCost, cost ?? 0);
+      checkBudget();
+    },
+    onBudgetEnded: () => {
+      if (!budget.signal.aborted) budget.abort(new BudgetExceeded());
+    },
   });
   const order = deps.chunks.nextJudgeOrder();
   const journal = new AttemptJournal(em, runId, chunk.tenant_id);
@@ -413,7 +418,7 @@ export async function generateChunk(
     return { scored, skipped: 'the target refused the credentials' };
   }
   if (budget.signal.aborted && !complete) {
-    await endRun(deps, em, runId, 'budget exceeded');
+    await endRun(deps, em, runId, BUDGET_EXCEEDED);
     return { scored, skipped: 'budget exceeded' };
   }
   if (failure) throw failure; // infrastructure (Redis, Postgres): the job retries; recorded results stay

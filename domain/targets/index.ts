@@ -7,6 +7,7 @@ import type { Env } from '../../server/env.ts';
 import { DomainError } from '../shared/errors.ts';
 import { PLACEHOLDER } from '../evaluators/llm-judge/template.ts';
 import { ChatCompletionTarget, type TargetRuntime } from './chat-target.ts';
+import { HttpTarget } from './http-target.ts';
 import type { Generator } from './generation.ts';
 import type { TargetConfig } from './target.schema.ts';
 
@@ -39,7 +40,7 @@ function problemOf(env: Env, target: TargetConfig): string | null {
   if (target.type === 'chat_completion' && !env.EVALGATE_PROVIDERS[target.provider]) {
     return `target.provider: "${target.provider}" is not configured (EVALGATE_PROVIDERS)`;
   }
-  if (target.type === 'http' && !(env as Env & { EVALGATE_TARGETS?: Record<string, unknown> }).EVALGATE_TARGETS?.[target.endpoint]) {
+  if (target.type === 'http' && !env.EVALGATE_TARGETS[target.endpoint]) {
     return `target.endpoint: "${target.endpoint}" is not configured (EVALGATE_TARGETS)`;
   }
   return null;
@@ -64,5 +65,10 @@ export function compileTarget(env: Env, target: TargetConfig, runtime: TargetRun
   const problem = problemOf(env, target);
   if (problem) throw new TargetConfigError(`${problem} on this worker`);
   if (target.type === 'chat_completion') return new ChatCompletionTarget(target, target.provider, env.EVALGATE_PROVIDERS[target.provider]!, runtime);
-  throw new TargetConfigError('http targets are not available yet');
+  return new HttpTarget(target, target.endpoint, env.EVALGATE_TARGETS[target.endpoint]!, {
+    redis: runtime.redis,
+    prefix: runtime.prefix,
+    maxRequestBytes: runtime.maxPromptBytes,
+    dispatcher: runtime.dispatcher,
+  });
 }

@@ -28,8 +28,10 @@ const MAX_EXPORTS_PER_TENANT = 4;
 const CSV_COLUMNS = [
   'item_id', 'status', 'score', 'passed', 'reason', 'error', 'attempts', 'latency_ms',
   'prompt_tokens', 'completion_tokens', 'cost_usd', 'input', 'output', 'expected_output',
+  // what the run's target generated (empty for runs over the stored outputs)
+  'sample_output', 'sample_error', 'sample_cached', 'sample_attempts',
 ] as const;
-const JSON_CELLS = new Set(['input', 'output', 'expected_output']);
+const JSON_CELLS = new Set(['input', 'output', 'expected_output', 'sample_output']);
 const CSV_HEADER = stringify([[...CSV_COLUMNS]], { record_delimiter: '\r\n' });
 
 const open = new Map<string, number>();
@@ -109,7 +111,14 @@ const jsonLines = (rows: RunItemRow[]) => rows.map((r) => `${JSON.stringify(toRu
 function csvRecords(rows: RunItemRow[]): string {
   return stringify(
     rows.map((r) => {
-      const o = toRunItemDto(r) as Record<string, unknown>;
+      const dto = toRunItemDto(r);
+      const o: Record<string, unknown> = {
+        ...dto,
+        sample_output: dto.sample?.output ?? null,
+        sample_error: dto.sample?.error ?? null,
+        sample_cached: dto.sample?.cached ?? null,
+        sample_attempts: dto.sample?.attempts ?? null,
+      };
       return CSV_COLUMNS.map((c) => (JSON_CELLS.has(c) ? JSON.stringify(o[c]) : o[c] === null || o[c] === undefined ? '' : String(o[c])));
     }),
     { record_delimiter: '\r\n' },

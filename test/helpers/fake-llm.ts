@@ -87,8 +87,11 @@ export async function startFakeLlm(initial: Partial<FakeBehavior> = {}): Promise
     } catch {
       // answered below like any request; the log just has no prompt
     }
-    const judging = (request.messages ?? []).some((m) => m.role === 'system' && textOf(m.content).includes('Respond with only a JSON object'));
     const lastUser = [...(request.messages ?? [])].reverse().find((m) => m.role === 'user');
+    // judge requests carry the judge's instruction, or (the provider-client tests) the OUTPUT:/EXPECTED: lines it compares
+    const judging =
+      (request.messages ?? []).some((m) => m.role === 'system' && textOf(m.content).includes('Respond with only a JSON object')) ||
+      textOf(lastUser?.content).includes('OUTPUT:');
     const entry = { kind: judging ? ('judge' as const) : ('generate' as const), prompt: textOf(lastUser?.content), model: request.model };
     const done = (status: number, payload: string, headers: Record<string, string> = {}) => {
       s.inFlight--;

@@ -40,7 +40,7 @@ describe('provider client', () => {
 
   it('returns the answer and usage, sending the key only as the bearer token', async () => {
     const out = await callChatCompletions(provider(`${fake.url}/`), REQ, new AbortController().signal);
-    expect(out).toEqual({ kind: 'answer', text: JSON.stringify({ score: 10, reasoning: 'matches the expected answer' }), usage: { prompt_tokens: 6, completion_tokens: 12 } });
+    expect(out).toEqual({ kind: 'answer', text: JSON.stringify({ score: 10, reasoning: 'matches the expected answer' }), usage: { prompt_tokens: 6, completion_tokens: 12 }, finish_reason: 'stop' });
     expect([...fake.stats.authorization]).toEqual([`Bearer ${KEY}`]);
   });
 

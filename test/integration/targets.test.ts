@@ -5,9 +5,11 @@
  * outputs sharing one provider budget, the cache, re-scoring without a call,
  * the budget, cancel, and every refusal as { error }.
  */
+import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';
 import { assertCountersExact, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
+import { startFakeApp, type FakeApp } from '../helpers/fake-app.ts';
 import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
 import { api, getRun, waitForProgress, waitForRunEnd } from '../helpers/runs.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
@@ -34,11 +36,14 @@ const chat = (extra: Record<string, unknown> = {}) => ({
 });
 
 let fake: FakeLlm;
+let app: FakeApp;
+const APP_TOKEN = 'app-token-0123456789';
 let s: Stack;
 let t: TenantFixture;
 
 beforeAll(async () => {
   fake = await startFakeLlm();
+  app = await startFakeApp();
   s = await startStack({
     workers: true,
     env: {
@@ -49,6 +54,11 @@ beforeAll(async () => {
       EVALGATE_PROVIDERS: JSON.stringify({
         fake: { base_url: fake.url, api_key: 'sk-gen-secret', concurrency: 8, rpm: 600_000, timeout_ms: 1_000, max_attempts: 3, prompt_usd_per_1m: 1000, completion_usd_per_1m: 2000 },
       }),
+      EVALGATE_TARGETS: JSON.stringify({
+        app: { url: app.url, headers: { authorization: `Bearer ${APP_TOKEN}` }, timeout_ms: 1_000, max_attempts: 3, concurrency: 8, allow_private: true },
+        // the same app, without allow_private: the SSRF rules refuse 127.0.0.1
+        guarded: { url: app.url, timeout_ms: 1_000, max_attempts: 3 },
+      }),
     },
   });
   t = await makeTenant(s.container);
@@ -56,8 +66,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await s?.close();
   await fake?.close();
+  await app?.close();
 });
-beforeEach(() => fake.reset());
+beforeEach(() => {
+  fake.reset();
+  app.reset();
+});
 
 async function schedule(datasetId: string, body: Record<string, unknown>): Promise<EvalRunDto> {
   const r = await api<EvalRunDto>(s.baseUrl, 'POST', `/v1/datasets/${datasetId}/runs`, t.keys.member, body);
@@ -108,6 +122,14 @@ describe('chat_completion target', () => {
     expect(done.cost_usd).toBeCloseTo((fake.stats.promptTokens * 1000 + fake.stats.completionTokens * 2000) / 1e6, 9);
     const costs = listed.reduce((a, i) => a + (i.sample?.cost_usd ?? 0), 0);
     expect(costs).toBeCloseTo(done.cost_usd as number, 9);
+    // the export carries the samples: JSON Lines whole, CSV as columns
+    const jsonl = await (await fetch(`${s.baseUrl}/v1/eval-runs/${done.id}/items/export`, { headers: { authorization: `Bearer ${t.keys.member}` } })).text();
+    const lines = jsonl.trimEnd().split('\n').map((l) => JSON.parse(l) as Item);
+    expect(lines.map((l) => l.sample?.output)).toEqual(listed.map((l) => l.sample?.output));
+    const csv = await (await fetch(`${s.baseUrl}/v1/eval-runs/${done.id}/items/export?format=csv`, { headers: { authorization: `Bearer ${t.keys.member}` } })).text();
+    const records = parse(csv, { columns: true }) as Record<string, string>[];
+    expect(records.map((r) => JSON.parse(r.sample_output as string) as unknown)).toEqual(listed.map((l) => l.sample?.output));
+    expect(records.every((r) => r.sample_cached === 'false' && r.sample_attempts === '1')).toBe(true);
   });
 
   it('judges the generated output ({{output}} is the sample) on the same provider budget', async () => {
@@ -169,6 +191,44 @@ describe('chat_completion target', () => {
     const bad = listed.find((i) => i.status === 'error')!;
     expect(bad.sample).toMatchObject({ attempts: 0, output: null });
     expect(bad.error).toMatch(/messages_from "input"/);
+  });
+});
+
+describe('http target', () => {
+  it('calls the team\'s application once per item with the rendered body, scores output_path, and keeps its credentials out of everything', async () => {
+    app.reset({ fail5xxNext: 3 });
+    const ds = await makeDataset(s.container, t.id, items(12));
+    const ev = await makeEval(s.container, t.id, { type: 'exact_match' });
+    const target = { type: 'http', endpoint: 'app', body: { question: '{{input.question}}', raw: '{{input}}', note: 'item {{metadata.i}}' }, output_path: 'answer' };
+    const run = await schedule(ds.datasetId, { eval_version_id: ev.evalVersionId, target, cache: false });
+    expect(run.target).toEqual(target);
+    const done = await waitForRunEnd(s.baseUrl, t.keys.member, run.id, 60_000);
+    expect(done).toMatchObject({ status: 'completed', passed_count: 6, failed_count: 6, error_count: 0 });
+    const first = app.requests.find((r) => (r.json as { question?: string })?.question === 'q0' && r.status === 200);
+    expect(first?.json).toEqual({ question: 'q0', raw: { question: 'q0' }, note: 'item 0' });
+    expect(first?.headers.authorization).toBe(`Bearer ${APP_TOKEN}`);
+    const listed = await allItems(done.id);
+    for (const it of listed) {
+      const calls = app.requests.filter((r) => (r.json as { question?: string })?.question === it.input.question).length;
+      expect(it.sample?.attempts).toBe(calls);
+      expect(it.sample?.output).toBe(it.input.question.toUpperCase());
+    }
+    const everything = JSON.stringify({ done, listed });
+    expect(everything).not.toContain(APP_TOKEN);
+    expect(everything).not.toContain(app.url);
+    const [stored] = await sql<{ n: number }>(s.container.orm.em.fork(), `select count(*)::int as n from eval_runs where target::text like ? or target::text like ?`, [`%${APP_TOKEN}%`, `%${app.port}%`]);
+    expect(stored?.n).toBe(0);
+  });
+
+  it('an endpoint on a private address without allow_private: every item is an error naming the rule, and the app sees nothing', async () => {
+    const ds = await makeDataset(s.container, t.id, items(4));
+    const ev = await makeEval(s.container, t.id, { type: 'exact_match' });
+    const target = { type: 'http', endpoint: 'guarded', body: { question: '{{input.question}}' }, output_path: 'answer' };
+    const done = await waitForRunEnd(s.baseUrl, t.keys.member, (await schedule(ds.datasetId, { eval_version_id: ev.evalVersionId, target, cache: false })).id, 60_000);
+    expect(done).toMatchObject({ status: 'completed', error_count: 4 });
+    expect(app.requests).toHaveLength(0);
+    const listed = await allItems(done.id);
+    expect(listed[0]?.error).toMatch(/allow_private/);
   });
 });
 
