@@ -292,6 +292,15 @@ describe('re-scoring without regenerating', () => {
     const missing = await api<{ error: string }>(s.baseUrl, 'POST', `/v1/datasets/${ds.datasetId}/runs`, t.keys.member, { eval_version_id: ev.evalVersionId, outputs_from_run: '0190a5b4-0000-7000-8000-000000000000' });
     expect(missing.status).toBe(404);
     expect(typeof missing.body.error).toBe('string');
+    // another tenant's run is as missing as no run: its samples are not reachable
+    const other = await makeTenant(s.container);
+    const ods = await makeDataset(s.container, other.id, items(3));
+    const oev = await makeEval(s.container, other.id, { type: 'exact_match' });
+    const theirs = await api<EvalRunDto>(s.baseUrl, 'POST', `/v1/datasets/${ods.datasetId}/runs`, other.keys.member, { eval_version_id: oev.evalVersionId, target: chat(), cache: false });
+    await waitForRunEnd(s.baseUrl, other.keys.member, theirs.body.id);
+    const foreign = await api<{ error: string }>(s.baseUrl, 'POST', `/v1/datasets/${ds.datasetId}/runs`, t.keys.member, { eval_version_id: ev.evalVersionId, outputs_from_run: theirs.body.id });
+    expect(foreign.status).toBe(404);
+    expect(foreign.body.error).not.toContain(ods.datasetId);
   });
 });
 
@@ -317,6 +326,37 @@ describe('targets refused at scheduling', () => {
     const budget = await api<{ error: string }>(s.baseUrl, 'POST', `/v1/datasets/${ds.datasetId}/runs`, t.keys.member, { eval_version_id: ev.evalVersionId, target: chat(), max_cost_usd: -1 });
     expect(budget.status).toBe(400);
     expect(fake.stats.requests).toBe(0);
+  });
+});
+
+describe('a hostile tenant', () => {
+  it('templates that would render gigabytes are each item\'s error before anything is built; no call is made and other runs go on', async () => {
+    const big = 'x'.repeat(50_000);
+    const ds = await makeDataset(s.container, t.id, Array.from({ length: 20 }, (_, i) => ({ input: { question: `${big}${i}` }, expected_output: 'x' })));
+    const ev = await makeEval(s.container, t.id, { type: 'exact_match' });
+    // 10,000 placeholders × 50 KB × 20 messages: 10 GB per item if it were built
+    const messages = Array.from({ length: 20 }, () => ({ role: 'user', content: '{{input.question}}'.repeat(5_000) }));
+    const body = { parts: Array.from({ length: 2_000 }, () => '{{input.question}}!') };
+    const runs = await Promise.all([
+      schedule(ds.datasetId, { eval_version_id: ev.evalVersionId, target: chat({ messages }), cache: false }),
+      schedule(ds.datasetId, { eval_version_id: ev.evalVersionId, target: { type: 'http', endpoint: 'app', body }, cache: false }),
+    ]);
+    // another tenant's ordinary run is served meanwhile
+    const other = await makeTenant(s.container);
+    const ods = await makeDataset(s.container, other.id, items(10));
+    const oev = await makeEval(s.container, other.id, { type: 'exact_match' });
+    const r = await api<EvalRunDto>(s.baseUrl, 'POST', `/v1/datasets/${ods.datasetId}/runs`, other.keys.member, { eval_version_id: oev.evalVersionId, target: chat(), cache: false });
+    expect(r.status).toBe(202);
+    for (const run of runs) {
+      const done = await waitForRunEnd(s.baseUrl, t.keys.member, run.id, 60_000);
+      expect(done).toMatchObject({ status: 'completed', error_count: 20 });
+      const listed = await allItems(done.id);
+      expect(listed.every((i) => /more than|MAX_PROMPT_BYTES/.test(i.error ?? ''))).toBe(true);
+    }
+    expect((await waitForRunEnd(s.baseUrl, other.keys.member, r.body.id, 60_000)).status).toBe('completed');
+    expect(fake.stats.log.filter((e) => (e.prompt ?? '').length > 40_000)).toHaveLength(0);
+    expect(app.requests).toHaveLength(0);
+    expect((await fetch(`${s.baseUrl}/healthz`)).status).toBe(200);
   });
 });
 
