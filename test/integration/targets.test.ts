@@ -232,6 +232,40 @@ describe('http target', () => {
   });
 });
 
+describe('failures of the target', () => {
+  it('items whose generation failed after max_attempts are errors; retrying the run generates exactly those again', async () => {
+    fake.reset({ fail5xxNext: 1_000 });
+    const ds = await makeDataset(s.container, t.id, items(6));
+    const ev = await makeEval(s.container, t.id, { type: 'exact_match' });
+    const done = await waitForRunEnd(s.baseUrl, t.keys.member, (await schedule(ds.datasetId, { eval_version_id: ev.evalVersionId, target: chat(), cache: false })).id, 60_000);
+    expect(done).toMatchObject({ status: 'completed', error_count: 6 });
+    expect(fake.stats.requests).toBe(6 * 3);
+    for (const it of await allItems(done.id)) {
+      expect(it.sample).toMatchObject({ attempts: 3, output: null });
+      expect(it.error).toMatch(/HTTP 500.*after 3 attempts/);
+    }
+    fake.reset();
+    const retried = await api<EvalRunDto>(s.baseUrl, 'POST', `/v1/eval-runs/${done.id}/retry`, t.keys.member);
+    expect(retried.status).toBe(202);
+    const again = await waitForRunEnd(s.baseUrl, t.keys.member, done.id, 60_000);
+    expect(again).toMatchObject({ status: 'completed', error_count: 0, passed_count: 3, failed_count: 3 });
+    expect(fake.stats.requests).toBe(6);
+    for (const it of await allItems(done.id)) expect(it.sample).toMatchObject({ attempts: 1, error: null });
+    await assertCountersExact(s.container.orm.em.fork(), done.id);
+  });
+
+  it('a provider refusing the key fails the run once, naming the provider, and stops calling', async () => {
+    fake.reset({ unauthorized: true });
+    const ds = await makeDataset(s.container, t.id, items(40));
+    const ev = await makeEval(s.container, t.id, { type: 'exact_match' });
+    const done = await waitForRunEnd(s.baseUrl, t.keys.member, (await schedule(ds.datasetId, { eval_version_id: ev.evalVersionId, target: chat(), cache: false })).id, 60_000);
+    expect(done.status).toBe('failed');
+    expect(done.error_message).toMatch(/provider "fake" refused the request with HTTP 401 \(check its api_key in EVALGATE_PROVIDERS\)/);
+    expect(done.error_message).not.toContain('sk-gen-secret');
+    expect(fake.stats.requests).toBeLessThan(40);
+  });
+});
+
 describe('the sample cache', () => {
   it('reuses a tenant\'s samples for the same target and request (no call, no cost); cache: false calls again', async () => {
     const ds = await makeDataset(s.container, t.id, items(12));
