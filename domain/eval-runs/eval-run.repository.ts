@@ -370,6 +370,15 @@ export interface CompareSummaryRow {
   unchanged: number;
   not_comparable: number;
   both: number;
+  /** over the items scored (not error) in both runs: their count, the mean scores, and the paired differences' mean and sample SD */
+  paired: number;
+  mean_base: number | null;
+  mean_head: number | null;
+  mean_delta: number | null;
+  sd_delta: number | null;
+  /** pass/fail changes among them */
+  fail_to_pass: number;
+  pass_to_fail: number;
 }
 
 /** Counts over the items both runs scored. */
@@ -380,7 +389,14 @@ export async function compareSummary(em: EntityManager, baseId: string, headId: 
             count(*) filter (where b.status <> 'error' and h.status <> 'error' and h.score < b.score - 1e-9)::int as regressed,
             count(*) filter (where b.status <> 'error' and h.status <> 'error' and abs(h.score - b.score) <= 1e-9)::int as unchanged,
             count(*) filter (where b.status = 'error' or h.status = 'error')::int as not_comparable,
-            count(*)::int as both
+            count(*)::int as both,
+            count(*) filter (where b.status <> 'error' and h.status <> 'error')::int as paired,
+            avg(b.score) filter (where b.status <> 'error' and h.status <> 'error') as mean_base,
+            avg(h.score) filter (where b.status <> 'error' and h.status <> 'error') as mean_head,
+            avg(h.score - b.score) filter (where b.status <> 'error' and h.status <> 'error') as mean_delta,
+            stddev_samp(h.score - b.score) filter (where b.status <> 'error' and h.status <> 'error') as sd_delta,
+            count(*) filter (where b.status = 'failed' and h.status = 'passed')::int as fail_to_pass,
+            count(*) filter (where b.status = 'passed' and h.status = 'failed')::int as pass_to_fail
        from eval_run_items b join eval_run_items h on h.run_id = ? and h.item_id = b.item_id
       where b.run_id = ?`,
     [headId, baseId],

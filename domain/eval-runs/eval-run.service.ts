@@ -27,6 +27,7 @@ import {
   type RunPlan,
 } from './eval-run.repository.ts';
 import { checkTarget } from '../targets/index.ts';
+import { compareStatistics } from './compare-stats.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
 import type { EvalRunDto, ScheduleEvalRunInput } from './eval-run.schema.ts';
 import { onRunFinished } from './run-events.ts';
@@ -250,7 +251,7 @@ export function compareItem(r: CompareRow): CompareRow & { delta: number | null;
 }
 
 /** Scores of two runs of the tenant side by side, over the items both scored (`limit + 1` rows after `after`); plus the summary counts. */
-export async function compareRuns(em: EntityManager, tenantId: string, baseId: string, headId: string, after: string | undefined, limit: number) {
+export async function compareRuns(em: EntityManager, tenantId: string, baseId: string, headId: string, after: string | undefined, limit: number, alpha = 0.05) {
   const [base, head] = [await findRun(em, tenantId, baseId), await findRun(em, tenantId, headId)];
   const summary = await compareSummary(em, baseId, headId);
   const rows = await compareRows(em, baseId, headId, after, limit);
@@ -266,6 +267,7 @@ export async function compareRuns(em: EntityManager, tenantId: string, baseId: s
       only_in_base: base.completed_count - both,
       only_in_head: head.completed_count - both,
     },
+    statistics: compareStatistics(summary, alpha),
     rows,
   };
 }

@@ -363,6 +363,35 @@ describe('targets refused at scheduling', () => {
   });
 });
 
+describe('did it get better?', () => {
+  it('compareEvalRuns: two models differing on 2 of 100 items is no significant difference; fixing 40 is better', async () => {
+    // the fake answers each question correctly (upper-cased) unless the model is told to miss some
+    const misses: Record<string, (i: number) => boolean> = { base: (i) => i % 2 === 1, noisy: (i) => i % 2 === 1 ? i !== 1 && i !== 3 : i === 0 || i === 2, fixed: (i) => i % 2 === 1 && i >= 80 };
+    fake.reset({ generate: (p, model) => (misses[model]!(Number(p.slice(1))) ? 'wrong' : p.toUpperCase()) });
+    const ds = await makeDataset(s.container, t.id, Array.from({ length: 100 }, (_, i) => ({ input: { question: `q${i}` }, expected_output: `Q${i}` })));
+    const ev = await makeEval(s.container, t.id, { type: 'exact_match' });
+    const runOf = async (model: string) =>
+      (await waitForRunEnd(s.baseUrl, t.keys.member, (await schedule(ds.datasetId, { eval_version_id: ev.evalVersionId, target: chat({ model }), name: model })).id, 60_000)).id;
+    const [base, noisy, fixed] = [await runOf('base'), await runOf('noisy'), await runOf('fixed')];
+    type Cmp = { summary: { improved: number; regressed: number }; statistics: Record<string, unknown> };
+    const cmp = async (head: string, q = '') => (await api<Cmp>(s.baseUrl, 'GET', `/v1/eval-runs/compare?base=${base}&head=${head}${q}`, t.keys.member)).body;
+    const n = await cmp(noisy);
+    expect(n.summary).toMatchObject({ improved: 2, regressed: 2 });
+    expect(n.statistics).toMatchObject({ paired_items: 100, mean_delta: 0, p_value: 1, fail_to_pass: 2, pass_to_fail: 2, mcnemar_p_value: 1, verdict: 'no_significant_difference', method: 'paired_t' });
+    const f = await cmp(fixed);
+    expect(f.summary).toMatchObject({ improved: 40, regressed: 0 });
+    expect(f.statistics).toMatchObject({ paired_items: 100, fail_to_pass: 40, pass_to_fail: 0, verdict: 'better' });
+    expect(f.statistics.mean_delta).toBeCloseTo(0.4, 12);
+    expect(f.statistics.ci_low as number).toBeGreaterThan(0);
+    expect(f.statistics.mcnemar_p_value as number).toBeCloseTo(2 / 2 ** 40, 20);
+    // the other way round it is worse; a bad alpha is a 400 { error }
+    expect((await api<Cmp>(s.baseUrl, 'GET', `/v1/eval-runs/compare?base=${fixed}&head=${base}`, t.keys.member)).body.statistics.verdict).toBe('worse');
+    const bad = await api<{ error: string }>(s.baseUrl, 'GET', `/v1/eval-runs/compare?base=${base}&head=${fixed}&alpha=2`, t.keys.member);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/alpha/);
+  });
+});
+
 describe('a hostile tenant', () => {
   it('templates that would render gigabytes are each item\'s error before anything is built; no call is made and other runs go on', async () => {
     const big = 'x'.repeat(50_000);
