@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { uuid } from '../shared/common.schema.ts';
 import { runMetadata, runName } from './eval-run.schema.ts';
 
-export const GATE_CHECKS = ['min_pass_rate', 'max_errors', 'max_regressions', 'no_new_failures'] as const;
+export const GATE_CHECKS = ['min_pass_rate', 'max_errors', 'max_regressions', 'no_new_failures', 'no_significant_regression'] as const;
 
 export const gatePolicySchema = z
   .strictObject({
@@ -14,6 +14,11 @@ export const gatePolicySchema = z
     max_errors: z.int().min(0).optional().describe('Most items that may end in error'),
     max_regressions: z.int().min(0).optional().describe('Most items whose score went down against the baseline'),
     no_new_failures: z.boolean().optional().describe('No item that passed in the baseline may fail in this run'),
+    no_significant_regression: z
+      .boolean()
+      .optional()
+      .describe('Fail only when the run is significantly worse than the baseline (compareEvalRuns\' verdict "worse" at alpha): chance differences pass'),
+    alpha: z.number().min(0.0001).max(0.5).default(0.05).describe('Significance level of no_significant_regression (default 0.05)'),
     errors_as_failures: z
       .boolean()
       .default(true)
@@ -62,6 +67,16 @@ export const gateVerdictSchema = z
       pass_rate: z.number().nullable().describe('passed / (passed + failed [+ errors]); null when nothing counts'),
       regressions: z.int().nullable(),
       new_failures: z.int().nullable(),
+      significance: z
+        .object({
+          mean_delta: z.number().nullable(),
+          ci_low: z.number().nullable(),
+          ci_high: z.number().nullable(),
+          p_value: z.number().nullable(),
+          verdict: z.enum(['better', 'worse', 'no_significant_difference']),
+        })
+        .nullable()
+        .describe('Against the baseline, as compareEvalRuns computes it (null without a baseline or without no_significant_regression)'),
     }),
   })
   .meta({ id: 'GateVerdict' });

@@ -7,7 +7,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { isActiveRunStatus } from '../../entities/index.ts';
 import { DomainError } from '../shared/errors.ts';
-import { gateComparison, listRunRows, type EvalRunRow } from './eval-run.repository.ts';
+import { compareStatistics } from './compare-stats.ts';
+import { compareSummary, gateComparison, listRunRows, type EvalRunRow } from './eval-run.repository.ts';
 import { findRun } from './eval-run.service.ts';
 import type { GateBaseline, GatePolicy, GateVerdict } from './gate.schema.ts';
 
@@ -46,6 +47,7 @@ export async function gateEvalRun(
     pass_rate: passRate,
     regressions: null,
     new_failures: null,
+    significance: null,
   };
   const verdict = (v: GateVerdict['verdict'], reasons: string[], checks: Check[]): GateVerdict => ({
     run_id: run.id,
@@ -63,6 +65,10 @@ export async function gateEvalRun(
     const c = await gateComparison(s.em, base.id, run.id);
     stats.regressions = c.regressed;
     stats.new_failures = c.passed_then_failed + (withErrors ? c.passed_then_error : 0);
+    if (policy.no_significant_regression === true) {
+      const st = compareStatistics(await compareSummary(s.em, base.id, run.id), policy.alpha);
+      stats.significance = { mean_delta: st.mean_delta, ci_low: st.ci_low, ci_high: st.ci_high, p_value: st.p_value, verdict: st.verdict };
+    }
   }
   const checks: Check[] = [];
   const reasons: string[] = [];
@@ -90,7 +96,13 @@ export async function gateEvalRun(
     const n = stats.new_failures;
     check('no_new_failures', n, 0, n === null ? null : n === 0, `${n} items that passed in baseline run ${base?.id} ${withErrors ? 'failed or errored' : 'failed'} in this run`);
   }
+  if (policy.no_significant_regression === true) {
+    const sig = stats.significance;
+    check('no_significant_regression', sig?.p_value ?? null, policy.alpha, sig === null ? null : sig.verdict !== 'worse',
+      `significantly worse than baseline run ${base?.id}: mean score ${fmt(sig?.mean_delta)} (${pct(1 - policy.alpha)} CI ${fmt(sig?.ci_low)} to ${fmt(sig?.ci_high)}), p = ${sig?.p_value?.toPrecision(2)}`);
+  }
   return verdict(reasons.length > 0 ? 'failed' : 'passed', reasons, checks);
 }
 
+const fmt = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${x >= 0 ? '+' : ''}${x.toFixed(3)}`);
 const pct = (x: number) => `${(x * 100).toFixed(1).replace(/\.0$/, '')} %`;

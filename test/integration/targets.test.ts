@@ -389,6 +389,21 @@ describe('did it get better?', () => {
     const bad = await api<{ error: string }>(s.baseUrl, 'GET', `/v1/eval-runs/compare?base=${base}&head=${fixed}&alpha=2`, t.keys.member);
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatch(/alpha/);
+
+    // the gate: chance differences pass no_significant_regression (where no_new_failures would fail), a real drop fails it
+    type Gate = { verdict: string; reasons: string[]; checks: { check: string; status: string }[]; stats: { significance: { verdict: string } | null } };
+    const gate = async (run: string, baseline: string, policy: Record<string, unknown>) =>
+      (await api<Gate>(s.baseUrl, 'POST', `/v1/eval-runs/${run}/gate`, t.keys.member, { policy, baseline: { run_id: baseline } })).body;
+    const chance = await gate(noisy, base, { no_significant_regression: true, no_new_failures: true });
+    expect(chance.checks).toEqual([
+      expect.objectContaining({ check: 'no_new_failures', status: 'failed' }),
+      expect.objectContaining({ check: 'no_significant_regression', status: 'passed' }),
+    ]);
+    expect(chance.stats.significance?.verdict).toBe('no_significant_difference');
+    const drop = await gate(base, fixed, { no_significant_regression: true });
+    expect(drop.verdict).toBe('failed');
+    expect(drop.reasons[0]).toMatch(/significantly worse than baseline run .*mean score -0\.400 \(95 % CI -0\.\d+ to -0\.\d+\), p = /);
+    expect((await gate(fixed, base, { no_significant_regression: true })).verdict).toBe('passed');
   });
 });
 
