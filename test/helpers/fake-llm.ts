@@ -37,6 +37,8 @@ export interface FakeStats {
   authorization: Set<string>;
   /** when each request arrived, and what it was answered */
   log: { at: number; status: number; kind?: 'judge' | 'generate'; prompt?: string; model?: string }[];
+  /** the requests `hangNext` left unanswered (they never reach `log`), with what they asked */
+  hungLog: { at: number; kind: 'judge' | 'generate'; prompt: string; model?: string }[];
 }
 
 export interface FakeLlm {
@@ -63,7 +65,7 @@ const textOf = (content: unknown): string =>
   typeof content === 'string' ? content : Array.isArray(content) ? content.map((p) => (p as { text?: string }).text ?? '').join('') : '';
 
 function freshStats(): FakeStats {
-  return { requests: 0, ok: 0, status429: 0, status5xx: 0, status401: 0, hung: 0, inFlight: 0, maxInFlight: 0, promptTokens: 0, completionTokens: 0, authorization: new Set(), log: [] };
+  return { requests: 0, ok: 0, status429: 0, status5xx: 0, status401: 0, hung: 0, inFlight: 0, maxInFlight: 0, promptTokens: 0, completionTokens: 0, authorization: new Set(), log: [], hungLog: [] };
 }
 
 export async function startFakeLlm(initial: Partial<FakeBehavior> = {}): Promise<FakeLlm> {
@@ -103,6 +105,7 @@ export async function startFakeLlm(initial: Partial<FakeBehavior> = {}): Promise
     if (b.hangNext > 0) {
       b.hangNext--;
       s.hung++;
+      s.hungLog.push({ at: arrivedAt, ...entry });
       hanging.add(res);
       res.on('close', () => {
         if (hanging.delete(res)) s.inFlight--;

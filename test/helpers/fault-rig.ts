@@ -147,16 +147,17 @@ export class Rig {
   /**
    * The opening most fault tests share: an API and one worker per entry of
    * `workers` (that env on top of the rig's) start, and a run of `datasetId`
-   * is scheduled (202).
+   * is scheduled (202). `api` is env for the API on top of the rig's; `body`
+   * adds fields to the schedule request (schedule).
    */
   async startRun(
     datasetId: string,
-    opts: { workers: Record<string, string>[]; evalVersionId?: string },
+    opts: { workers: Record<string, string>[]; evalVersionId?: string; body?: Record<string, unknown>; api?: Record<string, string> },
   ): Promise<{ api: ApiProcess; workers: EvalgateProcess[]; runId: string }> {
     // The API before the workers: processes that start together share the CPU of a busy machine, and each must start within its timeout.
-    const api = await this.startApi();
+    const api = await this.startApi(opts.api);
     const workers = await Promise.all(opts.workers.map((extra) => this.startWorker(extra)));
-    const sched = await this.schedule(api, datasetId, { evalVersionId: opts.evalVersionId });
+    const sched = await this.schedule(api, datasetId, { evalVersionId: opts.evalVersionId, body: opts.body });
     expect(sched.value.status, JSON.stringify(sched.value.body)).toBe(202);
     return { api, workers, runId: sched.value.body.id as string };
   }
@@ -165,14 +166,17 @@ export class Rig {
     return (await makeDataset(this.container, this.tenant.id, data)).datasetId;
   }
 
-  /** POST /v1/datasets/{id}/runs, timed (a request that never answers fails after `timeoutMs`). */
+  /**
+   * POST /v1/datasets/{id}/runs, timed (a request that never answers fails after `timeoutMs`).
+   * `body` adds fields to `{ eval_version_id }` (a target, cache, max_cost_usd).
+   */
   async schedule(
     api: ApiProcess,
     datasetId: string,
-    opts: { evalVersionId?: string; headers?: Record<string, string>; timeoutMs?: number } = {},
+    opts: { evalVersionId?: string; body?: Record<string, unknown>; headers?: Record<string, string>; timeoutMs?: number } = {},
   ): Promise<Timed<{ status: number; body: Record<string, unknown> }>> {
     return timed(() =>
-      request(api.baseUrl, 'POST', `/v1/datasets/${datasetId}/runs`, this.tenant.keys.member, { eval_version_id: opts.evalVersionId ?? this.evalVersionId }, opts),
+      request(api.baseUrl, 'POST', `/v1/datasets/${datasetId}/runs`, this.tenant.keys.member, { eval_version_id: opts.evalVersionId ?? this.evalVersionId, ...opts.body }, opts),
     );
   }
 
