@@ -20,7 +20,18 @@ const MAX_REASON_CHARS = 2_000;
 export interface GateRequest {
   url: string;
   apiKey: string;
-  run: { id: string } | { datasetId: string; evalVersionId: string; name?: string; metadata?: Record<string, unknown>; idempotencyKey?: string };
+  run:
+    | { id: string }
+    | {
+        datasetId: string;
+        evalVersionId: string;
+        name?: string;
+        metadata?: Record<string, unknown>;
+        idempotencyKey?: string;
+        /** what generates the outputs (the schedule body's `target`), and its budget */
+        target?: unknown;
+        maxCostUsd?: number;
+      };
   policy: Partial<GatePolicy>;
   baseline?: GateBaseline;
   junitPath?: string;
@@ -66,6 +77,8 @@ export async function runGate(g: GateRequest, progress: ProgressOutput = process
       eval_version_id: r.evalVersionId,
       ...(r.name !== undefined && { name: r.name }),
       ...(r.metadata !== undefined && { metadata: r.metadata }),
+      ...(r.target !== undefined && { target: r.target }),
+      ...(r.maxCostUsd !== undefined && { max_cost_usd: r.maxCostUsd }),
     }, r.idempotencyKey ? { 'idempotency-key': r.idempotencyKey } : {});
     runId = run.id;
     progress.write(`scheduled run ${runId}\n`);
@@ -154,4 +167,55 @@ function xml(s: string): string {
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
     .replace(/"/g, '&quot;');
+}
+
+/**
+ * `runs:export`: streams GET /v1/eval-runs/{id}/items/export to a file (or
+ * stdout) as it arrives, never holding more than a chunk; returns the bytes
+ * written and, for JSON Lines, the rows (a CSV cell may hold a line break, so
+ * its lines are not its records). An answer that is not
+ * 200 is GateCouldNotRun with the API's { error }.
+ */
+export async function exportRun(
+  e: { url: string; apiKey: string; runId: string; format: 'jsonl' | 'csv'; status?: string },
+  outPath?: string,
+): Promise<{ bytes: number; rows: number | null }> {
+  const query = new URLSearchParams({ format: e.format, ...(e.status !== undefined && { status: e.status }) });
+  const path = `/v1/eval-runs/${e.runId}/items/export?${query.toString()}`;
+  const abort = new AbortController();
+  // a deadline on the answer's start; the body may take as long as it keeps coming
+  const startDeadline = setTimeout(() => abort.abort(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)), REQUEST_TIMEOUT_MS);
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, e.url), { headers: { authorization: `Bearer ${e.apiKey}` }, signal: abort.signal });
+  } catch (err) {
+    throw new GateCouldNotRun(`GET ${path}: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(startDeadline);
+  }
+  if (!res.ok || !res.body) {
+    const text = await res.text();
+    let message: unknown;
+    try {
+      message = (JSON.parse(text) as { error?: unknown }).error;
+    } catch {
+      message = undefined;
+    }
+    throw new GateCouldNotRun(`GET ${path}: ${res.status} ${typeof message === 'string' ? message : text.slice(0, 200)}`);
+  }
+  const out = outPath === undefined ? process.stdout : createWriteStream(outPath);
+  let newlines = 0;
+  let bytes = 0;
+  let lastByte = 10;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    bytes += chunk.length;
+    for (const b of chunk) if (b === 10) newlines++;
+    lastByte = chunk.length > 0 ? chunk[chunk.length - 1]! : lastByte;
+    if (!out.write(chunk)) await once(out, 'drain');
+  }
+  if (outPath !== undefined) {
+    (out as ReturnType<typeof createWriteStream>).end();
+    await once(out, 'finish');
+  }
+  return { bytes, rows: e.format === 'jsonl' ? newlines + (lastByte === 10 ? 0 : 1) : null };
 }

@@ -11,7 +11,8 @@ import { addDatasetItems, createDataset } from '../domain/datasets/dataset.servi
 import { createEval } from '../domain/evals/eval.service.ts';
 import { createApiKey, createTenant, listApiKeys, listTenants, LIST_LIMIT, revokeApiKey } from '../domain/tenants/tenant.service.ts';
 import { watchRunInTerminal } from './cli-watch.ts';
-import { GateCouldNotRun, runGate } from './cli-gate.ts';
+import { exportRun, GateCouldNotRun, runGate } from './cli-gate.ts';
+import { targetSchema } from '../domain/targets/target.schema.ts';
 import { gateBaselineSchema, gatePolicySchema } from '../domain/eval-runs/gate.schema.ts';
 import { createContainer, type Container } from './container.ts';
 import { loadEnv, type Env } from './env.ts';
@@ -28,7 +29,10 @@ const USAGE = `usage: cli <command> [options]
   demo                                      a tenant, an owner key, a 10-item dataset and an exact_match eval
   runs:watch RUN_ID [--url URL] [--key KEY] follow a run live (progress on stderr); exit 0 if it completes, 1 if it fails
                                             (URL, KEY default to EVALGATE_URL, EVALGATE_API_KEY)
-  gate (RUN_ID | --dataset ID --eval-version ID [--name N] [--metadata JSON] [--idempotency-key K])
+  runs:export RUN_ID [--format jsonl|csv] [--status S] [--out FILE] [--url URL] [--key KEY]
+                                            every result with its item (and sample) as JSON Lines or CSV, streamed to FILE or stdout
+  gate (RUN_ID | --dataset ID --eval-version ID [--name N] [--metadata JSON] [--idempotency-key K]
+                [--target JSON] [--max-cost-usd USD])
        --policy JSON [--baseline-run ID | --baseline-name N | --baseline-metadata JSON]
        [--junit FILE] [--markdown FILE] [--url URL] [--key KEY]
                                             schedule or take a run, follow it, apply the policy (POST /v1/eval-runs/{id}/gate);
@@ -122,7 +126,7 @@ const commands: Record<string, (c: Container, args: string[]) => Promise<unknown
 };
 
 /** Clients of a running evalgate: no database, no Redis, so they run anywhere the API is reachable. */
-const remoteCommands: Record<string, (env: Env, args: string[]) => Promise<{ out: unknown; code: number }>> = {
+const remoteCommands: Record<string, (env: Env, args: string[]) => Promise<{ out: unknown; code: number; quiet?: boolean }>> = {
   async 'runs:watch'(env, args) {
     let parsed;
     try {
@@ -143,6 +147,35 @@ const remoteCommands: Record<string, (env: Env, args: string[]) => Promise<{ out
     return { out: run, code: run.status === 'completed' ? 0 : 1 };
   },
 
+  async 'runs:export'(env, args) {
+    let parsed;
+    try {
+      const str = { type: 'string' } as const;
+      parsed = parseArgs({ args, options: { url: str, key: str, format: str, status: str, out: str }, strict: true, allowPositionals: true });
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (parsed.positionals.length !== 1) throw new UsageError(`runs:export takes one run id, got ${parsed.positionals.length}`);
+    const f = parse(
+      z.object({
+        id: z.uuid({ error: 'the run id must be a UUID' }),
+        url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+        key: z.string({ error: 'pass --key tl_… or set EVALGATE_API_KEY' }).min(1),
+        format: z.enum(['jsonl', 'csv']).default('jsonl'),
+        status: z.enum(['passed', 'failed', 'error']).optional(),
+      }),
+      { id: parsed.positionals[0], url: parsed.values.url ?? env.EVALGATE_URL, key: parsed.values.key ?? env.EVALGATE_API_KEY, format: parsed.values.format, status: parsed.values.status },
+    );
+    try {
+      const written = await exportRun({ url: f.url, apiKey: f.key, runId: f.id, format: f.format, status: f.status }, parsed.values.out);
+      return { out: { run_id: f.id, format: f.format, ...written, ...(parsed.values.out !== undefined && { out: parsed.values.out }) }, code: 0, quiet: parsed.values.out === undefined };
+    } catch (err) {
+      if (!(err instanceof GateCouldNotRun)) throw err;
+      process.stderr.write(`export could not run: ${err.message}\n`);
+      return { out: { error: err.message }, code: 2 };
+    }
+  },
+
   async gate(env, args) {
     let parsed;
     try {
@@ -150,7 +183,7 @@ const remoteCommands: Record<string, (env: Env, args: string[]) => Promise<{ out
       parsed = parseArgs({
         args,
         options: {
-          url: str, key: str, dataset: str, 'eval-version': str, name: str, metadata: str, 'idempotency-key': str,
+          url: str, key: str, dataset: str, 'eval-version': str, name: str, metadata: str, 'idempotency-key': str, target: str, 'max-cost-usd': str,
           policy: str, 'baseline-run': str, 'baseline-name': str, 'baseline-metadata': str, junit: str, markdown: str,
         },
         strict: true,
@@ -180,6 +213,8 @@ const remoteCommands: Record<string, (env: Env, args: string[]) => Promise<{ out
         evalVersion: z.uuid({ error: 'must be a UUID' }).optional(),
         policy: gatePolicySchema,
         baseline: gateBaselineSchema.optional(),
+        target: targetSchema.optional(),
+        maxCostUsd: z.coerce.number({ error: 'must be a number' }).positive().optional(),
       }),
       {
         url: v.url ?? env.EVALGATE_URL,
@@ -188,6 +223,8 @@ const remoteCommands: Record<string, (env: Env, args: string[]) => Promise<{ out
         dataset: v.dataset,
         evalVersion: v['eval-version'],
         policy: json('policy', v.policy) ?? {},
+        target: json('target', v.target),
+        maxCostUsd: v['max-cost-usd'],
         baseline:
           v['baseline-run'] !== undefined || v['baseline-name'] !== undefined || v['baseline-metadata'] !== undefined
             ? { run_id: v['baseline-run'], name: v['baseline-name'], metadata: json('baseline-metadata', v['baseline-metadata']) }
@@ -195,6 +232,7 @@ const remoteCommands: Record<string, (env: Env, args: string[]) => Promise<{ out
       },
     );
     if (f.dataset !== undefined && f.evalVersion === undefined) throw new UsageError('gate: --dataset needs --eval-version');
+    if (f.runId !== undefined && (f.target !== undefined || f.maxCostUsd !== undefined)) throw new UsageError('gate: --target and --max-cost-usd go with --dataset (a new run)');
     const metadata = json('metadata', v.metadata);
     try {
       const { verdict, code } = await runGate({
@@ -202,7 +240,15 @@ const remoteCommands: Record<string, (env: Env, args: string[]) => Promise<{ out
         apiKey: f.key,
         run: f.runId !== undefined
           ? { id: f.runId }
-          : { datasetId: f.dataset as string, evalVersionId: f.evalVersion as string, name: v.name, metadata: metadata as Record<string, unknown> | undefined, idempotencyKey: v['idempotency-key'] },
+          : {
+              datasetId: f.dataset as string,
+              evalVersionId: f.evalVersion as string,
+              name: v.name,
+              metadata: metadata as Record<string, unknown> | undefined,
+              idempotencyKey: v['idempotency-key'],
+              target: f.target,
+              maxCostUsd: f.maxCostUsd,
+            },
         policy: f.policy,
         baseline: f.baseline,
         junitPath: v.junit,
@@ -228,8 +274,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const env = loadEnv();
   if (remote) {
-    const { out, code } = await remote(env, args);
-    process.stdout.write(`${JSON.stringify(out)}\n`);
+    const { out, code, quiet } = await remote(env, args);
+    // an export to stdout is the data itself: its summary goes to stderr
+    (quiet ? process.stderr : process.stdout).write(`${JSON.stringify(out)}\n`);
     return code;
   }
   if (!command) return 2;

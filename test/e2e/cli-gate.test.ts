@@ -12,6 +12,7 @@ import { parse, type TestSuites } from 'junit2json';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDataset, makeEval, makeTenant, items, type TenantFixture } from '../helpers/factories.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
+import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NO_SERVICES = { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', REDIS_URL: 'redis://127.0.0.1:1' };
@@ -24,8 +25,12 @@ let exact: string;
 let narrower: string;
 
 function gate(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return cli(['gate', ...args], env);
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/cli.ts', 'gate', ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/cli.ts', ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...NO_SERVICES, EVALGATE_URL: s.baseUrl, EVALGATE_API_KEY: a.keys.member, ...env },
     });
@@ -37,8 +42,11 @@ function gate(args: string[], env: Record<string, string> = {}): Promise<{ code:
   });
 }
 
+let fake: FakeLlm;
+
 beforeAll(async () => {
-  s = await startStack({ workers: true });
+  fake = await startFakeLlm();
+  s = await startStack({ workers: true, env: { EVALGATE_PROVIDERS: JSON.stringify({ fake: { base_url: fake.url, concurrency: 8, rpm: 600_000, timeout_ms: 2_000 } }) } });
   a = await makeTenant(s.container, 'cli gate', 'org_cli_gate');
   ds = await makeDataset(s.container, a.id, items(10, (i) => i < 8));
   exact = (await makeEval(s.container, a.id)).evalVersionId;
@@ -47,6 +55,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await s?.close();
+  await fake?.close();
 });
 
 describe('cli gate', () => {
@@ -108,4 +117,42 @@ describe('cli gate', () => {
     expect(down.code).toBe(2);
     expect(down.stderr).toMatch(/gate could not run/);
   });
+});
+
+describe('cli with targets and exports', () => {
+  it('gate --target generates the outputs it gates on; runs:export streams the results with their samples to a file and to stdout', async () => {
+    const gen = await makeDataset(s.container, a.id, [
+      { input: { question: 'q1' }, expected_output: 'Q1' },
+      { input: { question: 'q2' }, expected_output: 'Q2' },
+      { input: { question: 'q3' }, expected_output: 'nope' },
+    ]);
+    const target = { type: 'chat_completion', provider: 'fake', model: 'gen', messages: [{ role: 'user', content: '{{input.question}}' }] };
+    const out = await gate(['--dataset', gen.datasetId, '--eval-version', exact, '--target', JSON.stringify(target), '--max-cost-usd', '1', '--policy', '{"min_pass_rate":0.6}']);
+    expect(out.code, out.stderr).toBe(0);
+    const verdict = JSON.parse(out.stdout) as { run_id: string; stats: { passed: number; failed: number } };
+    expect(verdict.stats).toMatchObject({ passed: 2, failed: 1 });
+    expect(fake.stats.log.filter((e) => e.kind === 'generate')).toHaveLength(3);
+
+    const file = join(dir, 'export.jsonl');
+    const exported = await cli(['runs:export', verdict.run_id, '--out', file]);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(JSON.parse(exported.stdout)).toMatchObject({ run_id: verdict.run_id, format: 'jsonl', rows: 3, out: file });
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { sample: { output: string } });
+    expect(lines.map((l) => l.sample.output).sort()).toEqual(['Q1', 'Q2', 'Q3']);
+
+    const csv = await cli(['runs:export', verdict.run_id, '--format', 'csv', '--status', 'failed']);
+    expect(csv.code, csv.stderr).toBe(0);
+    expect(csv.stdout.split('\r\n')[0]).toMatch(/^item_id,status,.*,sample_output,sample_error,sample_cached,sample_attempts$/);
+    expect(csv.stdout).toContain('"""Q3"""');
+    expect(JSON.parse(csv.stderr.trim().split('\n').at(-1)!)).toMatchObject({ format: 'csv', rows: null });
+
+    const refused = await cli(['runs:export', verdict.run_id, '--format', 'xml']);
+    expect(refused.code).toBe(2);
+    const missing = await cli(['runs:export', '0190a5b4-0000-7000-8000-000000000000']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/404/);
+    const bad = await gate(['--dataset', gen.datasetId, '--eval-version', exact, '--target', '{"type":"chat_completion","provider":"nope","model":"m","messages":[{"role":"user","content":"x"}]}', '--policy', '{}']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/"nope" is not configured/);
+  }, 60_000);
 });
