@@ -12,6 +12,7 @@ import { createEval } from '../domain/evals/eval.service.ts';
 import { createApiKey, createTenant, listApiKeys, listTenants, LIST_LIMIT, revokeApiKey } from '../domain/tenants/tenant.service.ts';
 import { watchRunInTerminal } from './cli-watch.ts';
 import { exportRun, GateCouldNotRun, runGate } from './cli-gate.ts';
+import { writeReport } from './cli-report.ts';
 import { targetSchema } from '../domain/targets/target.schema.ts';
 import { gateBaselineSchema, gatePolicySchema } from '../domain/eval-runs/gate.schema.ts';
 import { createContainer, type Container } from './container.ts';
@@ -29,6 +30,8 @@ const USAGE = `usage: cli <command> [options]
   demo                                      a tenant, an owner key, a 10-item dataset and an exact_match eval
   runs:watch RUN_ID [--url URL] [--key KEY] follow a run live (progress on stderr); exit 0 if it completes, 1 if it fails
                                             (URL, KEY default to EVALGATE_URL, EVALGATE_API_KEY)
+  report RUN_ID [--baseline RUN_ID] --out FILE [--url URL] [--key KEY]
+                                            one self-contained HTML file: summary, histogram, slowest/costliest items, the change
   runs:export RUN_ID [--format jsonl|csv] [--status S] [--out FILE] [--url URL] [--key KEY]
                                             every result with its item (and sample) as JSON Lines or CSV, streamed to FILE or stdout
   gate (RUN_ID | --dataset ID --eval-version ID [--name N] [--metadata JSON] [--idempotency-key K]
@@ -145,6 +148,34 @@ const remoteCommands: Record<string, (env: Env, args: string[]) => Promise<{ out
     );
     const run = await watchRunInTerminal({ url: f.url, apiKey: f.key, runId: f.id });
     return { out: run, code: run.status === 'completed' ? 0 : 1 };
+  },
+
+  async report(env, args) {
+    let parsed;
+    try {
+      const str = { type: 'string' } as const;
+      parsed = parseArgs({ args, options: { url: str, key: str, baseline: str, out: str }, strict: true, allowPositionals: true });
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (parsed.positionals.length !== 1) throw new UsageError(`report takes one run id, got ${parsed.positionals.length}`);
+    const f = parse(
+      z.object({
+        id: z.uuid({ error: 'the run id must be a UUID' }),
+        baseline: z.uuid({ error: 'must be a UUID' }).optional(),
+        out: z.string({ error: 'pass --out report.html' }).min(1),
+        url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+        key: z.string({ error: 'pass --key tl_… or set EVALGATE_API_KEY' }).min(1),
+      }),
+      { id: parsed.positionals[0], baseline: parsed.values.baseline, out: parsed.values.out, url: parsed.values.url ?? env.EVALGATE_URL, key: parsed.values.key ?? env.EVALGATE_API_KEY },
+    );
+    try {
+      return { out: await writeReport({ url: f.url, apiKey: f.key, runId: f.id, baselineId: f.baseline, out: f.out }), code: 0 };
+    } catch (err) {
+      if (!(err instanceof GateCouldNotRun)) throw err;
+      process.stderr.write(`report could not run: ${err.message}\n`);
+      return { out: { error: err.message }, code: 2 };
+    }
   },
 
   async 'runs:export'(env, args) {
