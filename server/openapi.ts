@@ -155,6 +155,34 @@ export function buildOpenApiDocument(): OpenAPIObject {
     },
   };
 
+  doc.paths['/v1/eval-runs/compare/export'] = {
+    get: {
+      operationId: 'exportEvalRunComparison',
+      tags: ['eval-runs'],
+      summary: 'Export two runs compared item by item, streamed, as JSON Lines or CSV',
+      description:
+        'Every item both runs scored, in item order: item_id, base_status, head_status, base_score, head_score, delta, change ' +
+        '(the rows of compareEvalRuns, without paging). Memory on the server is one page whatever the runs\' size. Any role; ' +
+        'counts against the same 4 exports per tenant (429).',
+      security: [{ BearerAuth: [] }],
+      parameters: [
+        { in: 'query', name: 'base', required: true, description: 'The run to compare against', schema: { type: 'string', format: 'uuid' } },
+        { in: 'query', name: 'head', required: true, description: 'The run compared', schema: { type: 'string', format: 'uuid' } },
+        { in: 'query', name: 'format', required: false, schema: { type: 'string', enum: ['jsonl', 'csv'], default: 'jsonl' } },
+      ],
+      responses: {
+        '200': {
+          description: 'The export',
+          content: {
+            'application/x-ndjson': { schema: { type: 'string', description: 'One compared item as JSON per line' } },
+            'text/csv': { schema: { type: 'string', description: 'A header row, then one record per item' } },
+          },
+        },
+        ...errorResponses([...STANDARD_ERRORS, 404]),
+      },
+    },
+  };
+
   // Relative, so /docs "Try it out" calls whichever origin served the page (and the CSP's connect-src 'self' allows it).
   doc.servers = [{ url: '/', description: 'The origin serving this document' }];
   doc.components ??= {};

@@ -273,6 +273,28 @@ export async function compareRuns(em: EntityManager, tenantId: string, baseId: s
 }
 
 /**
+ * Two runs' items side by side (those both scored), in item order, a keyset
+ * page at a time, each page on a connection of its own (like exportRunItems).
+ */
+export async function* exportCompareRows(
+  s: Pick<RequestScope, 'em' | 'tenantId'>,
+  baseId: string,
+  headId: string,
+  pageLimit: number,
+): AsyncGenerator<CompareRow[], void> {
+  await findRun(s.em, s.tenantId, baseId);
+  await findRun(s.em, s.tenantId, headId);
+  let after: string | undefined;
+  for (;;) {
+    const rows = await compareRows(s.em, baseId, headId, after, pageLimit);
+    const page = rows.slice(0, pageLimit);
+    if (page.length > 0) yield page;
+    if (rows.length <= pageLimit) return;
+    after = page[page.length - 1]!.item_id;
+  }
+}
+
+/**
  * A run's results with their items, in item order, one keyset page at a
  * time: each page is read on a connection of its own and released before the
  * caller writes it out, so a slow reader holds no database connection.

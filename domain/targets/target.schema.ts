@@ -54,10 +54,14 @@ export const chatCompletionTarget = z
   .refine((t) => (t.messages === undefined) !== (t.messages_from === undefined), { message: 'give exactly one of messages and messages_from', path: ['messages'] })
   .describe('One OpenAI-compatible chat-completions call per item');
 
-/** A JSON object template: its strings (at any depth) are templates; a string that is exactly one placeholder is replaced by that JSON value. */
+/**
+ * The body template: a JSON object or array whose strings (at any depth) are templates, or one
+ * template string ("{{input}}": the item's input is the body). A string that is exactly one
+ * placeholder is replaced by that JSON value itself.
+ */
 const jsonTemplate = z
-  .record(z.string(), z.unknown())
-  .refine((v) => Buffer.byteLength(JSON.stringify(v)) <= 65_536, { message: 'a JSON object of at most 64 KB' });
+  .union([z.record(z.string(), z.unknown()), z.array(z.unknown()), z.string().min(1)])
+  .refine((v) => Buffer.byteLength(JSON.stringify(v)) <= 65_536, { message: 'a JSON value of at most 64 KB' });
 
 export const httpTarget = z
   .strictObject({

@@ -85,7 +85,7 @@ describe('cli report', () => {
     // the histogram has its bars (some with height), the scatter a dot per paired item
     const bars = await page.locator('svg.histogram rect.bar').count();
     expect(bars).toBe(10);
-    const drawn = await page.locator('svg.histogram rect.bar').evaluateAll((els) => els.filter((e) => (e as SVGGraphicsElement).getBBox().height > 0).length);
+    const drawn = await page.locator('svg.histogram rect.bar').evaluateAll((els) => els.filter((e) => (e as unknown as { getBBox(): { height: number } }).getBBox().height > 0).length);
     expect(drawn).toBeGreaterThanOrEqual(2);
     expect(await page.locator('svg.scatter circle.dot').count()).toBe(60);
     expect(await page.locator('svg.scatter circle.dot.down').count()).toBeGreaterThan(0);

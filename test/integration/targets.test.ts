@@ -12,7 +12,7 @@ import { assertCountersExact, makeDataset, makeEval, makeTenant, type TenantFixt
 import { startFakeApp, type FakeApp } from '../helpers/fake-app.ts';
 import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
 import { api, getRun, waitForProgress, waitForRunEnd } from '../helpers/runs.ts';
-import { startStack, type Stack } from '../helpers/stack.ts';
+import { startStack, waitFor, type Stack } from '../helpers/stack.ts';
 import type { EvalRunDto } from '../../domain/eval-runs/eval-run.schema.ts';
 
 const JUDGE = {
@@ -390,6 +390,22 @@ describe('did it get better?', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatch(/alpha/);
 
+    // the comparison streams whole as JSON Lines and CSV
+    const lines = (await (await fetch(`${s.baseUrl}/v1/eval-runs/compare/export?base=${base}&head=${fixed}`, { headers: { authorization: `Bearer ${t.keys.member}` } })).text())
+      .trimEnd().split('\n').map((l) => JSON.parse(l) as { change: string; delta: number });
+    expect(lines).toHaveLength(100);
+    expect(lines.filter((l) => l.change === 'improved')).toHaveLength(40);
+    const csvRes = await fetch(`${s.baseUrl}/v1/eval-runs/compare/export?base=${base}&head=${fixed}&format=csv`, { headers: { authorization: `Bearer ${t.keys.member}` } });
+    expect(csvRes.headers.get('content-type')).toMatch(/^text\/csv/);
+    const records = parse(await csvRes.text(), { columns: true }) as Record<string, string>[];
+    expect(Object.keys(records[0]!)).toEqual(['item_id', 'base_status', 'head_status', 'base_score', 'head_score', 'delta', 'change']);
+    expect(records.filter((r) => r.change === 'improved')).toHaveLength(40);
+    const badExport = await api<{ error: string }>(s.baseUrl, 'GET', `/v1/eval-runs/compare/export?base=nope&head=${fixed}`, t.keys.member);
+    expect(badExport.status).toBe(400);
+    expect(badExport.body.error).toMatch(/base: must be a UUID/);
+    const stranger = await makeTenant(s.container);
+    expect((await api(s.baseUrl, 'GET', `/v1/eval-runs/compare/export?base=${base}&head=${fixed}`, stranger.keys.member)).status).toBe(404);
+
     // the gate: chance differences pass no_significant_regression (where no_new_failures would fail), a real drop fails it
     type Gate = { verdict: string; reasons: string[]; checks: { check: string; status: string }[]; stats: { significance: { verdict: string } | null } };
     const gate = async (run: string, baseline: string, policy: Record<string, unknown>) =>
@@ -450,9 +466,17 @@ describe('the budget', () => {
     expect(done.completed_count).toBeLessThan(200);
     expect(done.completed_count).toBeGreaterThan(0);
     await assertCountersExact(s.container.orm.em.fork(), done.id);
+    // calls in flight when the run ended land and are counted (after the run already reads failed):
+    // once they have, what the provider billed is what the run says
+    const counted = await waitFor(
+      async () => {
+        const r = await getRun(s.baseUrl, t.keys.member, done.id);
+        return fake.stats.inFlight === 0 && r.usage.prompt_tokens === fake.stats.promptTokens ? r : null;
+      },
+      { timeoutMs: 10_000, intervalMs: 100, what: 'the in-flight calls to be counted' },
+    );
+    expect(counted.usage.completion_tokens).toBe(fake.stats.completionTokens);
     const settled = fake.stats.requests;
-    // every call made is recorded: what the provider billed is what the run says
-    expect(done.usage.prompt_tokens).toBe(fake.stats.promptTokens);
     // past the ~12 calls the budget buys, only calls already started or landing before their record was seen:
     // bounded by the lanes in flight (8 per chunk, 4 chunks at once), twice over, far below the 200 items
     expect(settled).toBeLessThanOrEqual(12 + 2 * 8 * 4);
