@@ -214,7 +214,7 @@ function targets(r: Results): Target[] {
     const ratio = v / g.idealPerS;
     const want = g.variant === 'llm_judge' ? 0.85 : 0.9;
     const label = g.variant === 'llm_judge' ? 'generate + LLM judge' : 'generate + exact_match';
-    out.push({ figure: `${label} items/s (${fmt(g.items)} items)`, measured: fmt(v), baseline: `ideal ${fmt(g.idealPerS)}`, ratio: pct(ratio), target: `≥ ${want * 100} % of ideal`, verdict: verdict(ratio >= want, `${((want - ratio) * 100).toFixed(0)} points short`) });
+    out.push({ figure: `${label} items/s (${fmt(g.items)} items)`, measured: fmt(v), baseline: `ideal ${fmt(g.idealPerS)}`, ratio: `${(ratio * 100).toFixed(1)} %`, target: `≥ ${want * 100} % of ideal`, verdict: verdict(ratio >= want, `${((want - ratio) * 100).toFixed(1)} points short`) });
   }
   const gen = r.generate?.variants.find((g) => g.variant === 'exact_match');
   if (gen) {
@@ -462,7 +462,7 @@ function report(o: BenchOptions, r: Results): string {
     );
     lines.push(
       table(
-        ['scored by', 'items/s', 'rounds min–max', '% of ideal', 'total', 'first result', 'max in flight at the provider', 'mean in flight (items/s × calls × 0.1 s)', 'requests', 'worker CPU / item'],
+        ['scored by', 'items/s', 'rounds min–max', '% of ideal', 'total', 'first result', 'provider called (first request → last answer)', 'slots in use meanwhile', 'max in flight at the provider', 'mean in flight (items/s × calls × 0.1 s)', 'requests', 'worker CPU / item'],
         g.variants.map((v) => {
           const ips = medianOf(v.rounds, (x) => x.itemsPerS);
           return [
@@ -472,6 +472,8 @@ function report(o: BenchOptions, r: Results): string {
             pct(ips / v.idealPerS),
             seconds(medianOf(v.rounds, (x) => x.totalMs)),
             ms(medianOf(v.rounds, (x) => x.firstResultMs)),
+            seconds(medianOf(v.rounds, (x) => x.callWindowMs)),
+            pct(medianOf(v.rounds, (x) => x.slotUse)),
             fmt(Math.max(...v.rounds.map((x) => x.maxInFlight))),
             fmt(ips * v.callsPerItem * 0.1),
             fmt(medianOf(v.rounds, (x) => x.requests)),
@@ -480,7 +482,10 @@ function report(o: BenchOptions, r: Results): string {
         }),
       ),
       '',
-      `Worker peak RSS over the part: ${mb(g.workerPeakRssMb)}. Worker CPU / item: user + system CPU of the worker process during the run (from /proc) over the run's items.`,
+      `Worker peak RSS over the part: ${mb(g.workerPeakRssMb)}. Worker CPU / item: user + system CPU of the worker process during the run (from /proc) over the run's items. ` +
+        'Slots in use: requests × 0.1 s / (64 × the time from the first request\'s arrival at the provider to the last answer), i.e. how full the budget was while the run called it; ' +
+        'the rest of the total (before the first request, after the last answer) is the run start, the first chunks loading, and the last record. ' +
+        'Set BENCH_GEN_TIMELINE=1 to log the requests in flight every 100 ms of each round.',
       '',
     );
   }

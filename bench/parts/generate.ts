@@ -28,6 +28,10 @@ export interface GenerateRound extends RunMeasurement {
   requests: number;
   generations: number;
   judgings: number;
+  /** first request's arrival at the provider → last answer: the share of the run's total time the provider was being called */
+  callWindowMs: number;
+  /** requests × latency / (concurrency × callWindowMs): how full the 64 slots were while calls ran */
+  slotUse: number;
 }
 
 export interface GenerateResult {
@@ -65,6 +69,15 @@ function targetScheduler(b: Bench, tenantId: string, datasetId: string, evalVers
     await enqueueRunStart(c, run.id);
     return run.id;
   };
+}
+
+/** Requests in flight at the provider, sampled every 100 ms (each lasts JUDGE_LATENCY_MS from its arrival). */
+function timeline(ats: number[]): string {
+  const t0 = Math.min(...ats);
+  const end = Math.max(...ats) + JUDGE_LATENCY_MS;
+  const out: number[] = [];
+  for (let t = t0 + 50; t < end; t += 100) out.push(ats.filter((a) => a <= t && t < a + JUDGE_LATENCY_MS).length);
+  return out.join(' ');
 }
 
 export async function benchGenerate(b: Bench, n: number, warmN: number): Promise<GenerateResults> {
@@ -112,7 +125,11 @@ export async function benchGenerate(b: Bench, n: number, warmN: number): Promise
           throw new Error(`generate (${variant}): the provider saw ${generations} generations and ${judgings} judgings for ${n} items`);
         }
         if (s.maxInFlight > JUDGE_CONCURRENCY) throw new Error(`generate (${variant}): ${s.maxInFlight} requests in flight at the provider, more than its concurrency ${JUDGE_CONCURRENCY}`);
-        rounds.push({ ...m, maxInFlight: s.maxInFlight, requests: s.requests, generations, judgings });
+        const ats = s.log.map((e) => e.at);
+        const callWindowMs = Math.max(...ats) + JUDGE_LATENCY_MS - Math.min(...ats);
+        const slotUse = (s.requests * JUDGE_LATENCY_MS) / (JUDGE_CONCURRENCY * callWindowMs);
+        if (process.env.BENCH_GEN_TIMELINE) b.log(`in flight per 100 ms: ${timeline(ats)}`);
+        rounds.push({ ...m, maxInFlight: s.maxInFlight, requests: s.requests, generations, judgings, callWindowMs, slotUse });
         b.log(`generate + ${variant} ${n} items round ${r + 1}: ${m.itemsPerS.toFixed(0)} items/s, max in flight ${s.maxInFlight}, ${s.requests} requests`);
       }
       variants.push({ variant, items: n, callsPerItem, idealPerS: JUDGE_CONCURRENCY / (JUDGE_LATENCY_MS / 1000) / callsPerItem, rounds });
