@@ -118,7 +118,7 @@ interface Row {
 
 async function main(): Promise<void> {
   process.stdout.write(`entry ${values.entry}, items ${items}, variants ${variants.join(' | ')}, load ${load()}\n`);
-  const b = await openBench({ smoke: false, full: false, rounds: 1, only: null, judgeEnv: {} });
+  const b = await openBench({ smoke: false, full: false, rounds: 1, only: null, judgeEnv: {}, genEnv: {} });
   const procs: Proc[] = [];
   const rows: Row[] = [];
   try {

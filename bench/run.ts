@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --smoke | --full] [--rounds=N] [--only=schedule,pipeline,scale,judge,horizontal] [--out=FILE] [--cpu-prof]`
+ * `npm run bench [-- --smoke | --full] [--rounds=N] [--only=schedule,pipeline,scale,judge,generate,horizontal] [--out=FILE] [--cpu-prof] [--judge-env=K=V,…] [--gen-env=K=V,…]`
  *
  * Measures evalgate against baselines taken in the same invocation (warm-up
  * first, median of the rounds), prints the tables and writes BENCHMARKS.md
@@ -9,24 +9,25 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openBench, profileDir, type Bench, type BenchOptions } from './lib/context.ts';
+import { JUDGE_CONCURRENCY, openBench, profileDir, type Bench, type BenchOptions } from './lib/context.ts';
 import { loadAvg, machineInfo, type MachineInfo } from './lib/machine.ts';
 import { killAllNow, ROOT, stopAll } from './lib/procs.ts';
+import { benchGenerate, type GenerateResults } from './parts/generate.ts';
 import { benchJudge, JUDGE_WORKER_ENV, type JudgeResult } from './parts/judge.ts';
 import { baselineBullmq, baselineInsert, benchSizes, CHUNK_SIZE, NOOP_CONCURRENCY, WORKER_CONCURRENCY, type BaselineRound, type PipelineConfig, type SizesResult } from './parts/pipeline.ts';
 import { benchSchedule, TARGET_LABELS, type ScheduleResult, type TargetName } from './parts/schedule.ts';
 import { summarizeProfiles } from './profile-summary.ts';
 import { fmt, mb, median, medianOf, ms, pct, seconds, spread, table } from './lib/stats.ts';
 
-const PARTS = ['schedule', 'pipeline', 'scale', 'judge', 'horizontal'] as const;
+const PARTS = ['schedule', 'pipeline', 'scale', 'judge', 'generate', 'horizontal'] as const;
 
 function parseArgs(argv: string[]): BenchOptions & { out: string } {
   const flag = (name: string) => argv.includes(`--${name}`);
   const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   for (const a of argv) {
-    if (!/^--(smoke|full|cpu-prof|rounds=\d+|only=[a-z,]+|out=.+|judge-env=([A-Z_]+=\w+,?)+)$/.test(a)) {
+    if (!/^--(smoke|full|cpu-prof|rounds=\d+|only=[a-z,]+|out=.+|(judge|gen)-env=([A-Z_]+=\w+,?)+)$/.test(a)) {
       process.stderr.write(
-        `bench: unknown argument ${a}\nusage: npm run bench -- [--smoke | --full] [--rounds=N] [--only=${PARTS.join(',')}] [--out=FILE] [--cpu-prof] [--judge-env=WORKER_CONCURRENCY=2,JUDGE_CHUNK_PARALLELISM=32]\n`,
+        `bench: unknown argument ${a}\nusage: npm run bench -- [--smoke | --full] [--rounds=N] [--only=${PARTS.join(',')}] [--out=FILE] [--cpu-prof] [--judge-env=WORKER_CONCURRENCY=2,JUDGE_CHUNK_PARALLELISM=32] [--gen-env=JUDGE_CHUNK_SIZE=100]\n`,
       );
       process.exit(2);
     }
@@ -46,9 +47,14 @@ function parseArgs(argv: string[]): BenchOptions & { out: string } {
     rounds: Math.max(1, Number(value('rounds') ?? (smoke ? 1 : 3))),
     only: parts,
     cpuProfDir: flag('cpu-prof') ? profileDir() : undefined,
-    judgeEnv: Object.fromEntries((value('judge-env') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string])),
+    judgeEnv: envFlag(value('judge-env')),
+    genEnv: envFlag(value('gen-env')),
     out: value('out') ?? (smoke ? join(tmpdir(), `evalgate-bench-smoke-${process.pid}.md`) : join(ROOT, 'BENCHMARKS.md')),
   };
+}
+
+function envFlag(v: string | undefined): Record<string, string> {
+  return Object.fromEntries((v ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 }
 
 interface Results {
@@ -60,6 +66,7 @@ interface Results {
   baselineB?: BaselineRound[];
   sizes?: SizesResult;
   judge?: JudgeResult;
+  generate?: GenerateResults;
   pipelineN: number;
   sizeList: number[];
   profiles?: string;
@@ -73,6 +80,7 @@ async function main(): Promise<void> {
   const pipelineN = opts.smoke ? 1_000 : 100_000;
   const sizeList = opts.smoke ? [500, 1_000] : opts.full ? [10_000, 100_000, 1_000_000] : [10_000, 100_000];
   const judgeN = opts.smoke ? 200 : 5_000;
+  const generateN = opts.smoke ? 200 : 5_000;
 
   const state: { bench?: Bench } = {};
   const onSignal = () => {
@@ -103,6 +111,7 @@ async function main(): Promise<void> {
       results.sizes = await benchSizes(b, sizes, wants(opts, 'horizontal') ? pipelineN : null, [1, 2, 4]);
     }
     if (wants(opts, 'judge')) results.judge = await benchJudge(b, judgeN, opts.smoke ? 20 : 200);
+    if (wants(opts, 'generate')) results.generate = await benchGenerate(b, generateN, opts.smoke ? 20 : 200);
     if (opts.cpuProfDir) results.profiles = summarizeProfiles(opts.cpuProfDir, 12);
   } finally {
     await stopAll();
@@ -141,6 +150,11 @@ function costs(p: PipelineConfig) {
   const apiCpu = medianOf(p.runs, (m) => (Object.entries(m.cpuMs).filter(([k]) => k.startsWith('api')).reduce((a, [, v]) => a + v, 0) * 1000) / m.items);
   const pgCpu = medianOf(p.runs, (m) => (m.pgCpuMs * 1000) / m.items);
   return { wall, workerCpu, apiCpu, pgCpu };
+}
+
+/** CPU ms of the watched (worker) processes per item, median over the rounds. */
+function workerCpuPerItem(rounds: readonly { cpuMs: Record<string, number>; items: number }[]): number {
+  return medianOf(rounds, (x) => Object.values(x.cpuMs).reduce((a, v) => a + v, 0) / x.items);
 }
 
 function targets(r: Results): Target[] {
@@ -194,6 +208,17 @@ function targets(r: Results): Target[] {
     const v = medianOf(r.judge.rounds, (m) => m.itemsPerS);
     const ratio = v / r.judge.idealPerS;
     out.push({ figure: `LLM judge items/s (${fmt(r.judge.items)} items)`, measured: fmt(v), baseline: `ideal ${fmt(r.judge.idealPerS)}`, ratio: pct(ratio), target: '≥ 80 % of ideal', verdict: verdict(ratio >= 0.8, `${((0.8 - ratio) * 100).toFixed(0)} points short`) });
+  }
+  for (const g of r.generate?.variants ?? []) {
+    const v = medianOf(g.rounds, (m) => m.itemsPerS);
+    const ratio = v / g.idealPerS;
+    const want = g.variant === 'llm_judge' ? 0.85 : 0.9;
+    const label = g.variant === 'llm_judge' ? 'generate + LLM judge' : 'generate + exact_match';
+    out.push({ figure: `${label} items/s (${fmt(g.items)} items)`, measured: fmt(v), baseline: `ideal ${fmt(g.idealPerS)}`, ratio: `${(ratio * 100).toFixed(1)} %`, target: `≥ ${want * 100} % of ideal`, verdict: verdict(ratio >= want, `${((want - ratio) * 100).toFixed(1)} points short`) });
+  }
+  const gen = r.generate?.variants.find((g) => g.variant === 'exact_match');
+  if (gen) {
+    out.push({ figure: 'worker CPU per generated item (generate + exact_match)', measured: ms(workerCpuPerItem(gen.rounds), 2), baseline: '', ratio: '', target: '(no target)', verdict: '' });
   }
   const h1 = pipelineAt(r, r.pipelineN, 1);
   for (const w of [2, 4]) {
@@ -419,6 +444,48 @@ function report(o: BenchOptions, r: Results): string {
           return [String(p.workers), fmt(v), spread(p.runs.map((x) => x.itemsPerS)), `${(v / base).toFixed(2)}×`, ms(medianOf(p.runs, (x) => x.firstResultMs)), `${fmt(c.workerCpu, 1)} µs`, `≈ ${fmt(c.pgCpu, 1)} µs`, mb(p.workerPeakRssMb)];
         }),
       ),
+      '',
+    );
+  }
+
+  if (r.generate) {
+    const g = r.generate;
+    lines.push('## 6. Generation (chat_completion target)', '');
+    lines.push(
+      `Runs scheduled with \`target: { type: 'chat_completion', provider, model, messages: [{ role: 'user', content: '{{input.question}}' }] }\` and \`cache: false\` ` +
+        '(inserted with the service functions, as the API does), against test/helpers/fake-llm.ts, which answers a generation with the prompt upper-cased after 100 ms ' +
+        `(nine in ten items expect that), provider configured at concurrency ${JUDGE_CONCURRENCY} (EVALGATE_PROVIDERS); one worker process with ` +
+        `${Object.entries(g.workerEnv).map(([k, v]) => `${k}=${v}`).join(', ')}. Scored by \`exact_match\` (one call per item: ideal 64 / 0.1 s = 640 items/s) ` +
+        'and by an `llm_judge` on the same provider (two calls per item on one budget of 64: ideal 320 items/s). Every round checks that every item has a result, ' +
+        'that the provider saw exactly one generation (and one judging) per item, and that no more than 64 requests were in flight at it.',
+      '',
+    );
+    lines.push(
+      table(
+        ['scored by', 'items/s', 'rounds min–max', '% of ideal', 'total', 'first result', 'provider called (first request → last answer)', 'slots in use meanwhile', 'max in flight at the provider', 'mean in flight (items/s × calls × 0.1 s)', 'requests', 'worker CPU / item'],
+        g.variants.map((v) => {
+          const ips = medianOf(v.rounds, (x) => x.itemsPerS);
+          return [
+            v.variant,
+            fmt(ips),
+            spread(v.rounds.map((x) => x.itemsPerS)),
+            pct(ips / v.idealPerS),
+            seconds(medianOf(v.rounds, (x) => x.totalMs)),
+            ms(medianOf(v.rounds, (x) => x.firstResultMs)),
+            seconds(medianOf(v.rounds, (x) => x.callWindowMs)),
+            pct(medianOf(v.rounds, (x) => x.slotUse)),
+            fmt(Math.max(...v.rounds.map((x) => x.maxInFlight))),
+            fmt(ips * v.callsPerItem * 0.1),
+            fmt(medianOf(v.rounds, (x) => x.requests)),
+            ms(workerCpuPerItem(v.rounds), 2),
+          ];
+        }),
+      ),
+      '',
+      `Worker peak RSS over the part: ${mb(g.workerPeakRssMb)}. Worker CPU / item: user + system CPU of the worker process during the run (from /proc) over the run's items. ` +
+        'Slots in use: requests × 0.1 s / (64 × the time from the first request\'s arrival at the provider to the last answer), i.e. how full the budget was while the run called it; ' +
+        'the rest of the total (before the first request, after the last answer) is the run start, the first chunks loading, and the last record. ' +
+        'Set BENCH_GEN_TIMELINE=1 to log the requests in flight every 100 ms of each round.',
       '',
     );
   }

@@ -23,6 +23,8 @@ export interface BenchOptions {
   only: Set<string> | null;
   /** env of the LLM-judge worker on top of its defaults (`--judge-env=K=V,…`), for experiments */
   judgeEnv: Record<string, string>;
+  /** env of the generation part's worker on top of its defaults (`--gen-env=K=V,…`), for experiments */
+  genEnv: Record<string, string>;
 }
 
 export interface Bench {

@@ -27,7 +27,7 @@ it('npm run bench -- --smoke exits 0 and prints every table', async () => {
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   expect(code, `stderr:\n${stderr.slice(-4000)}`).toBe(0);
-  for (const heading of ['## Machine', '## Targets', '## 1. Schedule endpoint', '## 2. Run pipeline', '## 3. Scale curve', '## 4. LLM judge', '## 5. Horizontal: worker processes']) {
+  for (const heading of ['## Machine', '## Targets', '## 1. Schedule endpoint', '## 2. Run pipeline', '## 3. Scale curve', '## 4. LLM judge', '## 5. Horizontal: worker processes', '## 6. Generation (chat_completion target)']) {
     expect(stdout).toContain(heading);
   }
   expect(stdout).toMatch(/\| figure +\| measured +\| baseline +\| ratio +\| target +\| verdict +\|/);
