@@ -60,7 +60,7 @@ export const chatCompletionTarget = z
  * placeholder is replaced by that JSON value itself.
  */
 const jsonTemplate = z
-  .union([z.record(z.string(), z.unknown()), z.array(z.unknown()), z.string().min(1)])
+  .union([z.record(z.string(), z.unknown()), z.array(z.unknown()).max(10_000), z.string().min(1)])
   .refine((v) => Buffer.byteLength(JSON.stringify(v)) <= 65_536, { message: 'a JSON value of at most 64 KB' });
 
 export const httpTarget = z
