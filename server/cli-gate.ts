@@ -40,7 +40,19 @@ export interface GateRequest {
 
 export class GateCouldNotRun extends Error {}
 
-async function call<T>(g: Pick<GateRequest, 'url' | 'apiKey'>, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+/** The API's refusal as the CLI reports it: method, path, status and the `{ error }` message (else the body's start). */
+function refusal(method: string, path: string, status: number, text: string): GateCouldNotRun {
+  let message: unknown;
+  try {
+    message = (JSON.parse(text) as { error?: unknown } | undefined)?.error;
+  } catch {
+    message = undefined;
+  }
+  return new GateCouldNotRun(`${method} ${path}: ${status} ${typeof message === 'string' ? message : text.slice(0, 200)}`);
+}
+
+/** One JSON request to the API with a deadline; a refusal or no answer is GateCouldNotRun. */
+export async function call<T>(g: Pick<GateRequest, 'url' | 'apiKey'>, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
   let res: Response;
   try {
     res = await fetch(new URL(path, g.url), {
@@ -53,17 +65,31 @@ async function call<T>(g: Pick<GateRequest, 'url' | 'apiKey'>, method: string, p
     throw new GateCouldNotRun(`${method} ${path}: ${(err as Error).message}`);
   }
   const text = await res.text();
-  let json: unknown;
+  if (!res.ok) throw refusal(method, path, res.status, text);
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text) as T;
   } catch {
-    json = undefined;
+    return undefined as T;
   }
-  if (!res.ok) {
-    const message = (json as { error?: unknown } | undefined)?.error;
-    throw new GateCouldNotRun(`${method} ${path}: ${res.status} ${typeof message === 'string' ? message : text.slice(0, 200)}`);
+}
+
+/**
+ * A streamed GET: the answer's start within the deadline, its body as it
+ * comes (as long as it keeps coming); a refusal or no answer is GateCouldNotRun.
+ */
+export async function openStream(g: Pick<GateRequest, 'url' | 'apiKey'>, path: string): Promise<AsyncIterable<Uint8Array>> {
+  const abort = new AbortController();
+  const startDeadline = setTimeout(() => abort.abort(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)), REQUEST_TIMEOUT_MS);
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, g.url), { headers: { authorization: `Bearer ${g.apiKey}` }, signal: abort.signal });
+  } catch (err) {
+    throw new GateCouldNotRun(`GET ${path}: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(startDeadline);
   }
-  return json as T;
+  if (!res.ok || !res.body) throw refusal('GET', path, res.status, await res.text());
+  return res.body as unknown as AsyncIterable<Uint8Array>;
 }
 
 /** Runs the gate; returns the verdict and the exit code (0 passed, 1 failed). Throws GateCouldNotRun. */
@@ -182,32 +208,12 @@ export async function exportRun(
 ): Promise<{ bytes: number; rows: number | null }> {
   const query = new URLSearchParams({ format: e.format, ...(e.status !== undefined && { status: e.status }) });
   const path = `/v1/eval-runs/${e.runId}/items/export?${query.toString()}`;
-  const abort = new AbortController();
-  // a deadline on the answer's start; the body may take as long as it keeps coming
-  const startDeadline = setTimeout(() => abort.abort(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)), REQUEST_TIMEOUT_MS);
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, e.url), { headers: { authorization: `Bearer ${e.apiKey}` }, signal: abort.signal });
-  } catch (err) {
-    throw new GateCouldNotRun(`GET ${path}: ${(err as Error).message}`);
-  } finally {
-    clearTimeout(startDeadline);
-  }
-  if (!res.ok || !res.body) {
-    const text = await res.text();
-    let message: unknown;
-    try {
-      message = (JSON.parse(text) as { error?: unknown }).error;
-    } catch {
-      message = undefined;
-    }
-    throw new GateCouldNotRun(`GET ${path}: ${res.status} ${typeof message === 'string' ? message : text.slice(0, 200)}`);
-  }
+  const body = await openStream({ url: e.url, apiKey: e.apiKey }, path);
   const out = outPath === undefined ? process.stdout : createWriteStream(outPath);
   let newlines = 0;
   let bytes = 0;
   let lastByte = 10;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const chunk of body) {
     bytes += chunk.length;
     for (const b of chunk) if (b === 10) newlines++;
     lastByte = chunk.length > 0 ? chunk[chunk.length - 1]! : lastByte;

@@ -10,9 +10,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { EvalRunDto } from '../domain/eval-runs/eval-run.schema.ts';
-import { GateCouldNotRun } from './cli-gate.ts';
+import { call, openStream } from './cli-gate.ts';
 
-const REQUEST_TIMEOUT_MS = 30_000;
 const TOP = 10;
 const SCATTER_POINTS = 2_000;
 const REGRESSIONS_SHOWN = 50;
@@ -54,39 +53,12 @@ interface ComparePage {
   next_cursor: string | null;
 }
 
-async function get<T>(r: Pick<ReportRequest, 'url' | 'apiKey'>, path: string): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, r.url), { headers: { authorization: `Bearer ${r.apiKey}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  } catch (err) {
-    throw new GateCouldNotRun(`GET ${path}: ${(err as Error).message}`);
-  }
-  const text = await res.text();
-  if (!res.ok) {
-    let message: unknown;
-    try {
-      message = (JSON.parse(text) as { error?: unknown }).error;
-    } catch {
-      message = undefined;
-    }
-    throw new GateCouldNotRun(`GET ${path}: ${res.status} ${typeof message === 'string' ? message : text.slice(0, 200)}`);
-  }
-  return JSON.parse(text) as T;
-}
-
 /** The run's items, one JSON line at a time, from the streamed export. */
 async function* exportedItems(r: Pick<ReportRequest, 'url' | 'apiKey'>, runId: string): AsyncGenerator<ItemLine> {
-  const path = `/v1/eval-runs/${runId}/items/export?format=jsonl`;
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, r.url), { headers: { authorization: `Bearer ${r.apiKey}` } });
-  } catch (err) {
-    throw new GateCouldNotRun(`GET ${path}: ${(err as Error).message}`);
-  }
-  if (!res.ok || !res.body) throw new GateCouldNotRun(`GET ${path}: ${res.status} ${(await res.text()).slice(0, 200)}`);
+  const body = await openStream(r, `/v1/eval-runs/${runId}/items/export?format=jsonl`);
   const decoder = new TextDecoder();
   let rest = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const chunk of body) {
     rest += decoder.decode(chunk, { stream: true });
     let nl: number;
     while ((nl = rest.indexOf('\n')) >= 0) {
@@ -160,8 +132,8 @@ td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-alig
 .diag{stroke:#bbb;stroke-dasharray:4}.verdict{font-weight:bold}.worse{color:#b3261e}.better{color:#1e7d32}`;
 
 export async function writeReport(r: ReportRequest): Promise<{ out: string; items: number; bytes: number }> {
-  const run = await get<EvalRunDto>(r, `/v1/eval-runs/${r.runId}`);
-  const base = r.baselineId ? await get<EvalRunDto>(r, `/v1/eval-runs/${r.baselineId}`) : null;
+  const run = await call<EvalRunDto>(r, 'GET', `/v1/eval-runs/${r.runId}`);
+  const base = r.baselineId ? await call<EvalRunDto>(r, 'GET', `/v1/eval-runs/${r.baselineId}`) : null;
 
   const bins = new Array<number>(BINS).fill(0);
   const slowest = new Top<ItemLine>(TOP);
@@ -183,7 +155,7 @@ export async function writeReport(r: ReportRequest): Promise<{ out: string; item
     let cursor: string | null = null;
     let first: ComparePage | null = null;
     do {
-      const page: ComparePage = await get<ComparePage>(r, `/v1/eval-runs/compare?base=${base.id}&head=${run.id}&limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const page: ComparePage = await call<ComparePage>(r, 'GET', `/v1/eval-runs/compare?base=${base.id}&head=${run.id}&limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
       first ??= page;
       for (const row of page.data) {
         if (row.base_score === null || row.head_score === null) continue;

@@ -29,19 +29,24 @@ export const providerSchema = z.strictObject({
 });
 export type ProviderConfig = z.infer<typeof providerSchema>;
 
-const providersJson = z
-  .string()
-  .optional()
-  .transform((raw, ctx) => {
-    if (raw === undefined || raw.trim() === '') return {};
-    try {
-      return JSON.parse(raw) as unknown;
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'must be a JSON object: {"name": {"base_url": …, "api_key": …}}' });
-      return z.NEVER;
-    }
-  })
-  .pipe(z.record(z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'provider names: letters, digits, _ and -'), providerSchema));
+/** A JSON object of configs by name in one variable (EVALGATE_PROVIDERS, EVALGATE_TARGETS): empty when unset. */
+function namedConfigsJson<T extends z.ZodType>(what: string, example: string, config: T) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === '') return {};
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `must be a JSON object: ${example}` });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.record(z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, `${what} names: letters, digits, _ and -`), config));
+}
+
+const providersJson = namedConfigsJson('provider', '{"name": {"base_url": …, "api_key": …}}', providerSchema);
 
 /** Headers no endpoint may set: the transport owns them (undici refuses some, others would desynchronise the connection). */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect', 'proxy-connection']);
@@ -79,19 +84,7 @@ export const targetEndpointSchema = z.strictObject({
 });
 export type TargetEndpointConfig = z.infer<typeof targetEndpointSchema>;
 
-const targetsJson = z
-  .string()
-  .optional()
-  .transform((raw, ctx) => {
-    if (raw === undefined || raw.trim() === '') return {};
-    try {
-      return JSON.parse(raw) as unknown;
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'must be a JSON object: {"name": {"url": …, "headers": {…}}}' });
-      return z.NEVER;
-    }
-  })
-  .pipe(z.record(z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'endpoint names: letters, digits, _ and -'), targetEndpointSchema));
+const targetsJson = namedConfigsJson('endpoint', '{"name": {"url": …, "headers": {…}}}', targetEndpointSchema);
 
 export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),

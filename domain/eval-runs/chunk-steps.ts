@@ -6,6 +6,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Deps, Logger } from '../shared/deps.ts';
 import type { EvaluatorCache } from '../evaluators/evaluator-cache.ts';
+import type { EvalResult } from '../evaluators/types.ts';
 import type { JudgeOutcome } from '../evaluators/llm-judge/llm-judge.runtime.ts';
 import { runProgress } from './eval-run.repository.ts';
 import type { LocalChunks } from './local-chunks.ts';
@@ -87,6 +88,14 @@ export async function afterRecord(deps: ChunkScoringDeps, runId: string, out: Re
     deps.log.info({ runId, items: out.item_count }, 'run completed');
     await onRunFinished(deps.container, runId);
   }
+}
+
+/** An evaluator's verdict as the item's result; a score outside [0, 1] (or not a number) is the item's error. */
+export function scoredResult(itemId: string, r: EvalResult, latency: number): ItemResult {
+  if (typeof r.score !== 'number' || !Number.isFinite(r.score) || r.score < 0 || r.score > 1) {
+    return errorResult(itemId, new Error(`evaluator returned an invalid score (${String(r.score)}); scores must be in [0, 1]`), latency);
+  }
+  return { item_id: itemId, status: r.passed ? 'passed' : 'failed', score: r.score, passed: r.passed, reason: truncate(r.reason), error: null, latency_ms: latency };
 }
 
 export function errorResult(itemId: string, err: unknown, latency: number): ItemResult {

@@ -259,12 +259,6 @@ export async function findRunById(em: EntityManager, runId: string): Promise<Eva
   return run;
 }
 
-/** The run's status alone, or undefined once it is gone (the judge's cancel watch polls it). */
-export async function runStatus(em: EntityManager, runId: string): Promise<string | undefined> {
-  const [row] = await sql<{ status: string }>(em, 'select status from eval_runs where id = ?', [runId]);
-  return row?.status;
-}
-
 /** The run's status and recorded cost, or undefined once it is gone (the watch of judged and generating chunks polls it). */
 export async function runProgress(em: EntityManager, runId: string): Promise<{ status: string; cost_usd: number | null; error_message: string | null } | undefined> {
   const [row] = await sql<{ status: string; cost_usd: number | null; error_message: string | null }>(

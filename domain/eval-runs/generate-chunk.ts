@@ -1,5 +1,7 @@
 /**
- * Scoring a chunk of a run that produces its outputs: a target generates
+ * Scoring a chunk item by item, concurrently under the provider's shared
+ * limits: every run whose evaluator is an LLM judge, and every run that
+ * produces its outputs. For the latter a target generates
  * each item's sample (or the tenant's cache, or another run's samples for a
  * re-score, supplies it), then the eval version scores it exactly as it
  * scores a stored output. Items run concurrently under the provider's shared
@@ -22,7 +24,7 @@ import { ProviderAuthError, type JudgeOutcome } from '../evaluators/llm-judge/ll
 import type { EvalItem } from '../evaluators/types.ts';
 import { compileTarget, ItemRequestError, TargetAuthError, TargetConfigError, targetSchema, type GenerateOutcome, type Generator } from '../targets/index.ts';
 import type { PreparedRequest } from '../targets/generation.ts';
-import { afterRecord, BUDGET_EXCEEDED, endRun, errorResult, truncate, usageOf, watchRun, type ChunkOutcome, type ChunkScoringDeps } from './chunk-steps.ts';
+import { afterRecord, BUDGET_EXCEEDED, endRun, errorResult, scoredResult, truncate, usageOf, watchRun, type ChunkOutcome, type ChunkScoringDeps } from './chunk-steps.ts';
 import { cachedSamples, claimAttempts, samplesOf, type SampleRecord, type StoredSample } from './eval-run.repository.ts';
 import { NO_SPEND, recordResults, type ChunkContext, type ItemResult, type ItemToScore, type Spend } from './run-lifecycle.ts';
 
@@ -38,7 +40,7 @@ const BUDGET_FLUSH_ITEMS = 1;
 /** The version of the cache key's recipe: bump it when what identifies a sample changes. */
 const CACHE_KEY_VERSION = 1;
 
-/** Whether a chunk of this run goes through generateChunk: it has a target, re-scores a run, or has a budget. */
+/** Whether a chunk of this run needs generateChunk whatever its evaluator: it has a target, re-scores a run, or has a budget. */
 export function generates(c: Pick<ChunkContext, 'target' | 'outputs_from_run_id' | 'max_cost_usd'>): boolean {
   const type = (c.target as { type?: unknown } | null)?.type;
   return c.outputs_from_run_id !== null || (c.target !== null && type !== 'dataset_output') || c.max_cost_usd !== null;
@@ -366,10 +368,7 @@ export async function generateChunk(
     }
     try {
       const r = await scorer.evaluate(evalItem);
-      if (typeof r.score !== 'number' || !Number.isFinite(r.score) || r.score < 0 || r.score > 1) {
-        throw new Error(`evaluator returned an invalid score (${String(r.score)}); scores must be in [0, 1]`);
-      }
-      return { item_id: item.id, status: r.passed ? 'passed' : 'failed', score: r.score, passed: r.passed, reason: truncate(r.reason), error: null, latency_ms: performance.now() - t0 };
+      return scoredResult(item.id, r, performance.now() - t0);
     } catch (err) {
       return errorResult(item.id, err, performance.now() - t0);
     }

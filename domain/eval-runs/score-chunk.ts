@@ -3,18 +3,16 @@
  * kills its worker is found out), skip the items that already have a result,
  * score the rest and record results, counters and chunk completion in one
  * statement. Deterministic evaluators score the whole chunk and record once;
- * an LLM judge scores items concurrently under the provider's shared limits
- * and records every second, so a crash loses little paid-for work and
- * progress stays visible.
+ * a run that calls a provider per item (an LLM judge, a target) goes item by
+ * item through generate-chunk.ts, which records every second, so a crash
+ * loses little paid-for work and progress stays visible.
  */
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import pLimit from 'p-limit';
 import { crashNow } from '../shared/faults.ts';
 import type { EvalItem, EvalResult } from '../evaluators/index.ts';
 import { EvaluatorConfigError, type Scorer } from '../evaluators/evaluator-cache.ts';
-import { ProviderAuthError, type JudgeOutcome, type LlmJudge } from '../evaluators/llm-judge/llm-judge.runtime.ts';
-import { afterRecord, endRun, errorResult, truncate, usageOf, watchRun, type ChunkOutcome, type ChunkScoringDeps } from './chunk-steps.ts';
+import { afterRecord, endRun, errorResult, scoredResult, type ChunkOutcome, type ChunkScoringDeps } from './chunk-steps.ts';
 import { generateChunk, generates } from './generate-chunk.ts';
 import type { ChunkGate } from './local-chunks.ts';
 
@@ -26,12 +24,9 @@ import {
   endChunk,
   failChunk,
   loadChunkWork,
-  NO_SPEND,
   recordResults,
-  type ChunkContext,
   type ItemResult,
   type ItemToScore,
-  type Spend,
 } from './run-lifecycle.ts';
 
 /** The job's delivery of one chunk: `attempts` counts this one (BullMQ's attemptsMade + 1). */
@@ -43,9 +38,6 @@ export interface ChunkDelivery {
 
 /** Give the event loop a turn (lock renewal, other jobs) after this much synchronous scoring. */
 const SLICE_MS = 20;
-/** An LLM-judged chunk records at least this often, and every this many results. */
-const JUDGE_FLUSH_MS = 1_000;
-const JUDGE_FLUSH_ITEMS = 25;
 
 /**
  * Scores the chunk's items that have no result yet. Throws what a retry may
@@ -145,8 +137,8 @@ async function scoreTakenChunk(deps: ChunkScoringDeps, em: EntityManager, run_id
     throw err;
   }
 
-  if (generates(chunk)) return generateChunk(deps, em, chunk, chunk_index, attempts, scorer, items);
-  if (scorer.kind === 'judge') return judgeChunk(deps, em, chunk, chunk_index, attempts, scorer.judge, items);
+  // item by item under the provider's limits: runs that call a provider (judge, target) or re-score or have a budget
+  if (scorer.kind === 'judge' || generates(chunk)) return generateChunk(deps, em, chunk, chunk_index, attempts, scorer, items);
 
   const results = scoreAll(items, scorer.evaluate);
   const { faults } = deps.container;
@@ -164,19 +156,7 @@ async function scoreAll(items: ItemToScore[], evaluate: (item: EvalItem) => Eval
   for (const item of items) {
     const t0 = performance.now();
     try {
-      const r = await evaluate(item);
-      if (typeof r.score !== 'number' || !Number.isFinite(r.score) || r.score < 0 || r.score > 1) {
-        throw new Error(`evaluator returned an invalid score (${String(r.score)}); scores must be in [0, 1]`);
-      }
-      results.push({
-        item_id: item.id,
-        status: r.passed ? 'passed' : 'failed',
-        score: r.score,
-        passed: r.passed,
-        reason: truncate(r.reason),
-        error: null,
-        latency_ms: performance.now() - t0,
-      });
+      results.push(scoredResult(item.id, await evaluate(item), performance.now() - t0));
     } catch (err) {
       results.push(errorResult(item.id, err, performance.now() - t0));
     }
@@ -188,90 +168,4 @@ async function scoreAll(items: ItemToScore[], evaluate: (item: EvalItem) => Eval
   return results;
 }
 
-async function judgeChunk(
-  deps: ChunkScoringDeps,
-  em: EntityManager,
-  chunk: ChunkContext,
-  chunkIndex: number,
-  attempts: number,
-  judge: LlmJudge,
-  items: ItemToScore[],
-): Promise<ChunkOutcome> {
-  const runId = chunk.run_id;
-  const watch = watchRun(deps.chunks, em, runId);
-  const order = deps.chunks.nextJudgeOrder(); // the provider limiter serves older chunks first, so chunks finish one at a time
-  let pending: ItemResult[] = [];
-  let spend: Spend = { ...NO_SPEND };
-  let scored = 0;
-  let judged = 0;
-  let lastFlush = Date.now();
-  let flushing: Promise<unknown> = Promise.resolve();
-  // Records serially: results so far plus what they cost; `done` marks the chunk complete.
-  const flush = (done: boolean) => {
-    flushing = flushing.then(async () => {
-      const batch = pending;
-      const cost = spend;
-      pending = [];
-      spend = { ...NO_SPEND };
-      lastFlush = Date.now();
-      if (batch.length === 0 && cost.prompt_tokens === 0 && cost.completion_tokens === 0 && !done) return;
-      const out = await recordResults(em, chunk, chunkIndex, attempts, batch, done, cost);
-      deps.container.metrics.recordScored(batch, out?.inserted ?? 0);
-      scored += out?.inserted ?? 0;
-      await afterRecord(deps, runId, out);
-    });
-    return flushing;
-  };
-
-  let authError: ProviderAuthError | null = null;
-  let failure: unknown = null;
-  let recordFailed = false;
-  try {
-    await pLimit(deps.container.env.JUDGE_CHUNK_PARALLELISM).map(items, async (item) => {
-      if (watch.signal.aborted || failure || recordFailed) return;
-      const t0 = performance.now();
-      let o: JudgeOutcome;
-      try {
-        o = await judge.judge(item, watch.signal, order);
-      } catch (err) {
-        if (err instanceof ProviderAuthError) {
-          authError ??= err;
-          deps.chunks.abortRun(runId, err); // every chunk of this run in this process stops now, before the run is marked failed
-        } else if (!watch.signal.aborted) {
-          failure ??= err;
-        }
-        return;
-      }
-      spend = {
-        prompt_tokens: spend.prompt_tokens + o.usage.prompt_tokens,
-        completion_tokens: spend.completion_tokens + o.usage.completion_tokens,
-        cost_usd: o.cost_usd === null ? spend.cost_usd : (spend.cost_usd ?? 0) + o.cost_usd,
-      };
-      const latency = performance.now() - t0;
-      pending.push(
-        o.kind === 'scored'
-          ? { item_id: item.id, status: o.passed ? 'passed' : 'failed', score: o.score, passed: o.passed, reason: truncate(o.reason), error: null, latency_ms: latency, ...usageOf(o) }
-          : { ...errorResult(item.id, new Error(o.error), latency), ...usageOf(o) },
-      );
-      // the chunk's last result waits for the final flush, which also marks the chunk done (one statement, not two)
-      if (++judged < items.length && (pending.length >= JUDGE_FLUSH_ITEMS || Date.now() - lastFlush >= JUDGE_FLUSH_MS)) {
-        await flush(false).catch((err: unknown) => {
-          recordFailed = true; // the job fails with this error (and retries); no further item is sent to the provider
-          throw err;
-        });
-      }
-    });
-  } finally {
-    watch.stop();
-  }
-
-  const complete = !watch.signal.aborted && !failure;
-  await flush(complete);
-  if (authError) {
-    await endRun(deps, em, runId, (authError as ProviderAuthError).message);
-    return { scored, skipped: 'provider refused the credentials' };
-  }
-  if (failure) throw failure; // infrastructure (Redis, Postgres): the job retries; recorded results stay
-  return complete ? { scored } : { scored, skipped: 'run is no longer running' };
-}
 

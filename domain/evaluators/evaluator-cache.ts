@@ -53,11 +53,7 @@ export class EvaluatorCache {
       if (!provider) {
         throw new EvaluatorConfigError(`llm_judge provider "${config.provider}" is not configured (EVALGATE_PROVIDERS) on this worker`);
       }
-      const { redis, env, providerAgent } = this.container;
-      scorer = {
-        kind: 'judge',
-        judge: new LlmJudge(config, config.provider, provider, { redis, prefix: env.EVALGATE_QUEUE_PREFIX, maxPromptBytes: env.MAX_PROMPT_BYTES, dispatcher: providerAgent }),
-      };
+      scorer = { kind: 'judge', judge: new LlmJudge(config, config.provider, provider, this.runtime) };
     } else {
       try {
         scorer = { kind: 'deterministic', evaluate: compileScorer(config, this.container.evaluatorPool) };
