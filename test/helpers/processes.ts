@@ -152,10 +152,14 @@ export interface EvalgateProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** Starts `server/main.ts <mode>` with `env` on top of a clean environment. */
-export function spawnEvalgate(mode: 'all' | 'api' | 'worker', env: Record<string, string>): EvalgateProcess {
+/**
+ * Starts `server/main.ts <mode>` with `env` on top of a clean environment; with `compiledMain`
+ * (a built `dist/server/main.js`), that compiled file with plain node instead.
+ */
+export function spawnEvalgate(mode: 'all' | 'api' | 'worker', env: Record<string, string>, compiledMain?: string): EvalgateProcess {
   // node --import tsx: one process, so signals reach evalgate itself (the tsx CLI would put a parent in between).
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', mode], {
+  const args = compiledMain ? [compiledMain, mode] : ['--import', 'tsx', 'server/main.ts', mode];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -192,11 +196,11 @@ const LISTENING = /"msg":"Server listening at (http:\/\/[^"]+)"/;
  */
 export async function startEvalgateApi(
   env: Record<string, string>,
-  opts: { mode?: 'api' | 'all'; timeoutMs?: number; onSpawn?: (proc: EvalgateProcess) => void } = {},
+  opts: { mode?: 'api' | 'all'; timeoutMs?: number; onSpawn?: (proc: EvalgateProcess) => void; compiledMain?: string } = {},
 ): Promise<EvalgateApi> {
   const mode = opts.mode ?? 'api';
   requireInfoLogs(env, `evalgate ${mode} reports its port`);
-  const proc = spawnEvalgate(mode, { HOST: '127.0.0.1', ...env, PORT: '0' });
+  const proc = spawnEvalgate(mode, { HOST: '127.0.0.1', ...env, PORT: '0' }, opts.compiledMain);
   opts.onSpawn?.(proc);
   const what = `evalgate ${mode}`;
   try {
