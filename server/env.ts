@@ -220,6 +220,11 @@ export const envSchema = z.object({
   RUN_WATCH_INTERVAL_MS: int(50, 60_000).default(500),
   /** Run watches (SSE streams + watchEvalRun subscriptions) one tenant may hold open in one API process; 429 with Retry-After beyond. */
   MAX_WATCHERS_PER_TENANT: int(1, 1_000_000).default(1_000),
+  /**
+   * How long an export (run items, compare) waits for a client that stopped reading to take the last page
+   * before the server cuts its connection and frees its per-tenant slot (README: Configuration).
+   */
+  EXPORT_DRAIN_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
 
   /** CLI `runs:watch`: the evalgate to ask (`--url` wins). */
   EVALGATE_URL: z.url({ protocol: /^https?$/ }).default('http://localhost:8080'),

@@ -6,9 +6,10 @@
  * route because trpc-to-openapi answers one JSON body. Memory stays one page
  * whatever the run's size: a page is read, released, written, and the next is
  * read only once the client has taken the last (a client that stops reading
- * for EXPORT_DRAIN_TIMEOUT_MS is cut). Errors before the first byte are the
- * usual `{ "error" }` answers; a failure mid-stream can only cut the stream,
- * so a complete JSONL export ends with a newline and a CSV one with its last
+ * for env.EXPORT_DRAIN_TIMEOUT_MS is cut: its socket destroyed, its slot
+ * freed, the cut logged). Errors before the first byte are the usual
+ * `{ "error" }` answers; a failure mid-stream can only cut the stream, so a
+ * complete JSONL export ends with a newline and a CSV one with its last
  * record.
  */
 import { once } from 'node:events';
@@ -26,7 +27,6 @@ export const COMPARE_EXPORT_PATH = '/v1/eval-runs/compare/export';
 const COMPARE_COLUMNS = ['item_id', 'base_status', 'head_status', 'base_score', 'head_score', 'delta', 'change'] as const;
 const COMPARE_CSV_HEADER = stringify([[...COMPARE_COLUMNS]], { record_delimiter: '\r\n' });
 const PAGE_LIMIT = 1_000;
-const EXPORT_DRAIN_TIMEOUT_MS = 60_000;
 /** Concurrent exports per tenant and process: each holds a socket and reads page after page. */
 const MAX_EXPORTS_PER_TENANT = 4;
 
@@ -147,14 +147,17 @@ async function stream(
   const client = new AbortController();
   raw.on('close', () => client.abort());
   try {
-    if (source.header !== null) await write(raw, source.header, client.signal);
+    const drainMs = container.env.EXPORT_DRAIN_TIMEOUT_MS;
+    if (source.header !== null) await write(raw, source.header, client.signal, drainMs);
     for (let page = first; !page.done; page = await source.pages.next()) {
       if (client.signal.aborted) break;
-      await write(raw, page.value, client.signal);
+      await write(raw, page.value, client.signal, drainMs);
     }
     raw.end();
   } catch (err) {
-    req.log.warn({ err: (err as Error).message }, `${what} cut`);
+    // the client's own close aborts `client`; anything else is the drain deadline or a failed read
+    const reason = client.signal.aborted ? 'client closed' : (err as Error).name === 'AbortError' ? 'client stopped reading' : 'read failed';
+    req.log.warn({ err: (err as Error).message, reason, drainTimeoutMs: container.env.EXPORT_DRAIN_TIMEOUT_MS }, `${what} cut`);
     raw.destroy();
   } finally {
     await source.pages.return(undefined);
@@ -185,7 +188,7 @@ function csvRecords(rows: RunItemRow[]): string {
 }
 
 /** Writes, then waits for the client to take it (bounded: a client that stalls is cut). */
-async function write(raw: NodeJS.WritableStream & { writableNeedDrain?: boolean }, text: string, signal: AbortSignal): Promise<void> {
+async function write(raw: NodeJS.WritableStream & { writableNeedDrain?: boolean }, text: string, signal: AbortSignal, drainMs: number): Promise<void> {
   if (raw.write(text)) return;
-  await once(raw, 'drain', { signal: AbortSignal.any([signal, AbortSignal.timeout(EXPORT_DRAIN_TIMEOUT_MS)]) });
+  await once(raw, 'drain', { signal: AbortSignal.any([signal, AbortSignal.timeout(drainMs)]) });
 }
