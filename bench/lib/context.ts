@@ -116,14 +116,14 @@ export async function openBench(opts: BenchOptions): Promise<Bench> {
 }
 
 /**
- * The node flags of `npm run start:<mode>` in package.json (`node <flags> --import tsx server/main.ts <mode>`),
- * e.g. the heap limit, so that bench processes run as production ones do.
+ * The node flags of `npm run start:<mode>` in package.json (`node <flags> dist/server/main.js <mode>`),
+ * e.g. the heap limit, so that bench processes (which run the sources through tsx) get the production ones.
  */
 export function startScriptNodeFlags(mode: 'api' | 'worker'): string[] {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
   const words = (pkg.scripts?.[`start:${mode}`] ?? '').trim().split(/\s+/);
-  const end = words.indexOf('--import');
-  if (words[0] !== 'node' || end < 0) throw new Error(`package.json "start:${mode}" is not "node [flags] --import tsx server/main.ts ${mode}"`);
+  const end = words.findIndex((w, i) => i > 0 && !w.startsWith('-'));
+  if (words[0] !== 'node' || end < 0) throw new Error(`package.json "start:${mode}" is not "node [flags] <main script> ${mode}"`);
   return words.slice(1, end);
 }
 
