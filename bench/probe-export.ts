@@ -7,17 +7,14 @@
  *
  *   node --import tsx bench/probe-export.ts [--items=1000000]
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { makeEval, makeTenant } from '../test/helpers/factories.ts';
 import { seedCompletedRun, seedDataset } from '../test/helpers/seed-run.ts';
 import { openBench } from './lib/context.ts';
-import { sleep } from './lib/procs.ts';
+import { rssMb, sleep } from './lib/procs.ts';
 
 const { values } = parseArgs({ options: { items: { type: 'string', default: '1000000' } } });
 const items = Number(values.items);
-
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
 
 async function main(): Promise<void> {
   const b = await openBench({ smoke: false, full: false, rounds: 1, only: null, judgeEnv: {}, genEnv: {} });

@@ -6,21 +6,18 @@
  * as /healthz answers, median of 3 starts each, interleaved. Prints a Markdown table.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dropDatabase } from '../server/db.ts';
 import { testEnv } from '../test/helpers/stack.ts';
 import { startEvalgateApi } from '../test/helpers/processes.ts';
+import { rssMb } from './lib/procs.ts';
+import { median } from './lib/stats.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const N = Number(process.env.RUNS ?? 11);
 const env = testEnv({ LOG_LEVEL: 'warn' });
 const childEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env };
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
 
 function timeCli(args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -29,8 +26,6 @@ function timeCli(args: string[]): Promise<number> {
     c.on('exit', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - t0) / 1e6) : reject(new Error(`cli exit ${code}`))));
   });
 }
-
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
 
 async function rssAfterStart(compiled: boolean): Promise<number> {
   const { proc } = await startEvalgateApi({ ...env, LOG_LEVEL: 'info' }, { mode: 'all', ...(compiled ? { compiledMain: 'dist/server/main.js' } : {}) });

@@ -83,6 +83,15 @@ function status(pid: number): string {
   return readFileSync(`/proc/${pid}/status`, 'utf8');
 }
 
+/** Resident set size now (VmRSS) in MB; NaN once the process is gone. */
+export function rssMb(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status(pid))?.[1]) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** Peak resident set size (VmHWM) in MB; NaN once the process is gone. */
 export function peakRssMb(pid: number): number {
   try {

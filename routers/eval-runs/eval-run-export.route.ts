@@ -146,8 +146,8 @@ async function stream(
   });
   const client = new AbortController();
   raw.on('close', () => client.abort());
+  const drainMs = container.env.EXPORT_DRAIN_TIMEOUT_MS;
   try {
-    const drainMs = container.env.EXPORT_DRAIN_TIMEOUT_MS;
     if (source.header !== null) await write(raw, source.header, client.signal, drainMs);
     for (let page = first; !page.done; page = await source.pages.next()) {
       if (client.signal.aborted) break;
@@ -157,7 +157,7 @@ async function stream(
   } catch (err) {
     // the client's own close aborts `client`; anything else is the drain deadline or a failed read
     const reason = client.signal.aborted ? 'client closed' : (err as Error).name === 'AbortError' ? 'client stopped reading' : 'read failed';
-    req.log.warn({ err: (err as Error).message, reason, drainTimeoutMs: container.env.EXPORT_DRAIN_TIMEOUT_MS }, `${what} cut`);
+    req.log.warn({ err: (err as Error).message, reason, drainTimeoutMs: drainMs }, `${what} cut`);
     raw.destroy();
   } finally {
     await source.pages.return(undefined);

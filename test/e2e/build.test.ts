@@ -5,16 +5,13 @@
  * evaluator thread entry came along), and the compiled CLI works. The rest of
  * the suite runs from the sources and needs no build.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropDatabase } from '../../server/db.ts';
-import { startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
+import { killAndCleanUp, runNode, startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
 import { scheduleRun, waitForRunEnd } from '../helpers/runs.ts';
-import { deleteKeys, testEnv } from '../helpers/stack.ts';
-import { Redis } from 'ioredis';
+import { testEnv } from '../helpers/stack.ts';
 import pg from 'pg';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -22,33 +19,17 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
 const OUT = mkdtempSync(join(ROOT, 'test-artifacts', 'build-'));
 
-function run(cmd: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 const env = testEnv({ LOG_LEVEL: 'warn' });
 const procs: EvalgateProcess[] = [];
 
 afterAll(async () => {
-  for (const p of procs) p.kill('SIGKILL');
-  await Promise.all(procs.map((p) => p.exited));
-  const r = new Redis(env.REDIS_URL as string);
-  await deleteKeys(r, `${env.EVALGATE_QUEUE_PREFIX}:*`);
-  r.disconnect();
-  await dropDatabase(env.DATABASE_URL as string);
+  await killAndCleanUp(procs, env);
   rmSync(OUT, { recursive: true, force: true });
 });
 
 describe('production build', () => {
   beforeAll(async () => {
-    const b = await run(process.execPath, ['--import', 'tsx', 'scripts/build.ts', '--out-dir', OUT], {});
+    const b = await runNode(['--import', 'tsx', 'scripts/build.ts', '--out-dir', OUT], {});
     expect(b.code, b.stderr + b.stdout).toBe(0);
   }, 180_000);
 
@@ -68,7 +49,7 @@ describe('production build', () => {
   });
 
   it('the compiled server (`all`) migrates a fresh database, is healthy and ready, and scores the demo run', async () => {
-    const demo = await run(process.execPath, [join(OUT, 'server/cli.js'), 'demo'], env);
+    const demo = await runNode([join(OUT, 'server/cli.js'), 'demo'], env);
     expect(demo.code, demo.stderr).toBe(0);
     const ids = JSON.parse(demo.stdout) as Record<string, string>;
 
@@ -94,7 +75,7 @@ describe('production build', () => {
   }, 120_000);
 
   it('the compiled CLI runs and exits 0 (tenants:list)', async () => {
-    const t = await run(process.execPath, [join(OUT, 'server/cli.js'), 'tenants:list'], env);
+    const t = await runNode([join(OUT, 'server/cli.js'), 'tenants:list'], env);
     expect(t.code, t.stderr).toBe(0);
     expect(JSON.parse(t.stdout)).toMatchObject({ truncated: false });
   });

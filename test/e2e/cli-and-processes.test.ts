@@ -3,42 +3,17 @@
  * non-zero code) and `server/main.ts` in its three modes, against a fresh
  * database that the processes create themselves.
  */
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropDatabase } from '../../server/db.ts';
-import { spawnEvalgate, startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
+import { killAndCleanUp, runNode, spawnEvalgate, startEvalgateApi, type EvalgateProcess } from '../helpers/processes.ts';
 import { api, scheduleRun, waitForRunEnd } from '../helpers/runs.ts';
-import { deleteKeys, testEnv } from '../helpers/stack.ts';
-import { Redis } from 'ioredis';
+import { testEnv } from '../helpers/stack.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/cli.ts', ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string>) => runNode(['--import', 'tsx', 'server/cli.ts', ...args], env);
 
 const env = testEnv({ LOG_LEVEL: 'warn', RECONCILE_INTERVAL_MS: '1000' });
 const procs: EvalgateProcess[] = [];
 
-afterAll(async () => {
-  for (const p of procs) p.kill('SIGKILL');
-  await Promise.all(procs.map((p) => p.exited));
-  const r = new Redis(env.REDIS_URL as string);
-  await deleteKeys(r, `${env.EVALGATE_QUEUE_PREFIX}:*`);
-  r.disconnect();
-  await dropDatabase(env.DATABASE_URL as string);
-});
+afterAll(() => killAndCleanUp(procs, env));
 
 describe('CLI', () => {
   let demo: Record<string, string>;

@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { waitFor } from './stack.ts';
+import { dropDatabase } from '../../server/db.ts';
+import { deleteKeys, waitFor } from './stack.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -152,6 +153,33 @@ export interface EvalgateProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
+/** `env` on top of a clean environment (PATH and HOME only): what every child process of the tests gets. */
+function childEnv(env: Record<string, string>): Record<string, string> {
+  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env };
+}
+
+/** Runs `node <args>` in the repository with `env` on top of a clean environment, to its exit. */
+export function runNode(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv(env) });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The end of a test file that ran evalgate processes on `env`: kills them, then removes their queue keys and database. */
+export async function killAndCleanUp(procs: readonly EvalgateProcess[], env: Record<string, string>): Promise<void> {
+  for (const p of procs) p.kill('SIGKILL');
+  await Promise.all(procs.map((p) => p.exited));
+  const r = new Redis(env.REDIS_URL as string);
+  await deleteKeys(r, `${env.EVALGATE_QUEUE_PREFIX}:*`);
+  r.disconnect();
+  await dropDatabase(env.DATABASE_URL as string);
+}
+
 /**
  * Starts `server/main.ts <mode>` with `env` on top of a clean environment; with `compiledMain`
  * (a built `dist/server/main.js`), that compiled file with plain node instead.
@@ -161,7 +189,7 @@ export function spawnEvalgate(mode: 'all' | 'api' | 'worker', env: Record<string
   const args = compiledMain ? [compiledMain, mode] : ['--import', 'tsx', 'server/main.ts', mode];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = captureOutput(child, 1_000_000);
