@@ -32,6 +32,8 @@ export const EvalRunItem = defineEntity({
     prompt_tokens: p.integer().nullable(),
     completion_tokens: p.integer().nullable(),
     cost_usd: p.double().nullable(),
+    /** each criterion's outcome ({name, status, score, passed, reason, error}) for a run with several criteria; null for one evaluator */
+    scores: p.json<Record<string, unknown>[]>().columnType('jsonb').nullable(),
     created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),
   }),
   // listEvalRunItems?status=error must not scan a million passed rows to find the errors

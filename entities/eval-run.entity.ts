@@ -4,6 +4,15 @@ import { DatasetVersion } from './dataset-version.entity.ts';
 import { EvalVersion } from './eval-version.entity.ts';
 import { Tenant } from './tenant.entity.ts';
 
+/** One criterion's counters in eval_runs.criteria_stats. */
+export interface CriterionStatsRow {
+  name: string;
+  passed_count: number;
+  failed_count: number;
+  error_count: number;
+  score_sum: number;
+}
+
 export const RUN_STATUSES = ['pending', 'running', 'completed', 'failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 /** A run still being scored: the reconciler's and the active-run cap's partial indexes below cover exactly these. */
@@ -53,6 +62,11 @@ export const EvalRun = defineEntity({
     use_cache: p.boolean().default(true),
     /** once the recorded cost reaches it no new provider call starts and the run fails "budget exceeded" */
     max_cost_usd: p.double().nullable(),
+    /**
+     * per criterion of a run with several criteria, in their order: {name, passed_count, failed_count,
+     * error_count, score_sum}, moved by the statements that move the run's counters; null for one evaluator
+     */
+    criteria_stats: p.json<CriterionStatsRow[]>().columnType('jsonb').nullable(),
     /** set once this ending's webhook deliveries are enqueued; null while a finished run still owes them (swept by the reconciler) */
     notified_at: p.datetime().columnType('timestamptz').nullable(),
     created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),

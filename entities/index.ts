@@ -16,7 +16,7 @@ import { WebhookDelivery } from './webhook-delivery.entity.ts';
 
 export { ApiKey, Dataset, DatasetItem, DatasetVersion, Eval, EvalRun, EvalRunChunk, EvalRunItem, EvalRunSample, EvalVersion, SampleCacheEntry, IdempotencyKey, Tenant, Webhook, WebhookDelivery };
 export { ROLES, type Role } from './api-key.entity.ts';
-export { ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, isActiveRunStatus, RUN_STATUSES, type RunStatus } from './eval-run.entity.ts';
+export { ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, isActiveRunStatus, RUN_STATUSES, type CriterionStatsRow, type RunStatus } from './eval-run.entity.ts';
 export { IDEMPOTENCY_KEY_STATUSES, type IdempotencyKeyStatus } from './idempotency-key.entity.ts';
 export { ITEM_STATUSES, type ItemStatus } from './eval-run-item.entity.ts';
 export { SAMPLE_STATUSES, type SampleStatus } from './eval-run-sample.entity.ts';

@@ -32,8 +32,25 @@ export function toEvalRunDto(r: EvalRunRow): EvalRunDto {
     outputs_from_run: r.outputs_from_run_id,
     cache: r.use_cache,
     max_cost_usd: r.max_cost_usd === null ? null : Number(r.max_cost_usd),
+    criteria: (r.criteria_stats ?? []).map((c) => {
+      const n = c.passed_count + c.failed_count;
+      return {
+        name: c.name,
+        passed_count: c.passed_count,
+        failed_count: c.failed_count,
+        error_count: c.error_count,
+        mean_score: n > 0 ? Number(c.score_sum) / n : null,
+        pass_rate: n > 0 ? c.passed_count / n : null,
+      };
+    }),
   };
 }
 
 /** A result with its item as listed and exported: an item without an output or expected output says null. */
-export const toRunItemDto = (r: RunItemRow) => ({ ...r, output: r.output ?? null, expected_output: r.expected_output ?? null, sample: r.sample ?? null });
+export const toRunItemDto = (r: RunItemRow) => ({
+  ...r,
+  output: r.output ?? null,
+  expected_output: r.expected_output ?? null,
+  sample: r.sample ?? null,
+  scores: r.scores ?? null,
+});

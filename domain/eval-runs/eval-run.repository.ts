@@ -28,6 +28,15 @@ import {
 import { jsonBytesSql, ROW_OVERHEAD_BYTES } from '../shared/pagination.ts';
 import type { RowOf } from '../shared/row.ts';
 import { sql, sqlList } from '../shared/sql.ts';
+import type { CriterionScore } from '../evaluators/criteria.ts';
+
+/**
+ * A run's per-criterion counters at zero, in the criteria's order, from its eval
+ * version's evaluator (`evaluator`, in scope): null for a single evaluator.
+ */
+const INITIAL_CRITERIA_STATS = `(select jsonb_agg(jsonb_build_object('name', c->>'name', 'passed_count', 0, 'failed_count', 0, 'error_count', 0, 'score_sum', 0) order by o)
+         from jsonb_array_elements(case when jsonb_typeof(evaluator->'criteria') = 'array' then evaluator->'criteria' else '[]'::jsonb end)
+              with ordinality t(c, o))`;
 
 const ACTIVE = sqlList(ACTIVE_RUN_STATUSES);
 const FINISHED = sqlList(FINISHED_RUN_STATUSES);
@@ -59,6 +68,7 @@ type RunColumn =
   | 'outputs_from_run_id'
   | 'use_cache'
   | 'max_cost_usd'
+  | 'criteria_stats'
   | 'created_at';
 
 /** An eval_runs row as EVAL_RUN_COLUMNS selects it. */
@@ -71,15 +81,21 @@ export type EvalRunRow = Omit<RowOf<typeof EvalRun, RunColumn>, 'score_sum' | 'c
 };
 
 export const EVAL_RUN_COLUMNS =
-  'id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count, completed_count, passed_count, failed_count, error_count, score_sum, prompt_tokens, completion_tokens, cost_usd, started_at, completed_at, error_message, name, metadata, target, outputs_from_run_id, use_cache, max_cost_usd, created_at';
+  'id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count, completed_count, passed_count, failed_count, error_count, score_sum, prompt_tokens, completion_tokens, cost_usd, started_at, completed_at, error_message, name, metadata, target, outputs_from_run_id, use_cache, max_cost_usd, criteria_stats, created_at';
 
 type ResultColumn = 'item_id' | 'status' | 'passed' | 'reason' | 'error' | 'attempts' | 'latency_ms' | 'prompt_tokens' | 'completion_tokens';
 type ScoredNumbers = { score: number | null; cost_usd: number | null };
 
 /** A result joined with its item, as listEvalRunItems answers it. */
 export type RunItemRow = RowOf<typeof EvalRunItem, ResultColumn> &
-  ScoredNumbers &
+  ScoredNumbers & { scores: CriterionScore[] | null } &
   RowOf<typeof DatasetItem, 'input' | 'output' | 'expected_output'> & { sample: SampleDto | null };
+
+/** Only the results whose criterion `name` had this outcome. */
+export interface CriterionFilter {
+  name: string;
+  status: ItemStatus;
+}
 
 export interface CompareRow {
   item_id: string;
@@ -107,6 +123,8 @@ export interface ChunkWork {
 /** One result as a worker records it; attempts, tokens and cost are the chunk's defaults when absent. */
 export type ItemResult = Pick<RowOf<typeof EvalRunItem>, 'item_id' | 'status' | 'passed' | 'reason' | 'error' | 'latency_ms'> & {
   score: number | null;
+  /** each criterion's outcome, for a run with several criteria */
+  scores?: readonly CriterionScore[];
   attempts?: number;
   prompt_tokens?: number | null;
   completion_tokens?: number | null;
@@ -218,15 +236,15 @@ export async function insertPendingRunRow(
     `with ds as (
        ${ds}
      ), ev as (
-       select id from eval_versions where id = ? and tenant_id = ?
+       select id, ${INITIAL_CRITERIA_STATS} as criteria_stats from eval_versions where id = ? and tenant_id = ?
      ), active as (
        select count(*)::int as n from (select 1 from eval_runs where tenant_id = ? and status in (${ACTIVE}) limit ?) a
      ), ins as (
        insert into eval_runs (id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count,
                               completed_count, passed_count, failed_count, error_count, score_sum, name, metadata,
-                              target, outputs_from_run_id, use_cache, max_cost_usd, created_at, updated_at)
+                              target, outputs_from_run_id, use_cache, max_cost_usd, criteria_stats, created_at, updated_at)
        select ?, ?, ds.dataset_id, ds.version_id, ev.id, 'pending', ds.item_count, 0, 0, 0, 0, 0, ?, ?::jsonb,
-              ?::jsonb, ?::uuid, ?::boolean, ?::float8, now(), now()
+              ?::jsonb, ?::uuid, ?::boolean, ?::float8, ev.criteria_stats, now(), now()
          from ds, ev, active
         where ds.item_count <= ? and active.n < ?
        returning ${EVAL_RUN_COLUMNS}
@@ -320,12 +338,24 @@ export async function listRunItemRows(
   after: string | undefined,
   limit: number,
   maxBytes: number,
+  criterion?: CriterionFilter,
 ): Promise<(RunItemRow & { page_rows: number })[]> {
   const where = ['r.run_id = ?'];
   const params: unknown[] = [runId];
   if (status) {
     where.push('r.status = ?');
     params.push(status);
+  }
+  if (criterion) {
+    // an item without that criterion's outcome (its generation failed, its chunk was given up) is the criterion's error
+    const has = JSON.stringify([{ name: criterion.name, status: criterion.status }]);
+    if (criterion.status === 'error') {
+      where.push(`(r.scores @> ?::jsonb or (r.status = 'error' and not coalesce(r.scores @> ?::jsonb, false)))`);
+      params.push(has, JSON.stringify([{ name: criterion.name }]));
+    } else {
+      where.push('r.scores @> ?::jsonb');
+      params.push(has);
+    }
   }
   if (after) {
     where.push('r.item_id > ?');
@@ -336,7 +366,7 @@ export async function listRunItemRows(
     em,
     `with page as (
        select r.item_id,
-              coalesce(i.size_bytes, ${jsonBytesSql('i.input', 'i.output', 'i.expected_output')}) + ${jsonBytesSql('r.reason', 'r.error')} + ${ROW_OVERHEAD_BYTES}
+              coalesce(i.size_bytes, ${jsonBytesSql('i.input', 'i.output', 'i.expected_output')}) + ${jsonBytesSql('r.reason', 'r.error', 'r.scores')} + ${ROW_OVERHEAD_BYTES}
               + coalesce((select ${jsonBytesSql('s.output_text', 's.raw_start', 's.error')} from eval_run_samples s
                            where s.run_id = r.run_id and s.item_id = r.item_id and s.repetition = 0), 0) as bytes
          from eval_run_items r join dataset_items i on i.id = r.item_id
@@ -346,7 +376,7 @@ export async function listRunItemRows(
        select item_id, row_number() over (order by item_id) as n, sum(bytes) over (order by item_id) as running, count(*) over () as page_rows from page
      )
      select r.item_id, r.status, r.score, r.passed, r.reason, r.error, r.attempts, r.latency_ms,
-            r.prompt_tokens, r.completion_tokens, r.cost_usd, i.input, i.output, i.expected_output, c.page_rows::int as page_rows,
+            r.prompt_tokens, r.completion_tokens, r.cost_usd, r.scores, i.input, i.output, i.expected_output, c.page_rows::int as page_rows,
             ${SAMPLE_JSON} as sample
        from cut c
        join eval_run_items r on r.run_id = ? and r.item_id = c.item_id
@@ -421,7 +451,9 @@ export async function countRunsByStatus(em: EntityManager): Promise<{ status: st
 export async function lockRunForStart(em: EntityManager, runId: string): Promise<RunForStart | undefined> {
   const [run] = await sql<RunForStart>(
     em,
-    `select r.id, r.tenant_id, r.dataset_id, r.status, r.item_count, v.version, ev.evaluator->>'type' as evaluator_type,
+    `select r.id, r.tenant_id, r.dataset_id, r.status, r.item_count, v.version, case when jsonb_typeof(ev.evaluator->'criteria') is distinct from 'array' then ev.evaluator->>'type'
+                 when exists (select 1 from jsonb_array_elements(ev.evaluator->'criteria') c where c->'evaluator'->>'type' = 'llm_judge') then 'llm_judge'
+                 else 'criteria' end as evaluator_type,
             r.target is not null as generates
          from eval_runs r
          join dataset_versions v on v.id = r.dataset_version_id
@@ -549,6 +581,37 @@ export async function loadChunkWork(em: EntityManager, runId: string, chunkIndex
 }
 
 /**
+ * CTE `crit`: per criterion of the run (`stats`, an SQL expression giving the
+ * run's criteria_stats), what the results of CTE `src` (with their `scores`)
+ * count: passed, failed, error and the sum of the scored criteria's scores. A
+ * result without that criterion's score (an item whose generation failed, a
+ * chunk given up) counts as the criterion's error, so for every criterion
+ * passed + failed + error = completed_count. No rows for a run without criteria.
+ */
+const criteriaDelta = (src: string, stats: string) => `crit as (
+       select k.c->>'name' as name,
+              (count(*) filter (where e.st = 'passed'))::int as p,
+              (count(*) filter (where e.st = 'failed'))::int as f,
+              (count(*) filter (where e.st is null or e.st not in ('passed', 'failed')))::int as e,
+              coalesce(sum(e.sc) filter (where e.st in ('passed', 'failed')), 0)::float8 as s
+         from ${src} i
+        cross join lateral jsonb_array_elements(coalesce(${stats}, '[]'::jsonb)) k(c)
+         left join lateral (select x->>'status' as st, (x->>'score')::float8 as sc
+                              from jsonb_array_elements(case when jsonb_typeof(i.scores) = 'array' then i.scores else '[]'::jsonb end) x
+                             where x->>'name' = k.c->>'name' limit 1) e on true
+        group by 1
+     )`;
+
+/** The SET clause that adds (or, with '-', takes off) CTE `crit` to the run's per-criterion counters, in the run's own row. */
+const applyCriteriaDelta = (sign: '+' | '-') => `criteria_stats = case when r.criteria_stats is null then null else (
+         select jsonb_agg(k.c || jsonb_build_object(
+                  'passed_count', (k.c->>'passed_count')::int ${sign} coalesce(d.p, 0),
+                  'failed_count', (k.c->>'failed_count')::int ${sign} coalesce(d.f, 0),
+                  'error_count', (k.c->>'error_count')::int ${sign} coalesce(d.e, 0),
+                  'score_sum', (k.c->>'score_sum')::float8 ${sign} coalesce(d.s, 0)) order by k.ord)
+           from jsonb_array_elements(r.criteria_stats) with ordinality k(c, ord) left join crit d on d.name = k.c->>'name') end`;
+
+/**
  * The end of every statement that adds `agg.n` results to a run (CTE `agg`, target `eval_runs r`, the run id as its
  * last parameter): the statement whose results reach item_count completes the run and says so (just_completed), so
  * each path that ends a run runs its side effects exactly once.
@@ -585,7 +648,13 @@ export async function recordResults(
 ): Promise<RecordOutcome | null> {
   // One JSON parameter unpacked by Postgres: a fixed statement whatever the chunk size.
   const payload = JSON.stringify(
-    results.map((r) => ({ ...r, reason: storableText(r.reason), error: storableText(r.error), latency_ms: Math.max(0, Math.round(r.latency_ms)) })),
+    results.map((r) => ({
+      ...r,
+      reason: storableText(r.reason),
+      error: storableText(r.error),
+      latency_ms: Math.max(0, Math.round(r.latency_ms)),
+      scores: r.scores?.map((c) => ({ ...c, reason: storableText(c.reason), error: storableText(c.error) })) ?? null,
+    })),
   );
   // A generating run writes each item's sample in the statement that inserts its result (and only with it: a
   // result that was already there keeps the sample it was scored on), and fills the tenant's cache.
@@ -619,20 +688,20 @@ export async function recordResults(
     `with run as (
        -- a canceled (failed) run takes no more results, even from a chunk that was mid-flight;
        -- the lock keeps the run (and so these results' owner) from being deleted until commit
-       select 1 from eval_runs where id = ? and status = 'running' for key share
+       select criteria_stats from eval_runs where id = ? and status = 'running' for key share
      ), ins as (
        insert into eval_run_items (run_id, item_id, tenant_id, status, score, passed, reason, error, attempts, latency_ms,
-                                   prompt_tokens, completion_tokens, cost_usd, created_at)
+                                   prompt_tokens, completion_tokens, cost_usd, scores, created_at)
        select ?, x.item_id, ?, x.status, x.score, x.passed, x.reason, x.error, coalesce(x.attempts, ?), x.latency_ms,
-              x.prompt_tokens, x.completion_tokens, x.cost_usd, now()
+              x.prompt_tokens, x.completion_tokens, x.cost_usd, x.scores, now()
          -- json, not jsonb: parsed once and read once, building a jsonb value first only costs CPU
          from json_to_recordset(?::json)
               as x(item_id uuid, status text, score float8, passed bool, reason text, error text, latency_ms int, attempts int,
-                   prompt_tokens int, completion_tokens int, cost_usd float8)
+                   prompt_tokens int, completion_tokens int, cost_usd float8, scores jsonb)
         where exists (select 1 from run)
        on conflict (run_id, item_id) do nothing
-       returning ${samples === undefined ? '' : 'item_id, '}status, score
-     )${sampleCtes}, agg as (
+       returning ${samples === undefined ? '' : 'item_id, '}status, score, scores
+     )${sampleCtes}, ${criteriaDelta('ins', '(select criteria_stats from run)')}, agg as (
        select count(*)::int as n,
               (count(*) filter (where status = 'passed'))::int as p,
               (count(*) filter (where status = 'failed'))::int as f,
@@ -661,6 +730,7 @@ export async function recordResults(
        prompt_tokens = r.prompt_tokens + ?::bigint,
        completion_tokens = r.completion_tokens + ?::bigint,
        cost_usd = case when ?::float8 is null then r.cost_usd else coalesce(r.cost_usd, 0) + ?::float8 end,
+       ${applyCriteriaDelta('+')},
        ${COMPLETES_ON_LAST_RESULT}`,
     [
       c.run_id,
@@ -810,8 +880,8 @@ export async function reopenErrorItems(em: EntityManager, tenantId: string, runI
   const [deleted] = await sql<{ n: number }>(
     em,
     `with del as (
-         delete from eval_run_items where run_id = ? and tenant_id = ? and status = 'error' returning item_id
-       ), reopened as (
+         delete from eval_run_items where run_id = ? and tenant_id = ? and status = 'error' returning item_id, scores
+       ), ${criteriaDelta('del', '(select criteria_stats from eval_runs where id = ?)')}, reopened as (
          update eval_run_chunks c set done_at = null, crash_count = 0
           where c.run_id = ?
             and (exists (select 1 from del where del.item_id between c.first_item_id and c.last_item_id)
@@ -829,10 +899,11 @@ export async function reopenErrorItems(em: EntityManager, tenantId: string, runI
        update eval_runs r set
          completed_count = r.completed_count - agg.n,
          error_count = r.error_count - agg.n,
+         ${applyCriteriaDelta('-')},
          status = 'running', completed_at = null, error_message = null, notified_at = null, updated_at = now()
        from agg where r.id = ?
        returning agg.n as n`,
-    [runId, tenantId, runId, runId, runId],
+    [runId, tenantId, runId, runId, runId, runId],
   );
   return deleted?.n ?? 0;
 }
@@ -913,7 +984,7 @@ export async function failChunk(em: EntityManager, runId: string, chunkIndex: nu
   const [row] = await sql<RecordOutcome>(
     em,
     `with run as (
-       select r.tenant_id, r.dataset_id, v.version
+       select r.tenant_id, r.dataset_id, v.version, r.criteria_stats
          from eval_runs r join dataset_versions v on v.id = r.dataset_version_id
         where r.id = ? and r.status = 'running'
           for key share of r
@@ -926,8 +997,8 @@ export async function failChunk(em: EntityManager, runId: string, chunkIndex: nu
         where i.dataset_id = run.dataset_id and i.id between c.first_item_id and c.last_item_id
           and i.valid_from <= run.version and (i.valid_to is null or i.valid_to > run.version)
        on conflict (run_id, item_id) do nothing
-       returning 1
-     ), agg as (
+       returning null::jsonb as scores
+     ), ${criteriaDelta('ins', '(select criteria_stats from run)')}, agg as (
        select count(*)::int as n from ins
      ), chunk as (
        update eval_run_chunks set done_at = now()
@@ -937,6 +1008,7 @@ export async function failChunk(em: EntityManager, runId: string, chunkIndex: nu
      update eval_runs r set
        completed_count = r.completed_count + agg.n,
        error_count = r.error_count + agg.n,
+       ${applyCriteriaDelta('+')},
        ${COMPLETES_ON_LAST_RESULT}`,
     [runId, runId, chunkIndex, runId, storableText(message), attempts, runId, chunkIndex, runId],
   );

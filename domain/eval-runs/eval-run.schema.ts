@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ITEM_STATUSES, RUN_STATUSES } from '../../entities/index.ts';
 import { cursor, dateTime, limit, page, uuid } from '../shared/common.schema.ts';
+import { MAX_CRITERION_NAME_LENGTH } from '../evaluators/evaluator.schema.ts';
 import { targetSchema } from '../targets/target.schema.ts';
 
 /** A run's metadata: a small flat-or-nested JSON object, bounded in keys and in serialized size. */
@@ -42,6 +43,28 @@ export const scheduleEvalRunRequest = scheduleEvalRunInput.omit({ id: true }).me
 
 export const evalRunIdInput = z.object({ id: uuid().describe('Eval run id') });
 
+export const criterionStatsSchema = z
+  .object({
+    name: z.string(),
+    passed_count: z.int(),
+    failed_count: z.int(),
+    error_count: z.int().describe('Items on which this criterion errored, or had no outcome because the item\'s generation failed'),
+    mean_score: z.number().nullable().describe('Mean of this criterion\'s scores over the items it scored (passed + failed); errors excluded; null until one is scored'),
+    pass_rate: z.number().nullable().describe('passed_count / (passed_count + failed_count): errors excluded, as for mean_score; null until one is scored'),
+  })
+  .meta({ id: 'CriterionStats' });
+
+export const criterionScoreSchema = z
+  .object({
+    name: z.string(),
+    status: z.enum(ITEM_STATUSES),
+    score: z.number().nullable(),
+    passed: z.boolean().nullable(),
+    reason: z.string().nullable(),
+    error: z.string().nullable(),
+  })
+  .meta({ id: 'CriterionScore' });
+
 export const evalRunSchema = z
   .object({
     id: uuid(),
@@ -72,6 +95,9 @@ export const evalRunSchema = z
     outputs_from_run: uuid().nullable().describe('The run whose samples this run re-scores'),
     cache: z.boolean().describe('Whether generation may reuse cached samples'),
     max_cost_usd: z.number().nullable().describe('The run\'s budget, when it has one'),
+    criteria: z
+      .array(criterionStatsSchema)
+      .describe('Per criterion, in the eval version\'s order, for an evaluator with several criteria; empty for one evaluator'),
   })
   .meta({ id: 'EvalRun' });
 export type EvalRunDto = z.infer<typeof evalRunSchema>;
@@ -138,14 +164,28 @@ export const evalRunItemSchema = z
     output: z.unknown().nullable(),
     expected_output: z.unknown().nullable(),
     sample: sampleSchema.nullable().describe('What the run\'s target produced for the item (null for runs over the stored outputs); its output is what was scored'),
+    scores: z
+      .array(criterionScoreSchema)
+      .nullable()
+      .describe('Each criterion\'s outcome, for an evaluator with several criteria (null for one evaluator, and for an item whose generation failed before any criterion ran)'),
   })
   .meta({ id: 'EvalRunItem' });
 
 export const listEvalRunItemsInput = z.object({
   id: uuid().describe('Eval run id'),
   status: z.enum(ITEM_STATUSES).optional().describe('Only items with this result'),
+  criterion: z
+    .string()
+    .max(MAX_CRITERION_NAME_LENGTH)
+    .optional()
+    .describe('With criterion_status: only items on which this criterion had that outcome'),
+  criterion_status: z.enum(ITEM_STATUSES).optional().describe('The outcome of `criterion` to list'),
   cursor,
   limit,
+}).superRefine((v, ctx) => {
+  if ((v.criterion === undefined) !== (v.criterion_status === undefined)) {
+    ctx.addIssue({ code: 'custom', path: [v.criterion === undefined ? 'criterion' : 'criterion_status'], message: 'criterion and criterion_status go together' });
+  }
 });
 export const listEvalRunItemsOutput = page(evalRunItemSchema);
 

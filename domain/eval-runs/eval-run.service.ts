@@ -20,6 +20,7 @@ import {
   listRunItemRows,
   listRunRows,
   type CompareRow,
+  type CriterionFilter,
   type EvalRunRow,
   type RunCaps,
   type RunItemRow,
@@ -235,9 +236,14 @@ export async function listRunItems(
   after: string | undefined,
   limit: number,
   maxBytes: number,
+  criterion?: CriterionFilter,
 ): Promise<{ rows: RunItemRow[]; truncated: boolean }> {
-  await findRun(em, tenantId, runId);
-  return cutRows(await listRunItemRows(em, runId, status, after, limit, maxBytes));
+  const run = await findRun(em, tenantId, runId);
+  if (criterion && !(run.criteria_stats ?? []).some((c) => c.name === criterion.name)) {
+    const names = (run.criteria_stats ?? []).map((c) => c.name);
+    throw new DomainError('BAD_REQUEST', `eval run ${runId} has no criterion "${criterion.name}" (its criteria: ${names.length ? names.join(', ') : 'none, it has one evaluator'})`);
+  }
+  return cutRows(await listRunItemRows(em, runId, status, after, limit, maxBytes, criterion));
 }
 
 export type ItemChange = 'improved' | 'regressed' | 'unchanged' | 'not_comparable';

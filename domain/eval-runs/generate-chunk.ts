@@ -25,6 +25,7 @@ import type { EvalItem } from '../evaluators/types.ts';
 import { compileTarget, ItemRequestError, TargetAuthError, TargetConfigError, targetSchema, type GenerateOutcome, type Generator } from '../targets/index.ts';
 import type { PreparedRequest } from '../targets/generation.ts';
 import { afterRecord, BUDGET_EXCEEDED, endRun, errorResult, scoredResult, truncate, usageOf, watchRun, type ChunkOutcome, type ChunkScoringDeps } from './chunk-steps.ts';
+import { scoreCriteria } from './criteria-scoring.ts';
 import { cachedSamples, claimAttempts, samplesOf, type SampleRecord, type StoredSample } from './eval-run.repository.ts';
 import { NO_SPEND, recordResults, type ChunkContext, type ItemResult, type ItemToScore, type Spend } from './run-lifecycle.ts';
 
@@ -365,6 +366,17 @@ export async function generateChunk(
       return o.kind === 'scored'
         ? { item_id: item.id, status: o.passed ? 'passed' : 'failed', score: o.score, passed: o.passed, reason: truncate(o.reason), error: null, latency_ms: latency, ...usageOf(o) }
         : { ...errorResult(item.id, new Error(o.error), latency), ...usageOf(o) };
+    }
+    if (scorer.kind === 'criteria') {
+      if (scorer.judges && budget.signal.aborted) {
+        return errorResult(item.id, new Error('budget exceeded before this item was judged'), performance.now() - t0);
+      }
+      return scoreCriteria(scorer, item.id, evalItem, t0, async (judge) => {
+        const o = await judge.judge(evalItem, watch.signal, order);
+        spentHere += o.cost_usd ?? 0;
+        spend = addSpend(spend, o.usage, o.cost_usd);
+        return o;
+      });
     }
     try {
       const r = await scorer.evaluate(evalItem);

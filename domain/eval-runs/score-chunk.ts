@@ -13,6 +13,7 @@ import { crashNow } from '../shared/faults.ts';
 import type { EvalItem, EvalResult } from '../evaluators/index.ts';
 import { EvaluatorConfigError, type Scorer } from '../evaluators/evaluator-cache.ts';
 import { afterRecord, endRun, errorResult, scoredResult, type ChunkOutcome, type ChunkScoringDeps } from './chunk-steps.ts';
+import { scoreCriteria } from './criteria-scoring.ts';
 import { generateChunk, generates } from './generate-chunk.ts';
 import type { ChunkGate } from './local-chunks.ts';
 
@@ -138,9 +139,11 @@ async function scoreTakenChunk(deps: ChunkScoringDeps, em: EntityManager, run_id
   }
 
   // item by item under the provider's limits: runs that call a provider (judge, target) or re-score or have a budget
-  if (scorer.kind === 'judge' || generates(chunk)) return generateChunk(deps, em, chunk, chunk_index, attempts, scorer, items);
+  if (scorer.kind === 'judge' || (scorer.kind === 'criteria' && scorer.judges) || generates(chunk)) {
+    return generateChunk(deps, em, chunk, chunk_index, attempts, scorer, items);
+  }
 
-  const results = scoreAll(items, scorer.evaluate);
+  const results = scoreAll(items, scorer.kind === 'criteria' ? (item, t0) => scoreCriteria(scorer, item.id, item, t0) : singleScore(scorer.evaluate));
   const { faults } = deps.container;
   if (faults.chunkDelayMs > 0) await sleep(faults.chunkDelayMs);
   if (faults.crashBeforeRecord) crashNow();
@@ -150,16 +153,22 @@ async function scoreTakenChunk(deps: ChunkScoringDeps, em: EntityManager, run_id
   return { scored: out?.inserted ?? 0 };
 }
 
-async function scoreAll(items: ItemToScore[], evaluate: (item: EvalItem) => EvalResult | Promise<EvalResult>): Promise<ItemResult[]> {
+/** One evaluator's verdict as the item's result; what it throws is the item's error. */
+function singleScore(evaluate: (item: EvalItem) => EvalResult | Promise<EvalResult>) {
+  return async (item: ItemToScore, t0: number): Promise<ItemResult> => {
+    try {
+      return scoredResult(item.id, await evaluate(item), performance.now() - t0);
+    } catch (err) {
+      return errorResult(item.id, err, performance.now() - t0);
+    }
+  };
+}
+
+async function scoreAll(items: ItemToScore[], score: (item: ItemToScore, t0: number) => Promise<ItemResult>): Promise<ItemResult[]> {
   const results: ItemResult[] = [];
   let sliceStart = performance.now();
   for (const item of items) {
-    const t0 = performance.now();
-    try {
-      results.push(scoredResult(item.id, await evaluate(item), performance.now() - t0));
-    } catch (err) {
-      results.push(errorResult(item.id, err, performance.now() - t0));
-    }
+    results.push(await score(item, performance.now()));
     if (performance.now() - sliceStart > SLICE_MS) {
       await yieldToLoop();
       sliceStart = performance.now();

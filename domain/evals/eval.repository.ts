@@ -1,15 +1,15 @@
 /** Every statement on evals and eval_versions. Callers own the transaction: a function given `tx` must run inside one. */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Eval, EvalVersion } from '../../entities/index.ts';
-import type { EvaluatorConfig } from '../evaluators/evaluator.schema.ts';
+import type { EvaluatorSpec } from '../evaluators/evaluator.schema.ts';
 import type { RowOf } from '../shared/row.ts';
 import { sql } from '../shared/sql.ts';
 
 export type EvalRow = RowOf<typeof Eval>;
 /** The evaluator column holds a config validated by evaluatorConfigSchema when it was written. */
-export type EvalVersionRow = RowOf<typeof EvalVersion, 'id' | 'eval_id' | 'version' | 'created_at'> & { evaluator: EvaluatorConfig };
+export type EvalVersionRow = RowOf<typeof EvalVersion, 'id' | 'eval_id' | 'version' | 'created_at'> & { evaluator: EvaluatorSpec };
 /** An eval with its latest version's columns, prefixed `v_`. */
-export type EvalWithVersionRow = EvalRow & { v_id: string; v_version: number; v_evaluator: EvaluatorConfig; v_created_at: Date };
+export type EvalWithVersionRow = EvalRow & { v_id: string; v_version: number; v_evaluator: EvaluatorSpec; v_created_at: Date };
 
 const VERSION_COLUMNS = 'id, eval_id, version, evaluator, created_at';
 
@@ -24,7 +24,7 @@ export async function insertEval(tx: EntityManager, id: string, tenantId: string
 }
 
 /** Version 1 of a new eval. */
-export async function insertFirstVersion(tx: EntityManager, id: string, tenantId: string, evalId: string, evaluator: EvaluatorConfig): Promise<EvalVersionRow> {
+export async function insertFirstVersion(tx: EntityManager, id: string, tenantId: string, evalId: string, evaluator: EvaluatorSpec): Promise<EvalVersionRow> {
   const [row] = await sql<EvalVersionRow>(
     tx,
     `insert into eval_versions (id, tenant_id, eval_id, version, evaluator, created_at)
@@ -50,7 +50,7 @@ export async function insertVersion(
   tenantId: string,
   evalId: string,
   version: number,
-  evaluator: EvaluatorConfig,
+  evaluator: EvaluatorSpec,
 ): Promise<EvalVersionRow> {
   const [row] = await sql<EvalVersionRow>(
     tx,

@@ -1,10 +1,14 @@
 /** evals: one zod schema per procedure. Imports only zod (and the zod-only evaluator config schema). */
 import { z } from 'zod';
-import { evaluatorConfigSchema } from '../evaluators/evaluator.schema.ts';
+import { criteriaConfigSchema, evaluatorConfigSchema } from '../evaluators/evaluator.schema.ts';
 import { checkSafeJson, cursor, dateTime, limit, page, safe, uuid } from '../shared/common.schema.ts';
 
-/** The evaluator definition, a discriminated union on `type`. */
-export const evaluatorSchema = evaluatorConfigSchema.meta({ id: 'EvaluatorConfig' });
+/** One evaluator: a discriminated union on `type`. */
+export const singleEvaluatorSchema = evaluatorConfigSchema; // meta id EvaluatorConfig, so each criterion's evaluator is a $ref too
+/** Several criteria, each with its own evaluator. */
+export const criteriaEvaluatorSchema = criteriaConfigSchema.meta({ id: 'CriteriaEvaluator' });
+/** An eval version's evaluator: one evaluator, or several criteria (an object with `criteria`). */
+export const evaluatorSchema = z.discriminatedUnion('type', [singleEvaluatorSchema, criteriaEvaluatorSchema]).meta({ id: 'Evaluator' });
 
 export const evalVersionSchema = z
   .object({

@@ -2,7 +2,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { checkEvaluatorEngines, type EvaluatorPool } from '../evaluators/evaluator-pool.ts';
-import type { EvaluatorConfig } from '../evaluators/evaluator.schema.ts';
+import { isCriteriaConfig, type EvaluatorConfig, type EvaluatorSpec } from '../evaluators/evaluator.schema.ts';
 import { DomainError, formatIssues, notFound } from '../shared/errors.ts';
 import * as repo from './eval.repository.ts';
 import type { EvalRow, EvalVersionRow, EvalWithVersionRow } from './eval.repository.ts';
@@ -24,19 +24,28 @@ export interface EvaluatorChecks {
  * a JSON schema under ajv. A JSON schema costly to compile is compiled on a
  * worker thread, so the API's event loop stays free.
  */
-export async function checkEvaluator(evaluator: EvaluatorConfig, { providers, pool }: EvaluatorChecks): Promise<EvaluatorConfig> {
+export async function checkEvaluator(evaluator: EvaluatorSpec, checks: EvaluatorChecks): Promise<EvaluatorSpec> {
+  if (isCriteriaConfig(evaluator)) {
+    // each criterion's evaluator gets the same checks, its issues named under evaluator.criteria.<i>.evaluator
+    for (const [i, c] of evaluator.criteria.entries()) await checkOne(c.evaluator, checks, ['evaluator', 'criteria', i, 'evaluator']);
+  } else {
+    await checkOne(evaluator, checks, ['evaluator']);
+  }
+  return evaluator;
+}
+
+async function checkOne(evaluator: EvaluatorConfig, { providers, pool }: EvaluatorChecks, at: (string | number)[]): Promise<void> {
   if (evaluator.type === 'llm_judge' && !Object.hasOwn(providers, evaluator.provider)) {
     const known = Object.keys(providers);
     throw new DomainError(
       'BAD_REQUEST',
-      `invalid input: evaluator.provider: unknown provider "${evaluator.provider}" (configured: ${known.length ? known.join(', ') : 'none; set EVALGATE_PROVIDERS'})`,
+      `invalid input: ${[...at, 'provider'].join('.')}: unknown provider "${evaluator.provider}" (configured: ${known.length ? known.join(', ') : 'none; set EVALGATE_PROVIDERS'})`,
     );
   }
   const issues = await checkEvaluatorEngines(evaluator, pool);
   if (issues.length > 0) {
-    throw new DomainError('BAD_REQUEST', formatIssues(issues.map((i) => ({ ...i, path: ['evaluator', ...i.path] }))));
+    throw new DomainError('BAD_REQUEST', formatIssues(issues.map((i) => ({ ...i, path: [...at, ...i.path] }))));
   }
-  return evaluator;
 }
 
 /**
@@ -46,7 +55,7 @@ export async function checkEvaluator(evaluator: EvaluatorConfig, { providers, po
 export async function createEval(
   em: EntityManager,
   tenantId: string,
-  input: { name: string; evaluator: EvaluatorConfig },
+  input: { name: string; evaluator: EvaluatorSpec },
   check?: EvaluatorChecks,
 ): Promise<{ eval: EvalRow; version: EvalVersionRow }> {
   if (check) await checkEvaluator(input.evaluator, check);
@@ -62,7 +71,7 @@ export async function createEvalVersion(
   em: EntityManager,
   tenantId: string,
   evalId: string,
-  evaluator: EvaluatorConfig,
+  evaluator: EvaluatorSpec,
   check?: EvaluatorChecks,
 ): Promise<EvalVersionRow> {
   if (check) await checkEvaluator(evaluator, check);

@@ -374,7 +374,7 @@ export const evaluatorConfigSchema = z.discriminatedUnion('type', [
   tokenF1ConfigSchema,
   rougeLConfigSchema,
   llmJudgeConfigSchema,
-]);
+]).meta({ id: 'EvaluatorConfig' });
 
 /** A parsed config: defaults (threshold, trim, case_sensitive, flags, tolerance, relative) are filled in. */
 export type EvaluatorConfig = z.infer<typeof evaluatorConfigSchema>;
@@ -383,3 +383,76 @@ export type EvaluatorConfigInput = z.input<typeof evaluatorConfigSchema>;
 export type EvaluatorType = EvaluatorConfig['type'];
 
 export const EVALUATOR_TYPES = evaluatorConfigSchema.options.map((o) => o.shape.type.value) as EvaluatorType[];
+
+// ---------------------------------------------------------------------------
+// Several criteria
+// ---------------------------------------------------------------------------
+
+export const MAX_CRITERIA = 20;
+export const MAX_CRITERION_NAME_LENGTH = 64;
+export const MAX_CRITERION_WEIGHT = 1_000;
+
+/**
+ * One criterion: a name (letters, digits, `_ . : -`; it names the criterion in
+ * results, filters, JUnit and CSV), any evaluator, and a weight in the item's
+ * score (default 1).
+ */
+export const criterionSchema = z.strictObject({
+  name: z
+    .string({ error: 'name is required' })
+    .min(1, 'name must not be empty')
+    .max(MAX_CRITERION_NAME_LENGTH, `name must be at most ${MAX_CRITERION_NAME_LENGTH} characters`)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, 'name must start with a letter or digit and hold only letters, digits, _ . : -'),
+  evaluator: evaluatorConfigSchema,
+  weight: z
+    .number()
+    .gt(0, 'weight must be > 0')
+    .max(MAX_CRITERION_WEIGHT, `weight must be at most ${MAX_CRITERION_WEIGHT}`)
+    .default(1),
+});
+
+/** How an item's status follows its criteria: all pass, any passes, or at least `min_passed` pass. */
+export const passPolicySchema = z.union([
+  z.enum(['all', 'any']),
+  z.strictObject({ min_passed: z.int().min(1, 'min_passed must be at least 1').max(MAX_CRITERIA) }),
+]);
+
+/**
+ * Several criteria scored on every item. The item's score is the weighted mean
+ * of its criteria's scores; it passes by `pass` (default `all`); it is an
+ * error when any criterion errors (each criterion's own outcome is kept).
+ */
+export const criteriaConfigSchema = z
+  .strictObject({
+    /** may be left out: an evaluator without `type` is a criteria list (stored and answered with it) */
+    type: z.literal('criteria').default('criteria'),
+    criteria: z
+      .array(criterionSchema, {
+        error: (iss) => (iss.input === undefined ? 'an evaluator needs a "type" (one evaluator) or "criteria" (several)' : 'criteria must be an array'),
+      })
+      .min(1, 'criteria must list at least one criterion')
+      .max(MAX_CRITERIA, `criteria must list at most ${MAX_CRITERIA} criteria`),
+    pass: passPolicySchema.default('all'),
+  })
+  .superRefine((v, ctx) => {
+    const seen = new Set<string>();
+    v.criteria.forEach((c, i) => {
+      if (seen.has(c.name)) ctx.addIssue({ code: 'custom', path: ['criteria', i, 'name'], message: `duplicate criterion name "${c.name}"` });
+      seen.add(c.name);
+    });
+    if (typeof v.pass === 'object' && v.pass.min_passed > v.criteria.length) {
+      ctx.addIssue({ code: 'custom', path: ['pass', 'min_passed'], message: `min_passed (${v.pass.min_passed}) exceeds the ${v.criteria.length} criteria` });
+    }
+  });
+
+export type CriteriaConfig = z.infer<typeof criteriaConfigSchema>;
+export type PassPolicy = CriteriaConfig['pass'];
+
+/** An eval version's evaluator: one evaluator, or several criteria (no `type`, or `type: "criteria"`). */
+export const evaluatorSpecSchema = z.discriminatedUnion('type', [evaluatorConfigSchema, criteriaConfigSchema]);
+export type EvaluatorSpec = z.infer<typeof evaluatorSpecSchema>;
+export type EvaluatorSpecInput = z.input<typeof evaluatorSpecSchema>;
+
+export function isCriteriaConfig(spec: EvaluatorSpec): spec is CriteriaConfig {
+  return spec.type === 'criteria';
+}

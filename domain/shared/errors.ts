@@ -25,7 +25,8 @@ export interface IssueLike {
 }
 
 /** Turns validation issues into one line that names each field: `eval_version_id: Invalid UUID`. */
-export function formatIssues(issues: readonly IssueLike[]): string {
+export function formatIssues(input: readonly IssueLike[]): string {
+  const issues = flattenUnions(input);
   const parts = issues.slice(0, 5).map((i) => {
     const path = (i.path ?? [])
       .map((p) => (typeof p === 'object' && p !== null ? String((p as { key: PropertyKey }).key) : String(p)))
@@ -34,6 +35,21 @@ export function formatIssues(issues: readonly IssueLike[]): string {
   });
   const more = issues.length > 5 ? ` (and ${issues.length - 5} more)` : '';
   return `invalid input: ${parts.join('; ')}${more}`;
+}
+
+/**
+ * A union none of whose options matched (an evaluator that is neither one
+ * evaluator nor criteria) is reported by its first option's issues, which name
+ * the field at fault, instead of a bare "Invalid input".
+ */
+function flattenUnions(issues: readonly IssueLike[]): IssueLike[] {
+  return issues.flatMap((i) => {
+    const u = i as IssueLike & { code?: unknown; errors?: unknown };
+    const first = u.code === 'invalid_union' && Array.isArray(u.errors) ? (u.errors[0] as IssueLike[] | undefined) : undefined;
+    if (!first || first.length === 0) return [i];
+    const at = (i.path ?? []) as readonly PropertyKey[];
+    return flattenUnions(first.map((f) => ({ ...f, path: [...at, ...((f.path ?? []) as readonly PropertyKey[])] })));
+  });
 }
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '08000', '08003', '08006', '53300']);

@@ -35,8 +35,10 @@ const CSV_COLUMNS = [
   'prompt_tokens', 'completion_tokens', 'cost_usd', 'input', 'output', 'expected_output',
   // what the run's target generated (empty for runs over the stored outputs)
   'sample_output', 'sample_error', 'sample_cached', 'sample_attempts',
+  // each criterion's outcome as JSON (empty for one evaluator)
+  'scores',
 ] as const;
-const JSON_CELLS = new Set(['input', 'output', 'expected_output', 'sample_output']);
+const JSON_CELLS = new Set(['input', 'output', 'expected_output', 'sample_output', 'scores']);
 const CSV_HEADER = stringify([[...CSV_COLUMNS]], { record_delimiter: '\r\n' });
 
 const open = new Map<string, number>();

@@ -103,7 +103,8 @@ export const evalRunRouter = router({
     .output(listEvalRunItemsOutput)
     .query(async ({ ctx, input }) => {
       const after = decodeCursor(input.cursor, 'string', 'run-items');
-      const { rows, truncated } = await listRunItems(ctx.em, ctx.principal.tenantId, input.id, input.status, after, input.limit, ctx.container.env.MAX_PAGE_BYTES);
+      const criterion = input.criterion !== undefined && input.criterion_status !== undefined ? { name: input.criterion, status: input.criterion_status } : undefined;
+      const { rows, truncated } = await listRunItems(ctx.em, ctx.principal.tenantId, input.id, input.status, after, input.limit, ctx.container.env.MAX_PAGE_BYTES, criterion);
       return toPage(rows, input.limit, (r) => r.item_id, toRunItemDto, { list: 'run-items', truncated });
     }),
 

@@ -1,7 +1,7 @@
 /** Factories over the real services: tenants, keys, datasets, evals, random names. */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Role } from '../../entities/index.ts';
-import { evaluatorConfigSchema } from '../../domain/evaluators/evaluator.schema.ts';
+import { evaluatorSpecSchema } from '../../domain/evaluators/evaluator.schema.ts';
 import { addDatasetItems, createDataset, type NewItem } from '../../domain/datasets/dataset.service.ts';
 import { createEval } from '../../domain/evals/eval.service.ts';
 import { createApiKey, createTenant } from '../../domain/tenants/tenant.service.ts';
@@ -49,7 +49,7 @@ export async function makeDataset(c: Container, tenantId: string, data: NewItem[
 
 export async function makeEval(c: Container, tenantId: string, evaluator: unknown = { type: 'exact_match' }) {
   const em = c.orm.em.fork();
-  const created = await createEval(em, tenantId, { name: 'ev', evaluator: evaluatorConfigSchema.parse(evaluator) });
+  const created = await createEval(em, tenantId, { name: 'ev', evaluator: evaluatorSpecSchema.parse(evaluator) });
   return { evalId: created.eval.id, evalVersionId: created.version.id };
 }
 
@@ -86,4 +86,38 @@ export async function assertCountersExact(em: EntityManager, runId: string) {
     Math.abs(Number(row.score_sum) - Number(row.s)) < 1e-6;
   if (!ok) throw new Error(`counters drifted from results: ${JSON.stringify(row)}`);
   return row;
+}
+
+/**
+ * The per-criterion invariant, computed apart from the SQL that keeps it: for
+ * every criterion of the run, its counters equal what the stored results say
+ * (a result without that criterion's outcome counts as its error), and
+ * passed + failed + error = completed_count.
+ */
+export async function assertCriteriaCountersExact(em: EntityManager, runId: string) {
+  const [run] = await sql<{ completed_count: number; criteria_stats: { name: string; passed_count: number; failed_count: number; error_count: number; score_sum: number }[] | null }>(
+    em,
+    'select completed_count, criteria_stats from eval_runs where id = ?',
+    [runId],
+  );
+  if (!run?.criteria_stats) throw new Error(`run ${runId} has no criteria`);
+  const results = await sql<{ scores: { name: string; status: string; score: number | null }[] | null }>(em, 'select scores from eval_run_items where run_id = ?', [runId]);
+  for (const c of run.criteria_stats) {
+    const want = { passed_count: 0, failed_count: 0, error_count: 0, score_sum: 0 };
+    for (const r of results) {
+      const mine = r.scores?.find((x) => x.name === c.name);
+      if (mine?.status === 'passed') want.passed_count += 1;
+      else if (mine?.status === 'failed') want.failed_count += 1;
+      else want.error_count += 1;
+      if (mine && mine.status !== 'error') want.score_sum += mine.score ?? 0;
+    }
+    const ok =
+      c.passed_count === want.passed_count &&
+      c.failed_count === want.failed_count &&
+      c.error_count === want.error_count &&
+      Math.abs(Number(c.score_sum) - want.score_sum) < 1e-6 &&
+      c.passed_count + c.failed_count + c.error_count === run.completed_count;
+    if (!ok) throw new Error(`criterion ${c.name} drifted from results: ${JSON.stringify({ stored: c, want, completed: run.completed_count })}`);
+  }
+  return run.criteria_stats;
 }

@@ -78,7 +78,7 @@ describe('exportEvalRunItems', () => {
     expect(Object.keys(records[0] ?? {})).toEqual([
       'item_id', 'status', 'score', 'passed', 'reason', 'error', 'attempts', 'latency_ms',
       'prompt_tokens', 'completion_tokens', 'cost_usd', 'input', 'output', 'expected_output',
-      'sample_output', 'sample_error', 'sample_cached', 'sample_attempts',
+      'sample_output', 'sample_error', 'sample_cached', 'sample_attempts', 'scores',
     ]);
     const listed = await listAll();
     records.forEach((rec, i) => {

@@ -95,10 +95,10 @@ describe('scheduleEvalRun over REST', () => {
       [
         'id', 'tenant_id', 'dataset_id', 'eval_version_id', 'status', 'item_count', 'completed_count', 'started_at', 'completed_at',
         'error_message', 'created_at', 'dataset_version_id', 'passed_count', 'failed_count', 'error_count', 'mean_score',
-        'usage', 'cost_usd', 'name', 'metadata', 'target', 'outputs_from_run', 'cache', 'max_cost_usd',
+        'usage', 'cost_usd', 'name', 'metadata', 'target', 'outputs_from_run', 'cache', 'max_cost_usd', 'criteria',
       ].sort(),
     );
-    expect(run).toMatchObject({ target: { type: 'dataset_output' }, outputs_from_run: null, cache: true, max_cost_usd: null });
+    expect(run).toMatchObject({ target: { type: 'dataset_output' }, outputs_from_run: null, cache: true, max_cost_usd: null, criteria: [] });
     expect(run.id).toMatch(UUID_RE);
     expect(run).toMatchObject({
       tenant_id: a.id,

@@ -224,7 +224,10 @@ describe('evaluator config: rejected configs', () => {
 
 describe('evaluator config: JSON Schema export', () => {
   it('can be represented as JSON Schema (for the OpenAPI document)', () => {
-    const json = z.toJSONSchema(evaluatorConfigSchema, { io: 'input' }) as { oneOf?: unknown[]; anyOf?: unknown[] };
+    // the schema carries its OpenAPI id, so it is emitted as a $ref into $defs
+    type Variants = { oneOf?: unknown[]; anyOf?: unknown[] };
+    const root = z.toJSONSchema(evaluatorConfigSchema, { io: 'input' }) as Variants & { $defs?: Record<string, Variants> };
+    const json = root.$defs?.EvaluatorConfig ?? root;
     const variants = json.oneOf ?? json.anyOf ?? [];
     expect(variants).toHaveLength(17);
     expect(() => z.toJSONSchema(validatedEvaluatorConfigSchema, { io: 'input' })).not.toThrow();
