@@ -129,6 +129,7 @@ interface ItemRow {
   reason: string | null;
   error: string | null;
   latency_ms: number;
+  scores: { name: string; status: 'passed' | 'failed' | 'error'; score: number | null; reason: string | null; error: string | null }[] | null;
 }
 
 /** Streams the report to `path`: the run's items page by page, so a large run costs one page of memory. */
@@ -139,9 +140,14 @@ async function writeJUnit(g: GateRequest, run: EvalRunDto, verdict: GateVerdict,
   };
   const suite = `evalgate run ${run.id}${run.name ? ` (${run.name})` : ''}`;
   const gateFailures = verdict.verdict === 'passed' ? 0 : 1;
+  // a run with several criteria also has one testcase per item and criterion (classname evalgate.criteria.<name>)
+  const criteria = run.criteria.map((c) => c.name);
+  const tests = run.completed_count * (1 + criteria.length) + 1;
+  const failures = run.failed_count + gateFailures + run.criteria.reduce((n, c) => n + c.failed_count, 0);
+  const errors = run.error_count + run.criteria.reduce((n, c) => n + c.error_count, 0);
   await write('<?xml version="1.0" encoding="UTF-8"?>\n');
-  await write(`<testsuites name="evalgate" tests="${run.completed_count + 1}" failures="${run.failed_count + gateFailures}" errors="${run.error_count}">\n`);
-  await write(`  <testsuite name="${xml(suite)}" tests="${run.completed_count + 1}" failures="${run.failed_count + gateFailures}" errors="${run.error_count}">\n`);
+  await write(`<testsuites name="evalgate" tests="${tests}" failures="${failures}" errors="${errors}">\n`);
+  await write(`  <testsuite name="${xml(suite)}" tests="${tests}" failures="${failures}" errors="${errors}">\n`);
   await write(`    <testcase classname="evalgate.gate" name="gate">${verdict.verdict === 'passed' ? '' : `<failure message="${xml(`gate ${verdict.verdict}`)}">${xml(verdict.reasons.join('\n'))}</failure>`}</testcase>\n`);
   let cursor: string | null = null;
   do {
@@ -156,6 +162,17 @@ async function writeJUnit(g: GateRequest, run: EvalRunDto, verdict: GateVerdict,
             ? `<error message="error">${xml(clip(item.error ?? ''))}</error>`
             : '';
       await write(`    <testcase classname="evalgate.items" name="${item.item_id}" time="${time}">${body}</testcase>\n`);
+      for (const name of criteria) {
+        const c = item.scores?.find((x) => x.name === name);
+        // no outcome for the criterion (the item's generation failed first) is the criterion's error, as the run counts it
+        const cbody =
+          c?.status === 'passed'
+            ? ''
+            : c?.status === 'failed'
+              ? `<failure message="${xml(`score ${c.score ?? 'none'}`)}">${xml(clip(c.reason ?? ''))}</failure>`
+              : `<error message="error">${xml(clip(c?.error ?? `no outcome: ${item.error ?? 'the item errored'}`))}</error>`;
+        await write(`    <testcase classname="${xml(`evalgate.criteria.${name}`)}" name="${item.item_id}">${cbody}</testcase>\n`);
+      }
     }
     cursor = page.next_cursor;
   } while (cursor);
@@ -174,9 +191,16 @@ export function markdownSummary(run: EvalRunDto, v: GateVerdict): string {
     `Run \`${run.id}\`${v.baseline_run_id ? ` against baseline \`${v.baseline_run_id}\`` : ''}: ${v.stats.passed} passed, ${v.stats.failed} failed, ${v.stats.errors} errors of ${v.stats.item_count} items (pass rate ${rate}).`,
     '',
   ];
+  if (v.stats.criteria.length > 0) {
+    lines.push('| criterion | passed | failed | errors | pass rate |', '|---|---|---|---|---|');
+    for (const c of v.stats.criteria) {
+      lines.push(`| ${md(c.name)} | ${c.passed} | ${c.failed} | ${c.errors} | ${c.pass_rate === null ? '–' : `${(c.pass_rate * 100).toFixed(1)} %`} |`);
+    }
+    lines.push('');
+  }
   if (v.checks.length > 0) {
     lines.push('| check | status | actual | limit |', '|---|---|---|---|');
-    for (const c of v.checks) lines.push(`| ${c.check} | ${c.status} | ${c.actual ?? '–'} | ${c.limit} |`);
+    for (const c of v.checks) lines.push(`| ${c.check}${c.criterion ? ` (${md(c.criterion)})` : ''} | ${c.status} | ${c.actual ?? '–'} | ${c.limit} |`);
     lines.push('');
   }
   for (const r of v.reasons) lines.push(`- ${md(r)}`);

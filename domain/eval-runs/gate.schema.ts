@@ -3,14 +3,24 @@
  * checks that need one, a baseline run), answering a verdict with its reasons.
  */
 import { z } from 'zod';
+import { MAX_CRITERIA, MAX_CRITERION_NAME_LENGTH } from '../evaluators/evaluator.schema.ts';
 import { uuid } from '../shared/common.schema.ts';
 import { runMetadata, runName } from './eval-run.schema.ts';
 
-export const GATE_CHECKS = ['min_pass_rate', 'max_errors', 'max_regressions', 'no_new_failures', 'no_significant_regression'] as const;
+export const GATE_CHECKS = ['min_pass_rate', 'min_criterion_pass_rate', 'max_errors', 'max_regressions', 'no_new_failures', 'no_significant_regression'] as const;
 
 export const gatePolicySchema = z
   .strictObject({
     min_pass_rate: z.number().min(0).max(1).optional().describe('Least share of scored items that must pass (0–1)'),
+    min_criterion_pass_rate: z
+      .union([
+        z.number().min(0).max(1),
+        z
+          .record(z.string().min(1).max(MAX_CRITERION_NAME_LENGTH), z.number().min(0).max(1))
+          .refine((r) => Object.keys(r).length >= 1 && Object.keys(r).length <= MAX_CRITERIA, `name between 1 and ${MAX_CRITERIA} criteria`),
+      ])
+      .optional()
+      .describe('Least pass rate of each criterion (a number: every criterion; an object: the criteria it names) of a run with several criteria; errors count as errors_as_failures says'),
     max_errors: z.int().min(0).optional().describe('Most items that may end in error'),
     max_regressions: z.int().min(0).optional().describe('Most items whose score went down against the baseline'),
     no_new_failures: z.boolean().optional().describe('No item that passed in the baseline may fail in this run'),
@@ -54,6 +64,7 @@ export const gateVerdictSchema = z
     checks: z.array(
       z.object({
         check: z.enum(GATE_CHECKS),
+        criterion: z.string().optional().describe('The criterion a min_criterion_pass_rate check is about'),
         status: z.enum(['passed', 'failed', 'skipped']).describe('skipped: the check needs a baseline and none was found'),
         actual: z.number().nullable(),
         limit: z.number(),
@@ -65,6 +76,17 @@ export const gateVerdictSchema = z
       failed: z.int(),
       errors: z.int(),
       pass_rate: z.number().nullable().describe('passed / (passed + failed [+ errors]); null when nothing counts'),
+      criteria: z
+        .array(
+          z.object({
+            name: z.string(),
+            passed: z.int(),
+            failed: z.int(),
+            errors: z.int(),
+            pass_rate: z.number().nullable().describe('As pass_rate, for this criterion'),
+          }),
+        )
+        .describe('Per criterion, for a run with several criteria (empty for one evaluator)'),
       regressions: z.int().nullable(),
       new_failures: z.int().nullable(),
       significance: z

@@ -39,12 +39,28 @@ export async function gateEvalRun(
   const withErrors = policy.errors_as_failures;
   const counted = run.passed_count + run.failed_count + (withErrors ? run.error_count : 0);
   const passRate = counted > 0 ? run.passed_count / counted : null;
+  const criteria = (run.criteria_stats ?? []).map((c) => {
+    const n = c.passed_count + c.failed_count + (withErrors ? c.error_count : 0);
+    return { name: c.name, passed: c.passed_count, failed: c.failed_count, errors: c.error_count, pass_rate: n > 0 ? c.passed_count / n : null, counted: n };
+  });
+  const wanted = policy.min_criterion_pass_rate;
+  if (wanted !== undefined && typeof wanted === 'object') {
+    const unknown = Object.keys(wanted).filter((name) => !criteria.some((c) => c.name === name));
+    if (unknown.length > 0) {
+      const names = criteria.map((c) => c.name);
+      throw new DomainError(
+        'BAD_REQUEST',
+        `invalid input: policy.min_criterion_pass_rate: eval run ${run.id} has no criterion ${unknown.map((u) => `"${u}"`).join(', ')} (its criteria: ${names.length ? names.join(', ') : 'none, it has one evaluator'})`,
+      );
+    }
+  }
   const stats: GateVerdict['stats'] = {
     item_count: run.item_count,
     passed: run.passed_count,
     failed: run.failed_count,
     errors: run.error_count,
     pass_rate: passRate,
+    criteria: criteria.map(({ counted: _, ...c }) => c),
     regressions: null,
     new_failures: null,
     significance: null,
@@ -73,15 +89,26 @@ export async function gateEvalRun(
   const checks: Check[] = [];
   const reasons: string[] = [];
   if (run.status === 'failed') reasons.push(`the run ended failed: ${run.error_message ?? 'no reason recorded'}`);
-  const check = (name: Check['check'], actual: number | null, limit: number, ok: boolean | null, reason: string) => {
+  const check = (name: Check['check'], actual: number | null, limit: number, ok: boolean | null, reason: string, criterion?: string) => {
     const status = ok === null ? 'skipped' : ok ? 'passed' : 'failed';
-    checks.push({ check: name, status, actual, limit });
+    checks.push({ check: name, ...(criterion !== undefined && { criterion }), status, actual, limit });
     if (status === 'failed') reasons.push(reason);
   };
   if (policy.min_pass_rate !== undefined) {
     const limit = policy.min_pass_rate;
     check('min_pass_rate', passRate, limit, passRate !== null && passRate >= limit,
       passRate === null ? 'no item was scored' : `pass rate ${pct(passRate)} is below ${pct(limit)} (${run.passed_count} of ${counted} passed)`);
+  }
+  if (wanted !== undefined) {
+    if (criteria.length === 0) {
+      check('min_criterion_pass_rate', null, typeof wanted === 'number' ? wanted : 0, false, 'the run has one evaluator, not several criteria: min_criterion_pass_rate cannot hold');
+    }
+    for (const c of criteria) {
+      const limit = typeof wanted === 'number' ? wanted : wanted[c.name];
+      if (limit === undefined) continue;
+      check('min_criterion_pass_rate', c.pass_rate, limit, c.pass_rate !== null && c.pass_rate >= limit,
+        c.pass_rate === null ? `criterion ${c.name}: no item was scored` : `criterion ${c.name}: pass rate ${pct(c.pass_rate)} is below ${pct(limit)} (${c.passed} of ${c.counted} passed)`, c.name);
+    }
   }
   if (policy.max_errors !== undefined) {
     const limit = policy.max_errors;

@@ -104,6 +104,48 @@ describe('cli gate', () => {
     expect(md).toMatch(/\| no_new_failures \| failed \| 3 \| 0 \|/);
   });
 
+  it('gates each criterion of a run with several criteria, with a JUnit testcase per item and criterion', async () => {
+    // exact passes items 0–7, shape (answer 0–4) items 0–4; "all" passes 0–4
+    const criteria = (await makeEval(s.container, a.id, {
+      criteria: [{ name: 'exact', evaluator: { type: 'exact_match' } }, { name: 'shape', evaluator: { type: 'regex', pattern: '^answer [0-4]$' } }],
+    })).evalVersionId;
+    const junit = join(dir, 'criteria.xml');
+    const markdown = join(dir, 'criteria.md');
+    const out = await gate([
+      '--dataset', ds.datasetId, '--eval-version', criteria,
+      '--policy', '{"min_criterion_pass_rate":{"exact":0.8,"shape":0.6}}', '--junit', junit, '--markdown', markdown,
+    ]);
+    expect(out.code, out.stderr).toBe(1);
+    const verdict = JSON.parse(out.stdout) as { run_id: string; verdict: string; reasons: string[]; checks: unknown[]; stats: { criteria: unknown[] } };
+    expect(verdict.stats.criteria).toEqual([
+      { name: 'exact', passed: 8, failed: 2, errors: 0, pass_rate: 0.8 },
+      { name: 'shape', passed: 5, failed: 5, errors: 0, pass_rate: 0.5 },
+    ]);
+    expect(verdict.checks).toEqual([
+      { check: 'min_criterion_pass_rate', criterion: 'exact', status: 'passed', actual: 0.8, limit: 0.8 },
+      { check: 'min_criterion_pass_rate', criterion: 'shape', status: 'failed', actual: 0.5, limit: 0.6 },
+    ]);
+    expect(verdict.reasons).toEqual(['criterion shape: pass rate 50 % is below 60 % (5 of 10 passed)']);
+
+    const report = (await parse(readFileSync(junit, 'utf8'))) as TestSuites;
+    const suite = report.testsuite?.[0];
+    expect(suite?.tests).toBe(31); // the gate, 10 items, 10 × 2 criteria
+    expect(suite?.testcase).toHaveLength(31);
+    expect(suite?.failures).toBe(1 + 5 + 2 + 5);
+    const shape = (suite?.testcase ?? []).filter((t) => t.classname === 'evalgate.criteria.shape');
+    expect(shape).toHaveLength(10);
+    expect(shape.filter((t) => t.failure)).toHaveLength(5);
+    expect((suite?.testcase ?? []).filter((t) => t.classname === 'evalgate.criteria.exact' && t.failure)).toHaveLength(2);
+    const md = readFileSync(markdown, 'utf8');
+    expect(md).toMatch(/\| shape \| 5 \| 5 \| 0 \| 50\.0 % \|/);
+    expect(md).toMatch(/\| min_criterion_pass_rate \(shape\) \| failed \| 0\.5 \| 0\.6 \|/);
+
+    // a criterion the run does not have is the caller's mistake: exit 2, named
+    const unknown = await gate(['--policy', '{"min_criterion_pass_rate":{"tone":0.5}}', verdict.run_id]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/no criterion "tone" \(its criteria: exact, shape\)/);
+  });
+
   it('exits 2 when it cannot run: bad arguments, a refused request, an unreachable API', async () => {
     const usage = await gate(['--policy', 'not json', '00000000-0000-4000-8000-000000000000']);
     expect(usage.code).toBe(2);
@@ -142,7 +184,7 @@ describe('cli with targets and exports', () => {
 
     const csv = await cli(['runs:export', verdict.run_id, '--format', 'csv', '--status', 'failed']);
     expect(csv.code, csv.stderr).toBe(0);
-    expect(csv.stdout.split('\r\n')[0]).toMatch(/^item_id,status,.*,sample_output,sample_error,sample_cached,sample_attempts$/);
+    expect(csv.stdout.split('\r\n')[0]).toMatch(/^item_id,status,.*,sample_output,sample_error,sample_cached,sample_attempts,scores$/);
     expect(csv.stdout).toContain('"""Q3"""');
     expect(JSON.parse(csv.stderr.trim().split('\n').at(-1)!)).toMatchObject({ format: 'csv', rows: null });
 

@@ -74,7 +74,7 @@ describe('gateEvalRun', () => {
         { check: 'min_pass_rate', status: 'passed', actual: 0.8, limit: 0.8 },
         { check: 'max_errors', status: 'passed', actual: 0, limit: 0 },
       ],
-      stats: { item_count: 10, passed: 8, failed: 2, errors: 0, pass_rate: 0.8, regressions: null, new_failures: null, significance: null },
+      stats: { item_count: 10, passed: 8, failed: 2, errors: 0, pass_rate: 0.8, criteria: [], regressions: null, new_failures: null, significance: null },
     });
   });
 
