@@ -17,6 +17,10 @@
  *    consumer sees it (no allowImportingTsExtensions), and the shipped
  *    AppRouter has the same procedure inputs and outputs as the server's.
  *
+ * `--out-dir <dir>` builds elsewhere (the package test uses a folder under
+ * test-artifacts/); it then leaves client/openapi-types.ts alone and fails
+ * when it is stale.
+ *
  * The package's declarations import `@trpc/server` (types only): it is a
  * required peer of @trpc/client, so npm installs it with it; client/package.json
  * names it as a peer too, for package managers that do not hoist.
@@ -29,7 +33,9 @@ import { generateOpenApiTypes, OPENAPI_TYPES_FILE } from './client-openapi-types
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const clientDir = join(root, 'client');
-const outDir = join(clientDir, 'dist');
+const args = process.argv.slice(2);
+const outAt = args.indexOf('--out-dir');
+const outDir = outAt >= 0 ? resolve(args[outAt + 1] ?? fail('--out-dir needs a folder')) : join(clientDir, 'dist');
 const ENTRIES = ['client/index.ts', 'client/rest.ts'];
 /** Type names the AppRouter declaration may use besides @trpc/server's: the standard library's. */
 const GLOBAL_TYPES = new Set(['Record', 'Partial', 'Readonly', 'Pick', 'Omit', 'Array', 'ReadonlyArray', 'Promise', 'AsyncIterable', 'AsyncGenerator', 'AsyncIterableIterator']);
@@ -48,6 +54,7 @@ function report(diagnostics: readonly ts.Diagnostic[], what: string): void {
 // 1. REST types
 const types = await generateOpenApiTypes();
 if (readFileSync(OPENAPI_TYPES_FILE, 'utf8') !== types) {
+  if (outAt >= 0) fail('client/openapi-types.ts is stale: run npm run build:client');
   writeFileSync(OPENAPI_TYPES_FILE, types);
   process.stdout.write('build:client: rewrote client/openapi-types.ts from openapi.json\n');
 }
@@ -184,13 +191,14 @@ function checkDist(): void {
   report(ts.getPreEmitDiagnostics(consumer), 'client/dist does not typecheck on its own');
 
   // The shipped AppRouter answers every procedure with the server's input and output types.
-  const checkFile = join(root, 'client', '.app-router-check.ts');
+  const checkFile = join(clientDir, `.app-router-check-${process.pid}.ts`);
+  const shipped = relative(clientDir, join(outDir, 'app-router.js')).replaceAll('\\', '/');
   writeFileSync(
     checkFile,
     [
       "import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';",
       "import type { AppRouter as Server } from '../routers/_app.ts';",
-      "import type { AppRouter as Shipped } from './dist/app-router.js';",
+      `import type { AppRouter as Shipped } from '${shipped.startsWith('.') ? shipped : `./${shipped}`}';`,
       'type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;',
       'type AllTrue<T> = false extends T[keyof T] ? false : true;',
       'export const inputs: AllTrue<{ [K in keyof inferRouterInputs<Server>]: Same<inferRouterInputs<Server>[K], inferRouterInputs<Shipped>[K]> }> = true;',
@@ -208,4 +216,4 @@ function checkDist(): void {
 }
 checkDist();
 
-process.stdout.write(`build:client: wrote ${written.sort().map((f) => `client/dist/${f}`).join(', ')}\n`);
+process.stdout.write(`build:client: wrote ${written.sort().map((f) => relative(root, join(outDir, f))).join(', ')}\n`);
