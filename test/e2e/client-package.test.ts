@@ -7,13 +7,12 @@
  * checks (with `@ts-expect-error` lines, so the types are real), and plain
  * `node` runs the compiled app against a live evalgate.
  */
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runNode } from '../helpers/processes.ts';
+import { runCommand, runNode } from '../helpers/processes.ts';
 import { items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { startStack, uniqueName, type Stack } from '../helpers/stack.ts';
 
@@ -126,18 +125,6 @@ const TSCONFIG = {
   include: ['app.ts'],
 };
 
-/** Runs a command to its exit (npm, the app's tsc, the app) with the test's environment. */
-function run(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd, env: process.env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 /** Every installed package (a folder with a package.json) under a node_modules, nested ones included. */
 function installedPackages(nodeModules: string): string[] {
   const out: string[] = [];
@@ -163,7 +150,7 @@ describe('the @evalgate/client package', () => {
     const b = await runNode(['--import', 'tsx', 'scripts/build-client.ts', '--out-dir', join(PKG, 'dist')], {});
     expect(b.code, b.stderr + b.stdout).toBe(0);
     copyFileSync(join(ROOT, 'client/package.json'), join(PKG, 'package.json'));
-    const packed = await run('npm', ['pack', '--json', '--pack-destination', APP], PKG);
+    const packed = await runCommand('npm', ['pack', '--json', '--pack-destination', APP], {}, PKG);
     expect(packed.code, packed.stderr).toBe(0);
     const [info] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
     expect(info!.files.map((f) => f.path).sort()).toEqual([
@@ -190,8 +177,8 @@ describe('the @evalgate/client package', () => {
     writeFileSync(join(APP, 'package.json'), `${JSON.stringify({ name: 'evalgate-app', private: true, type: 'module' }, null, 2)}\n`);
     const deps = [tarball, 'typescript@5.9.3', '@types/node@20.19.43'];
     // From the npm cache; --offline needs the registry documents cached too, which `npm ci` does not leave.
-    let inst = await run('npm', ['install', '--offline', '--no-audit', '--no-fund', ...deps], APP);
-    if (inst.code !== 0) inst = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...deps], APP);
+    let inst = await runCommand('npm', ['install', '--offline', '--no-audit', '--no-fund', ...deps], {}, APP);
+    if (inst.code !== 0) inst = await runCommand('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...deps], {}, APP);
     expect(inst.code, inst.stderr).toBe(0);
 
     const installed = installedPackages(join(APP, 'node_modules'));
@@ -203,7 +190,7 @@ describe('the @evalgate/client package', () => {
   it("typechecks a query, a mutation, a subscription and a REST call with the app's own strict tsc", async () => {
     writeFileSync(join(APP, 'tsconfig.json'), `${JSON.stringify(TSCONFIG, null, 2)}\n`);
     writeFileSync(join(APP, 'app.ts'), APP_TS);
-    const tsc = await run(process.execPath, [join(APP, 'node_modules/typescript/bin/tsc'), '-p', '.'], APP);
+    const tsc = await runCommand(process.execPath, [join(APP, 'node_modules/typescript/bin/tsc'), '-p', '.'], {}, APP);
     expect(tsc.code, tsc.stdout + tsc.stderr).toBe(0);
     expect(existsSync(join(APP, 'dist/app.js'))).toBe(true);
   }, 120_000);
@@ -211,7 +198,7 @@ describe('the @evalgate/client package', () => {
   it('runs under plain node against a live evalgate, and its errors are its own TRPCClientError', async () => {
     const ds = await makeDataset(s.container, t.id, items(8, (i) => i < 5));
     const ev = await makeEval(s.container, t.id);
-    const app = await run(process.execPath, ['dist/app.js', s.baseUrl, t.keys.member, ds.datasetId, ev.evalVersionId], APP);
+    const app = await runCommand(process.execPath, ['dist/app.js', s.baseUrl, t.keys.member, ds.datasetId, ev.evalVersionId], {}, APP);
     expect(app.code, app.stderr).toBe(0);
     const out = JSON.parse(app.stdout) as Record<string, unknown> & { seen: { status: string; completed_count: number }[]; scheduled: { id: string } };
 
