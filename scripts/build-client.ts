@@ -26,7 +26,7 @@
  * names it as a peer too, for package managers that do not hoist.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { generateOpenApiTypes, OPENAPI_TYPES_FILE } from './client-openapi-types.ts';
@@ -90,9 +90,9 @@ const writeOut = (name: string, text: string) => {
 };
 for (const f of ENTRIES) {
   const result = program.emit(sourceOf(f), (fileName, text) => {
-    const rel = relative(options.outDir!, fileName);
-    if (!rel.startsWith(`client${'/'}`) || rel.includes('/', 'client/'.length)) fail(`unexpected output ${rel}`);
-    writeOut(rel.slice('client/'.length), rel.endsWith('.d.ts') ? jsSpecifiers(text) : text);
+    const name = relative(join(options.outDir!, 'client'), fileName);
+    if (name !== basename(fileName)) fail(`unexpected output ${fileName}`);
+    writeOut(name, name.endsWith('.d.ts') ? jsSpecifiers(text) : text);
   });
   report(result.diagnostics, `emit ${f}`);
 }
@@ -159,9 +159,11 @@ function flattenAppRouter(dts: string): string {
     if (ts.isImportTypeNode(n)) {
       const spec = ts.isLiteralTypeNode(n.argument) && ts.isStringLiteral(n.argument.literal) ? n.argument.literal.text : '?';
       if (spec !== '@trpc/server') offending.push(`import("${spec}")`);
-    } else if (ts.isTypeReferenceNode(n) && ts.isIdentifier(n.typeName)) {
-      const name = n.typeName.text;
+    } else if (ts.isTypeReferenceNode(n)) {
+      const name = n.typeName.getText(sf);
       if (!GLOBAL_TYPES.has(name)) offending.push(name);
+    } else if (ts.isTypeQueryNode(n)) {
+      offending.push(n.getText(sf));
     }
     ts.forEachChild(n, visit);
   };
@@ -200,19 +202,21 @@ function checkDist(): void {
       "import type { AppRouter as Server } from '../routers/_app.ts';",
       `import type { AppRouter as Shipped } from '${shipped.startsWith('.') ? shipped : `./${shipped}`}';`,
       'type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;',
-      'type AllTrue<T> = false extends T[keyof T] ? false : true;',
-      'export const inputs: AllTrue<{ [K in keyof inferRouterInputs<Server>]: Same<inferRouterInputs<Server>[K], inferRouterInputs<Shipped>[K]> }> = true;',
-      'export const outputs: AllTrue<{ [K in keyof inferRouterOutputs<Server>]: Same<inferRouterOutputs<Server>[K], inferRouterOutputs<Shipped>[K]> }> = true;',
-      'export const names: Same<keyof inferRouterInputs<Server>, keyof inferRouterInputs<Shipped>> = true;',
+      '/** The procedures whose types differ (the error names them). */',
+      'type Differ<A, B> = { [K in keyof A | keyof B]: Same<K extends keyof A ? A[K] : never, K extends keyof B ? B[K] : never> extends true ? never : K }[keyof A | keyof B];',
+      'export const inputsDiffer: never = null as unknown as Differ<inferRouterInputs<Server>, inferRouterInputs<Shipped>>;',
+      'export const outputsDiffer: never = null as unknown as Differ<inferRouterOutputs<Server>, inferRouterOutputs<Shipped>>;',
       '',
     ].join('\n'),
   );
+  let diagnostics: readonly ts.Diagnostic[];
   try {
     const check = ts.createProgram({ rootNames: [checkFile], options: { ...base!.options, noEmit: true } });
-    report(ts.getPreEmitDiagnostics(check, check.getSourceFile(checkFile)), 'the shipped AppRouter differs from the server\'s');
+    diagnostics = ts.getPreEmitDiagnostics(check, check.getSourceFile(checkFile));
   } finally {
-    rmSync(checkFile, { force: true });
+    rmSync(checkFile, { force: true }); // before report(), which exits
   }
+  report(diagnostics, "the shipped AppRouter differs from the server's");
 }
 checkDist();
 
