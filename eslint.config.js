@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'coverage/**', 'test-artifacts/**', 'dist/**'] },
+  { ignores: ['node_modules/**', 'coverage/**', 'test-artifacts/**', 'dist/**', 'client/dist/**'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

@@ -5,12 +5,31 @@
  * Subscriptions (watchEvalRun) go over Server-Sent Events through
  * `httpSubscriptionLink`, with the `eventsource` package's EventSource: it
  * runs on Node 20 and, unlike a browser's, can send the Authorization header.
+ *
+ * Published as `@evalgate/client` (client/package.json, built by
+ * `npm run build:client`). It re-exports `TRPCClientError` so an app tests
+ * errors against the very class the client throws (`instanceof` across two
+ * copies of @trpc/client is false), and `isEvalgateError` for the same check
+ * as a type guard.
  */
-import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink } from '@trpc/client';
+import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink, TRPCClientError, type TRPCClient } from '@trpc/client';
 import { EventSource } from 'eventsource';
-import type { AppRouter } from '../routers/_app.ts';
+import type { AppRouter } from './app-router.ts';
 
 export type { AppRouter };
+export { TRPCClientError };
+
+/** An error from an evalgate procedure: `e.data?.code` is the tRPC code ('NOT_FOUND', 'BAD_REQUEST', …), `e.data?.httpStatus` its HTTP status. */
+export type EvalgateError = TRPCClientError<AppRouter>;
+
+/**
+ * True for every error the client rejects with (the server's answer, or a
+ * network failure wrapped by tRPC). Besides `instanceof`, it recognises a
+ * TRPCClientError made by another copy of @trpc/client by its name.
+ */
+export function isEvalgateError(e: unknown): e is EvalgateError {
+  return e instanceof TRPCClientError || (e instanceof Error && e.name === 'TRPCClientError' && 'shape' in e);
+}
 
 export interface EvalgateClientOptions {
   /** Base URL of evalgate, e.g. http://localhost:8080 */
@@ -20,7 +39,7 @@ export interface EvalgateClientOptions {
   fetch?: typeof fetch;
 }
 
-export function createEvalgateClient(opts: EvalgateClientOptions) {
+export function createEvalgateClient(opts: EvalgateClientOptions): TRPCClient<AppRouter> {
   const url = `${opts.url.replace(/\/+$/, '')}/trpc`;
   const authorization = `Bearer ${opts.apiKey}`;
   const baseFetch = opts.fetch ?? fetch;
@@ -45,4 +64,4 @@ export function createEvalgateClient(opts: EvalgateClientOptions) {
   });
 }
 
-export type EvalgateClient = ReturnType<typeof createEvalgateClient>;
+export type EvalgateClient = TRPCClient<AppRouter>;

@@ -160,8 +160,13 @@ function childEnv(env: Record<string, string>): Record<string, string> {
 
 /** Runs `node <args>` in the repository with `env` on top of a clean environment, to its exit. */
 export function runNode(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runCommand(process.execPath, args, env);
+}
+
+/** Runs `command <args>` in `cwd` (default: the repository) with `env` on top of a clean environment, to its exit. */
+export function runCommand(command: string, args: string[], env: Record<string, string>, cwd = ROOT): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv(env) });
+    const child = spawn(command, args, { cwd, env: childEnv(env) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
