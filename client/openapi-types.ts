@@ -476,6 +476,10 @@ export interface components {
         GatePolicy: {
             /** @description Least share of scored items that must pass (0–1) */
             min_pass_rate?: number;
+            /** @description Least pass rate of each criterion (a number: every criterion; an object: the criteria it names) of a run with several criteria; errors count as errors_as_failures says */
+            min_criterion_pass_rate?: number | {
+                [key: string]: number;
+            };
             /** @description Most items that may end in error */
             max_errors?: number;
             /** @description Most items whose score went down against the baseline */
@@ -520,7 +524,14 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        Evaluator: components["schemas"]["EvaluatorConfig"] | components["schemas"]["CriteriaEvaluator"];
         EvaluatorConfig: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "EvaluatorConfig";
+        } & ({
             /** @constant */
             type: "exact_match";
             /** @default 1 */
@@ -683,6 +694,23 @@ export interface components {
                 max_tokens?: number;
                 seed?: number;
             };
+        });
+        CriteriaEvaluator: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "CriteriaEvaluator";
+            criteria: {
+                name: string;
+                evaluator: components["schemas"]["EvaluatorConfig"];
+                /** @default 1 */
+                weight: number;
+            }[];
+            /** @default all */
+            pass: ("all" | "any") | {
+                min_passed: number;
+            };
         };
         EvalRun: {
             /** Format: uuid */
@@ -733,6 +761,19 @@ export interface components {
             cache: boolean;
             /** @description The run's budget, when it has one */
             max_cost_usd: number | null;
+            /** @description Per criterion, in the eval version's order, for an evaluator with several criteria; empty for one evaluator */
+            criteria: components["schemas"]["CriterionStats"][];
+        };
+        CriterionStats: {
+            name: string;
+            passed_count: number;
+            failed_count: number;
+            /** @description Items on which this criterion errored, or had no outcome because the item's generation failed */
+            error_count: number;
+            /** @description Mean of this criterion's scores over the items it scored (passed + failed); errors excluded; null until one is scored */
+            mean_score: number | null;
+            /** @description passed_count / (passed_count + failed_count): errors excluded, as for mean_score; null until one is scored */
+            pass_rate: number | null;
         };
         EvalRunComparison: {
             /** Format: uuid */
@@ -814,6 +855,8 @@ export interface components {
             expected_output: unknown | null;
             /** @description What the run's target produced for the item (null for runs over the stored outputs); its output is what was scored */
             sample: components["schemas"]["Sample"] | null;
+            /** @description Each criterion's outcome, for an evaluator with several criteria (null for one evaluator, and for an item whose generation failed before any criterion ran) */
+            scores: components["schemas"]["CriterionScore"][] | null;
         };
         Sample: {
             /** @description The generated output: the parsed value for JSON outputs, else the text; null when generation failed */
@@ -836,6 +879,15 @@ export interface components {
             /** @description Why generation failed after its last attempt (the item is then error) */
             error: string | null;
         };
+        CriterionScore: {
+            name: string;
+            /** @enum {string} */
+            status: "passed" | "failed" | "error";
+            score: number | null;
+            passed: boolean | null;
+            reason: string | null;
+            error: string | null;
+        };
         GateVerdict: {
             /** Format: uuid */
             run_id: string;
@@ -850,7 +902,9 @@ export interface components {
             reasons: string[];
             checks: {
                 /** @enum {string} */
-                check: "min_pass_rate" | "max_errors" | "max_regressions" | "no_new_failures" | "no_significant_regression";
+                check: "min_pass_rate" | "min_criterion_pass_rate" | "max_errors" | "max_regressions" | "no_new_failures" | "no_significant_regression";
+                /** @description The criterion a min_criterion_pass_rate check is about */
+                criterion?: string;
                 /**
                  * @description skipped: the check needs a baseline and none was found
                  * @enum {string}
@@ -866,6 +920,15 @@ export interface components {
                 errors: number;
                 /** @description passed / (passed + failed [+ errors]); null when nothing counts */
                 pass_rate: number | null;
+                /** @description Per criterion, for a run with several criteria (empty for one evaluator) */
+                criteria: {
+                    name: string;
+                    passed: number;
+                    failed: number;
+                    errors: number;
+                    /** @description As pass_rate, for this criterion */
+                    pass_rate: number | null;
+                }[];
                 regressions: number | null;
                 new_failures: number | null;
                 /** @description Against the baseline, as compareEvalRuns computes it (null without a baseline or without no_significant_regression) */
@@ -931,7 +994,7 @@ export interface components {
             /** Format: uuid */
             eval_id: string;
             version: number;
-            evaluator: components["schemas"]["EvaluatorConfigOutput"];
+            evaluator: components["schemas"]["EvaluatorOutput"];
             /** Format: date-time */
             created_at: string;
         };
@@ -1015,7 +1078,14 @@ export interface components {
             /** @description Where the output is in the JSON answer; the whole answer when omitted */
             output_path?: string;
         };
+        EvaluatorOutput: components["schemas"]["EvaluatorConfigOutput"] | components["schemas"]["CriteriaEvaluatorOutput"];
         EvaluatorConfigOutput: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "EvaluatorConfigOutput";
+        } & ({
             /** @constant */
             type: "exact_match";
             /** @default 1 */
@@ -1177,6 +1247,23 @@ export interface components {
                 top_p?: number;
                 max_tokens?: number;
                 seed?: number;
+            };
+        });
+        CriteriaEvaluatorOutput: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "CriteriaEvaluatorOutput";
+            criteria: {
+                name: string;
+                evaluator: components["schemas"]["EvaluatorConfigOutput"];
+                /** @default 1 */
+                weight: number;
+            }[];
+            /** @default all */
+            pass: ("all" | "any") | {
+                min_passed: number;
             };
         };
         ErrorResponse: {
@@ -1413,6 +1500,8 @@ export interface operations {
         parameters: {
             query?: {
                 status?: "passed" | "failed" | "error";
+                criterion?: string;
+                criterion_status?: "passed" | "failed" | "error";
                 cursor?: string;
                 limit?: number;
             };
@@ -1884,7 +1973,7 @@ export interface operations {
             content: {
                 "application/json": {
                     name: string;
-                    evaluator: components["schemas"]["EvaluatorConfig"];
+                    evaluator: components["schemas"]["Evaluator"];
                 };
             };
         };
@@ -1919,7 +2008,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    evaluator: components["schemas"]["EvaluatorConfig"];
+                    evaluator: components["schemas"]["Evaluator"];
                 };
             };
         };
