@@ -106,6 +106,23 @@ function histogramSvg(bins: number[]): string {
   return `<svg class="chart histogram" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="score histogram">${bars}</svg>`;
 }
 
+/** One horizontal bar per criterion: its pass rate (errors excluded), labelled. */
+function criteriaSvg(criteria: { name: string; pass_rate: number | null }[]): string {
+  const w = 480;
+  const rowH = 22;
+  const label = 150;
+  const h = criteria.length * rowH + 4;
+  const bars = criteria
+    .map((c, i) => {
+      const y = i * rowH + 2;
+      const len = Math.round((w - label - 60) * (c.pass_rate ?? 0));
+      return `<text x="0" y="${y + 15}" font-size="12">${esc(c.name)}</text><rect class="bar" x="${label}" y="${y + 3}" width="${len}" height="${rowH - 8}"></rect>` +
+        `<text x="${label + len + 6}" y="${y + 15}" font-size="12">${c.pass_rate === null ? '—' : `${(c.pass_rate * 100).toFixed(1)} %`}</text>`;
+    })
+    .join('');
+  return `<svg class="chart criteria" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="pass rate per criterion">${bars}</svg>`;
+}
+
 function scatterSvg(points: { base: number; head: number }[]): string {
   const s = 260;
   const pad = 24;
@@ -195,7 +212,11 @@ export async function writeReport(r: ReportRequest): Promise<{ out: string; item
 </div>
 <h2>Pass rate per criterion</h2>
 <table><tr><th>criterion</th><th>passed</th><th>failed</th><th>errors</th><th>pass rate</th><th>mean score</th></tr>
-${row(['score (the eval version\'s evaluator)', run.passed_count, run.failed_count, run.error_count, pct(passRate), num(run.mean_score)])}</table>
+${run.criteria.length === 0
+    ? row(['score (the eval version\'s evaluator)', run.passed_count, run.failed_count, run.error_count, pct(passRate), num(run.mean_score)])
+    : [...run.criteria.map((c) => row([c.name, c.passed_count, c.failed_count, c.error_count, pct(c.pass_rate), num(c.mean_score)])),
+       row([`item (weighted mean of the ${run.criteria.length} criteria)`, run.passed_count, run.failed_count, run.error_count, pct(passRate), num(run.mean_score)])].join('')}</table>
+${run.criteria.length === 0 ? '' : criteriaSvg(run.criteria)}
 <h2>Score histogram</h2>${histogramSvg(bins)}
 <h2>Slowest items</h2><table><tr><th>latency</th><th>status</th><th>score</th><th>input</th><th>output</th><th>reason / error</th></tr>${itemRows(slowest, (k) => `${Math.round(k)} ms`)}</table>
 <h2>Most expensive items</h2>${costliest.items.length === 0 ? '<p>No item has a recorded cost.</p>' : `<table><tr><th>cost</th><th>status</th><th>score</th><th>input</th><th>output</th><th>reason / error</th></tr>${itemRows(costliest, (k) => `$${k.toFixed(6)}`)}</table>`}`;

@@ -106,4 +106,40 @@ describe('cli report', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/404/);
   }, 120_000);
+
+  it('shows each criterion of a run with several criteria, in its table and as a drawn bar', async () => {
+    // exact passes 40 of 60 (every third output is wrong); has (contains the expected) also 40; nonempty (regex .) all 60
+    const ds = await makeDataset(s.container, a.id, Array.from({ length: 60 }, (_, i) => ({ input: `q${i}`, expected_output: `a${i}`, output: i % 3 === 0 ? `wrong${i}` : `a${i}` })));
+    const ev = await makeEval(s.container, a.id, {
+      criteria: [
+        { name: 'exact', evaluator: { type: 'exact_match' } },
+        { name: 'nonempty', evaluator: { type: 'regex', pattern: '.' } },
+      ],
+    });
+    const run = await waitForRunEnd(s.baseUrl, a.keys.member, (await scheduleRun(s.baseUrl, a.keys.member, ds.datasetId, ev.evalVersionId)).id);
+    const out = join(dir, 'criteria.html');
+    const r = await cli(['report', run.id, '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(m.text());
+    });
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(pathToFileURL(out).href);
+    const table = page.locator('h2:has-text("Pass rate per criterion") + table');
+    const names = await table.locator('tr td:first-child').allTextContents();
+    expect(names).toEqual(['exact', 'nonempty', 'item (weighted mean of the 2 criteria)']);
+    const rates = await table.locator('tr td:nth-child(5)').allTextContents();
+    expect(rates).toEqual(['66.7 %', '100.0 %', '66.7 %']);
+    const widths = await page.locator('svg.criteria rect.bar').evaluateAll((els) => els.map((e) => (e as unknown as { getBBox(): { width: number } }).getBBox().width));
+    expect(widths).toHaveLength(2);
+    expect(widths[1]!).toBeGreaterThan(widths[0]!); // 100 % draws longer than 66.7 %
+    expect(widths[0]!).toBeGreaterThan(0);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'report-criteria.png'), fullPage: true });
+    expect(problems).toEqual([]);
+    await context.close();
+  }, 120_000);
 });
