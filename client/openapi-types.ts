@@ -763,6 +763,22 @@ export interface components {
             max_cost_usd: number | null;
             /** @description Per criterion, in the eval version's order, for an evaluator with several criteria; empty for one evaluator */
             criteria: components["schemas"]["CriterionStats"][];
+            /** @description How many times each item is generated (or read) and scored */
+            repetitions: number;
+            /** @description How many of an item's repetitions must pass for the item to pass (all of them unless the schedule said otherwise) */
+            repetition_pass: {
+                min_passed: number;
+            };
+            /** @description item_count × repetitions */
+            sample_count: number;
+            /** @description completed_count × repetitions: an item is recorded once all its repetitions are */
+            completed_samples: number;
+            /** @description Share of passed samples over the scored items' repetitions (mean pass rate of one try); errors excluded; null until an item is scored */
+            pass_at_1: number | null;
+            /** @description pass^n: share of the scored items every repetition of which passed; equals the pass rate for one repetition; null until an item is scored */
+            pass_hat_n: number | null;
+            /** @description Mean over the scored items of the standard deviation (n − 1) of their repetitions' scores; null for one repetition */
+            mean_item_sd: number | null;
         };
         CriterionStats: {
             name: string;
@@ -855,6 +871,12 @@ export interface components {
             expected_output: unknown | null;
             /** @description What the run's target produced for the item (null for runs over the stored outputs); its output is what was scored */
             sample: components["schemas"]["Sample"] | null;
+            /** @description Each repetition's outcome for a run with several (null for one); the item's score is their mean, its sample is repetition 0's */
+            repetitions: components["schemas"]["RepetitionOutcome"][] | null;
+            /** @description How many repetitions passed (null for one repetition, or an error) */
+            passed_repetitions: number | null;
+            /** @description Standard deviation (n − 1) of the repetitions' scores (null for one repetition, or an error) */
+            score_sd: number | null;
             /** @description Each criterion's outcome, for an evaluator with several criteria (null for one evaluator, and for an item whose generation failed before any criterion ran) */
             scores: components["schemas"]["CriterionScore"][] | null;
         };
@@ -878,6 +900,17 @@ export interface components {
             cached: boolean;
             /** @description Why generation failed after its last attempt (the item is then error) */
             error: string | null;
+        };
+        RepetitionOutcome: {
+            repetition: number;
+            /** @enum {string} */
+            status: "passed" | "failed" | "error";
+            score: number | null;
+            passed: boolean | null;
+            reason: string | null;
+            error: string | null;
+            /** @description Each criterion's outcome in this repetition */
+            scores?: components["schemas"]["CriterionScore"][];
         };
         CriterionScore: {
             name: string;
@@ -1292,6 +1325,12 @@ export interface components {
             cache?: boolean;
             /** @description Once the run's recorded cost reaches this, no new provider call starts; the run ends failed with "budget exceeded", its results kept */
             max_cost_usd?: number;
+            /** @description Generate (or read) and score each item this many times (1–10, default 1): each repetition is a sample of its own, a real call */
+            repetitions?: number;
+            /** @description An item passes when at least min_passed of its repetitions pass (default: all of them) */
+            repetition_pass?: {
+                min_passed: number;
+            };
         };
     };
     responses: {
