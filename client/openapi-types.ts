@@ -809,33 +809,18 @@ export interface components {
                 only_in_head: number;
             };
             /** @description Whether the difference is real: over every paired item, not only this page */
-            statistics: {
-                alpha: number;
-                /** @description Items scored (not error) in both runs: what the statistics are over */
-                paired_items: number;
-                mean_base: number | null;
-                mean_head: number | null;
-                /** @description Mean of head_score − base_score over the paired items */
-                mean_delta: number | null;
-                /** @description Confidence interval (1 − alpha) of mean_delta: paired t; null with fewer than 2 paired items */
-                ci_low: number | null;
-                ci_high: number | null;
-                /** @description Two-sided p-value of the paired t-test (the exact sign test when every difference is equal) */
-                p_value: number | null;
-                /** @enum {string} */
-                method: "paired_t" | "sign_test" | "none";
-                /** @description Paired items that failed in base and passed in head */
-                fail_to_pass: number;
-                /** @description Paired items that passed in base and failed in head */
-                pass_to_fail: number;
-                /** @description Exact McNemar test (two-sided binomial) of fail_to_pass against pass_to_fail */
-                mcnemar_p_value: number;
-                /**
-                 * @description better / worse when p_value < alpha (by the sign of mean_delta), else no_significant_difference
-                 * @enum {string}
-                 */
-                verdict: "better" | "worse" | "no_significant_difference";
-            };
+            statistics: components["schemas"]["CompareStatistics"];
+            /** @description The same per criterion both runs have (by name, in the base run's order): an item without the criterion's outcome on a side is not comparable; empty unless both runs have several criteria */
+            criteria: {
+                name: string;
+                summary: {
+                    improved: number;
+                    regressed: number;
+                    unchanged: number;
+                    not_comparable: number;
+                };
+                statistics: components["schemas"]["CompareStatistics"];
+            }[];
             data: {
                 /** Format: uuid */
                 item_id: string;
@@ -851,6 +836,33 @@ export interface components {
                 change: "improved" | "regressed" | "unchanged" | "not_comparable";
             }[];
             next_cursor: string | null;
+        };
+        CompareStatistics: {
+            alpha: number;
+            /** @description Items scored (not error) in both runs: what the statistics are over */
+            paired_items: number;
+            mean_base: number | null;
+            mean_head: number | null;
+            /** @description Mean of head_score − base_score over the paired items */
+            mean_delta: number | null;
+            /** @description Confidence interval (1 − alpha) of mean_delta: paired t; null with fewer than 2 paired items */
+            ci_low: number | null;
+            ci_high: number | null;
+            /** @description Two-sided p-value of the paired t-test (the exact sign test when every difference is equal) */
+            p_value: number | null;
+            /** @enum {string} */
+            method: "paired_t" | "sign_test" | "none";
+            /** @description Paired items that failed in base and passed in head */
+            fail_to_pass: number;
+            /** @description Paired items that passed in base and failed in head */
+            pass_to_fail: number;
+            /** @description Exact McNemar test (two-sided binomial) of fail_to_pass against pass_to_fail */
+            mcnemar_p_value: number;
+            /**
+             * @description better / worse when p_value < alpha (by the sign of mean_delta), else no_significant_difference
+             * @enum {string}
+             */
+            verdict: "better" | "worse" | "no_significant_difference";
         };
         EvalRunItem: {
             /** Format: uuid */

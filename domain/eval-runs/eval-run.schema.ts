@@ -256,6 +256,26 @@ export const compareEvalRunsInput = z.object({
   cursor,
   limit,
 });
+export const compareStatisticsSchema = z
+  .object({
+    alpha: z.number(),
+    paired_items: z.int().describe('Items scored (not error) in both runs: what the statistics are over'),
+    mean_base: z.number().nullable(),
+    mean_head: z.number().nullable(),
+    mean_delta: z.number().nullable().describe('Mean of head_score − base_score over the paired items'),
+    ci_low: z.number().nullable().describe('Confidence interval (1 − alpha) of mean_delta: paired t; null with fewer than 2 paired items'),
+    ci_high: z.number().nullable(),
+    p_value: z.number().nullable().describe('Two-sided p-value of the paired t-test (the exact sign test when every difference is equal)'),
+    method: z.enum(['paired_t', 'sign_test', 'none']),
+    fail_to_pass: z.int().describe('Paired items that failed in base and passed in head'),
+    pass_to_fail: z.int().describe('Paired items that passed in base and failed in head'),
+    mcnemar_p_value: z.number().describe('Exact McNemar test (two-sided binomial) of fail_to_pass against pass_to_fail'),
+    verdict: z
+      .enum(['better', 'worse', 'no_significant_difference'])
+      .describe('better / worse when p_value < alpha (by the sign of mean_delta), else no_significant_difference'),
+  })
+  .meta({ id: 'CompareStatistics' });
+
 export const compareEvalRunsOutput = z
   .object({
     base_run_id: uuid(),
@@ -268,25 +288,17 @@ export const compareEvalRunsOutput = z
       only_in_base: z.int(),
       only_in_head: z.int(),
     }),
-    statistics: z
-      .object({
-        alpha: z.number(),
-        paired_items: z.int().describe('Items scored (not error) in both runs: what the statistics are over'),
-        mean_base: z.number().nullable(),
-        mean_head: z.number().nullable(),
-        mean_delta: z.number().nullable().describe('Mean of head_score − base_score over the paired items'),
-        ci_low: z.number().nullable().describe('Confidence interval (1 − alpha) of mean_delta: paired t; null with fewer than 2 paired items'),
-        ci_high: z.number().nullable(),
-        p_value: z.number().nullable().describe('Two-sided p-value of the paired t-test (the exact sign test when every difference is equal)'),
-        method: z.enum(['paired_t', 'sign_test', 'none']),
-        fail_to_pass: z.int().describe('Paired items that failed in base and passed in head'),
-        pass_to_fail: z.int().describe('Paired items that passed in base and failed in head'),
-        mcnemar_p_value: z.number().describe('Exact McNemar test (two-sided binomial) of fail_to_pass against pass_to_fail'),
-        verdict: z
-          .enum(['better', 'worse', 'no_significant_difference'])
-          .describe('better / worse when p_value < alpha (by the sign of mean_delta), else no_significant_difference'),
-      })
+    statistics: compareStatisticsSchema
       .describe('Whether the difference is real: over every paired item, not only this page'),
+    criteria: z
+      .array(
+        z.object({
+          name: z.string(),
+          summary: z.object({ improved: z.int(), regressed: z.int(), unchanged: z.int(), not_comparable: z.int() }),
+          statistics: compareStatisticsSchema,
+        }),
+      )
+      .describe('The same per criterion both runs have (by name, in the base run\'s order): an item without the criterion\'s outcome on a side is not comparable; empty unless both runs have several criteria'),
     data: z.array(
       z.object({
         item_id: uuid(),

@@ -28,6 +28,7 @@ import {
   type RunPlan,
 } from './eval-run.repository.ts';
 import { checkTarget } from '../targets/index.ts';
+import { criteriaComparisons, criteriaSummaries } from './compare-criteria.ts';
 import { compareStatistics } from './compare-stats.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
 import type { EvalRunDto, ScheduleEvalRunInput } from './eval-run.schema.ts';
@@ -279,6 +280,8 @@ export async function compareRuns(em: EntityManager, tenantId: string, baseId: s
       only_in_head: head.completed_count - both,
     },
     statistics: compareStatistics(summary, alpha),
+    // per criterion only when both runs have several (one more statement, over the same pairs)
+    criteria: base.criteria_stats && head.criteria_stats ? criteriaComparisons(await criteriaSummaries(em, baseId, headId), alpha) : [],
     rows,
   };
 }
