@@ -5,7 +5,8 @@
  * replicas. The nodes announce 127.0.0.1 while their certificate names
  * `localhost`: every node connection must carry REDIS_TLS_SERVERNAME. A run
  * completes exactly once, and a master killed mid-run loses and doubles
- * nothing.
+ * nothing. Nodes announcing a hostname instead (certificates per host) need
+ * no servername: the name CLUSTER SLOTS gives is the one checked.
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -109,5 +110,33 @@ describe('Redis Cluster over TLS with an ACL user (3 masters, 3 replicas)', () =
     expect(promoted.port).not.toBe(victim.port);
     expect(sawUnready).toMatch(/^failed/);
     expect(tally).toMatchObject({ runs: 2, lost: 0, duplicates: 0 });
+  });
+
+  it('nodes that announce a hostname (cluster-preferred-endpoint-type hostname), no REDIS_TLS_SERVERNAME: the name reached is the name checked', async () => {
+    // each node's certificate would name its own host; here they all announce localhost, the name their certificate carries
+    const alive = cluster.nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
+    for (const n of alive) {
+      expect(await cluster.cli(n.port, ['config', 'set', 'cluster-announce-hostname', 'localhost'])).toBe('OK');
+      expect(await cluster.cli(n.port, ['config', 'set', 'cluster-preferred-endpoint-type', 'hostname'])).toBe('OK');
+    }
+    // every node names every endpoint by hostname (learnt through gossip; `?` until then)
+    await waitFor(async () => {
+      for (const n of alive) {
+        const lines = (await cluster.cli(n.port, ['cluster', 'slots'])).split('\n');
+        if (lines.includes('?') || lines.filter((l) => l === 'localhost').length !== lines.filter((l) => l === 'ip').length) return false;
+      }
+      return true;
+    }, { timeoutMs: 30_000, intervalMs: 200, what: 'CLUSTER SLOTS to name localhost everywhere' });
+    const byName: Record<string, string> = { ...env, REDIS_CLUSTER_NODES: alive.map((n) => `localhost:${n.port}`).join(',') };
+    delete byName.REDIS_TLS_SERVERNAME;
+    const named = await startEvalgate(byName);
+    try {
+      expect((await named.readyz()).body.checks).toMatchObject({ redis: 'ok', worker_redis: 'ok' });
+      const tally = await runsThroughFault(named, async () => undefined, 300);
+      report('cluster-tls-hostnames', tally);
+      expect(tally).toMatchObject({ runs: 2, lost: 0, duplicates: 0 });
+    } finally {
+      await named.close();
+    }
   });
 });
