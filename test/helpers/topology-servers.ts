@@ -226,7 +226,7 @@ export interface LocalSentinel {
   replica: RedisProc;
   sentinels: RedisProc[];
   name: string;
-  /** `127.0.0.1:s1,…` for REDIS_SENTINELS. */
+  /** `127.0.0.1:s1,…` (with `hostname`: `localhost:s1,…`) for REDIS_SENTINELS. */
   list: string;
   /** redis-cli against a data node, with its TLS and ACL options if it has any. */
   cli(port: number, args: string[]): Promise<string>;
@@ -243,7 +243,7 @@ export interface LocalSentinel {
  * TLS too), the data nodes' ACL user given to the sentinels (`sentinel auth-user/auth-pass`), and if
  * `sentinelUser` is set, the sentinels' own ACL user (`sentinel sentinel-user/sentinel-pass` between them).
  */
-export async function startSentinel(opts: { secure?: SecureRedis } = {}): Promise<LocalSentinel> {
+export async function startSentinel(opts: { secure?: SecureRedis; hostname?: string } = {}): Promise<LocalSentinel> {
   const name = 'evalgate';
   const dirs: string[] = [];
   const procs: RedisProc[] = [];
@@ -252,11 +252,17 @@ export async function startSentinel(opts: { secure?: SecureRedis } = {}): Promis
   const sentinelExtra = sec ? secureCli(sec, 'sentinel') : [];
   const dataCli = (port: number, args: string[]) => cli(port, args, { extra: dataExtra });
   const sentinelCli = (port: number, args: string[]) => cli(port, args, { extra: sentinelExtra });
-  const listen = (port: number) => (sec ? tlsServerArgs(sec, port) : ['--port', String(port)]);
+  // `hostname`: the nodes are known by that name (replica-announce-ip, sentinel resolve-hostnames/announce-hostnames),
+  // on both loopbacks, whichever the name resolves to first
+  const host = opts.hostname ?? '127.0.0.1';
+  const listen = (port: number) => [
+    ...(sec ? tlsServerArgs(sec, port) : ['--port', String(port)]),
+    ...(opts.hostname ? ['--bind', '127.0.0.1', '::1', '--replica-announce-ip', opts.hostname] : ['--bind', '127.0.0.1']),
+  ];
   try {
-    const master = await startRedis((port) => [...listen(port), '--bind', '127.0.0.1'], { cliExtra: dataExtra });
+    const master = await startRedis((port) => listen(port), { cliExtra: dataExtra });
     procs.push(master);
-    const replica = await startRedis((port) => [...listen(port), '--bind', '127.0.0.1', '--replicaof', '127.0.0.1', String(master.port)], { cliExtra: dataExtra });
+    const replica = await startRedis((port) => [...listen(port), '--replicaof', host, String(master.port)], { cliExtra: dataExtra });
     procs.push(replica);
     await waitFor(async () => (await dataCli(replica.port, ['info', 'replication'])).includes('master_link_status:up'), { timeoutMs: 20_000, what: 'replica to sync' });
     const sentinels: RedisProc[] = [];
@@ -283,9 +289,10 @@ export async function startSentinel(opts: { secure?: SecureRedis } = {}): Promis
           path,
           [
             ...secure,
-            'bind 127.0.0.1',
+            opts.hostname ? 'bind 127.0.0.1 ::1' : 'bind 127.0.0.1',
             `dir ${dir}`,
-            `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
+            ...(opts.hostname ? ['sentinel resolve-hostnames yes', 'sentinel announce-hostnames yes', `sentinel announce-ip ${opts.hostname}`] : []),
+            `sentinel monitor ${name} ${host} ${master.port} 2`,
             `sentinel down-after-milliseconds ${name} 2000`,
             `sentinel failover-timeout ${name} 10000`,
             `sentinel parallel-syncs ${name} 1`,
@@ -312,7 +319,7 @@ export async function startSentinel(opts: { secure?: SecureRedis } = {}): Promis
       },
       { timeoutMs: 30_000, intervalMs: 200, what: 'sentinels to discover each other and the replica' },
     );
-    const list = sentinels.map((s) => `127.0.0.1:${s.port}`).join(',');
+    const list = sentinels.map((s) => `${host}:${s.port}`).join(',');
     return {
       master,
       replica,

@@ -6,7 +6,8 @@
  * servers announce 127.0.0.1 while their certificate names `localhost`:
  * evalgate reaches the sentinels (sentinelTLS) and the master they name
  * (enableTLSForSentinelMode) with REDIS_TLS_SERVERNAME. `SENTINEL FAILOVER`
- * mid-run: every run completes exactly once.
+ * mid-run: every run completes exactly once. Then a topology known by
+ * hostname (certificates per host): no servername, the names are checked.
  */
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,5 +78,42 @@ describe('Redis Sentinel over TLS with ACL users (1 master, 1 replica, 3 sentine
     expect((await s.readyz()).status).toBe(200);
     report('sentinel-tls-failover', { ...tally, old_master: before, new_master: after });
     expect(tally).toMatchObject({ runs: 2, lost: 0, duplicates: 0 });
+  });
+});
+
+describe('Redis Sentinel over TLS, nodes known by hostname, no REDIS_TLS_SERVERNAME', () => {
+  let certs: TlsFiles;
+  let sentinel: LocalSentinel;
+  afterAll(async () => {
+    await sentinel?.stop();
+    if (certs) rmSync(certs.dir, { recursive: true, force: true });
+  });
+
+  it('the sentinels name the master `localhost` (the name its certificate carries): a run completes exactly once, and after SENTINEL FAILOVER too', async () => {
+    certs = await makeCertificates();
+    sentinel = await startSentinel({ secure: { certs, user: 'evalgate', pass: 's3cret' }, hostname: 'localhost' });
+    expect(await sentinel.sentinelCli(sentinel.sentinels[0]!.port, ['sentinel', 'get-master-addr-by-name', sentinel.name])).toMatch(/^localhost\n/);
+    const s = await startEvalgate({
+      REDIS_SENTINELS: sentinel.list,
+      REDIS_SENTINEL_NAME: sentinel.name,
+      REDIS_USERNAME: 'evalgate',
+      REDIS_PASSWORD: 's3cret',
+      REDIS_TLS_CA_FILE: certs.ca,
+      REDIS_TLS_CERT_FILE: certs.clientCert,
+      REDIS_TLS_KEY_FILE: certs.clientKey,
+    });
+    try {
+      expect((await s.readyz()).body.checks).toMatchObject({ redis: 'ok', worker_redis: 'ok' });
+      const before = await sentinel.masterPort();
+      const tally = await runsThroughFault(s, async () => {
+        expect(await sentinel.sentinelCli(sentinel.sentinels[0]!.port, ['sentinel', 'failover', sentinel.name])).toBe('OK');
+        await waitFor(async () => (await sentinel.masterPort()) !== before, { timeoutMs: 60_000, intervalMs: 100, what: 'the sentinels to name a new master' });
+      }, 300);
+      expect(await sentinel.sentinelCli(sentinel.sentinels[0]!.port, ['sentinel', 'get-master-addr-by-name', sentinel.name])).toMatch(/^localhost\n/);
+      report('sentinel-tls-hostnames', tally);
+      expect(tally).toMatchObject({ runs: 2, lost: 0, duplicates: 0 });
+    } finally {
+      await s.close();
+    }
   });
 });
