@@ -32,13 +32,6 @@ export function toEvalRunDto(r: EvalRunRow): EvalRunDto {
     outputs_from_run: r.outputs_from_run_id,
     cache: r.use_cache,
     max_cost_usd: r.max_cost_usd === null ? null : Number(r.max_cost_usd),
-    repetitions: r.repetitions,
-    repetition_pass: { min_passed: r.repetition_min_passed ?? r.repetitions },
-    sample_count: r.item_count * r.repetitions,
-    completed_samples: r.completed_count * r.repetitions,
-    pass_at_1: scored > 0 ? Number(r.passed_samples) / (scored * r.repetitions) : null,
-    pass_hat_n: scored > 0 ? r.all_passed_count / scored : null,
-    mean_item_sd: scored > 0 && r.repetitions > 1 ? Number(r.score_sd_sum) / scored : null,
     criteria: (r.criteria_stats ?? []).map((c) => {
       const n = c.passed_count + c.failed_count;
       return {
@@ -50,6 +43,13 @@ export function toEvalRunDto(r: EvalRunRow): EvalRunDto {
         pass_rate: n > 0 ? c.passed_count / n : null,
       };
     }),
+    repetitions: r.repetitions,
+    repetition_pass: { min_passed: r.repetition_min_passed ?? r.repetitions },
+    sample_count: r.item_count * r.repetitions,
+    completed_samples: r.completed_count * r.repetitions,
+    pass_at_1: scored > 0 ? Number(r.passed_samples) / (scored * r.repetitions) : null,
+    pass_hat_n: scored > 0 ? r.all_passed_count / scored : null,
+    mean_item_sd: scored > 0 && r.repetitions > 1 ? Number(r.score_sd_sum) / scored : null,
   };
 }
 
