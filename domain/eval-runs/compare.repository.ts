@@ -157,13 +157,17 @@ export async function pairSummary(em: EntityManager, tenantId: string, baseId: s
  * `limit`), after `after` on both sides: the merge join's two primary-key
  * range scans start at the cursor, so a page reads O(limit) rows at any depth.
  */
-export async function compareRows(em: EntityManager, baseId: string, headId: string, after: string | undefined, limit: number): Promise<CompareRow[]> {
-  return sql<CompareRow>(
-    em,
-    `select b.item_id, b.status as base_status, h.status as head_status, b.score as base_score, h.score as head_score
+export function compareRowsStatement(baseId: string, headId: string, after: string | undefined, limit: number): { text: string; params: unknown[] } {
+  return {
+    text: `select b.item_id, b.status as base_status, h.status as head_status, b.score as base_score, h.score as head_score
        from eval_run_items b join eval_run_items h on h.run_id = ? and h.item_id = b.item_id
       where b.run_id = ? ${after ? 'and b.item_id > ? and h.item_id > ?' : ''}
       order by b.item_id limit ?`,
-    after ? [headId, baseId, after, after, limit + 1] : [headId, baseId, limit + 1],
-  );
+    params: after ? [headId, baseId, after, after, limit + 1] : [headId, baseId, limit + 1],
+  };
+}
+
+export async function compareRows(em: EntityManager, baseId: string, headId: string, after: string | undefined, limit: number): Promise<CompareRow[]> {
+  const { text, params } = compareRowsStatement(baseId, headId, after, limit);
+  return sql<CompareRow>(em, text, params);
 }
