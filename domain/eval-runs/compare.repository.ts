@@ -63,7 +63,7 @@ const version = (r: string) => `concat_ws(':', ${r}.status, ${r}.completed_count
                   (extract(epoch from ${r}.updated_at) * 1000000)::bigint, (extract(epoch from ${r}.completed_at) * 1000000)::bigint)`;
 
 /** The hash of the whole of one run (1 M rows ≈ 70 MB) in memory: with the default 4 MB it spills to 16 batches on disk. */
-const SUMMARY_WORK_MEM = '64MB';
+export const SUMMARY_WORK_MEM = '64MB';
 
 /**
  * The summary's statement: both runs' versions when finished (null otherwise;
@@ -92,6 +92,14 @@ const SUMMARY_SQL = `select (select ${version('r')} from eval_runs r where r.id 
            from eval_run_items b join eval_run_items h on h.run_id = ? and h.item_id = b.item_id
           where b.run_id = ?) x`;
 
+/** What the summary's transaction sets first (`?`: SUMMARY_WORK_MEM): JIT compiles its expressions for ≈ 0.1 s to save less. */
+export const SUMMARY_SETTINGS = `select set_config('work_mem', ?, true), set_config('jit', 'off', true)`;
+
+/** The summary's statement and its parameters (the bench explains it). */
+export function pairSummaryStatement(tenantId: string, baseId: string, headId: string): { text: string; params: unknown[] } {
+  return { text: SUMMARY_SQL, params: [baseId, tenantId, headId, tenantId, headId, baseId] };
+}
+
 /** The kept summary of the pair, if both runs of the tenant are still at the versions it was computed at. */
 export async function keptPairSummary(em: EntityManager, tenantId: string, baseId: string, headId: string): Promise<PairSummary | undefined> {
   const [row] = await sql<{ summary: PairSummary }>(
@@ -115,8 +123,9 @@ export async function computePairSummary(
   headId: string,
 ): Promise<{ summary: PairSummary; base_version: string | null; head_version: string | null }> {
   const run = async (tx: EntityManager) => {
-    await sql(tx, `select set_config('work_mem', ?, true), set_config('jit', 'off', true)`, [SUMMARY_WORK_MEM]);
-    const [row] = await sql<PairSummary & { base_version: string | null; head_version: string | null }>(tx, SUMMARY_SQL, [baseId, tenantId, headId, tenantId, headId, baseId]);
+    await sql(tx, SUMMARY_SETTINGS, [SUMMARY_WORK_MEM]);
+    const { text, params } = pairSummaryStatement(tenantId, baseId, headId);
+    const [row] = await sql<PairSummary & { base_version: string | null; head_version: string | null }>(tx, text, params);
     const { base_version, head_version, ...summary } = row as PairSummary & { base_version: string | null; head_version: string | null };
     return { summary, base_version, head_version };
   };
