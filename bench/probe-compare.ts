@@ -8,7 +8,8 @@
  *   summary and keeps it (its kept row deleted before each round);
  * - the first page and the page at depth --depth, warm (the summary kept);
  *
- * each the median (and max) of --rounds; plus, on the database alone, the
+ * each the median (and max) of --rounds; the whole compare export (JSONL,
+ * keyset pages of 1,000); plus, on the database alone, the
  * summary's statement (computePairSummary) and the statements of the previous
  * version (the summary over both runs on every page, the page bounded on the
  * base side only), and what EXPLAIN ANALYZE says each page statement reads.
@@ -16,7 +17,7 @@
  *   node --import tsx bench/probe-compare.ts [--items=1000000] [--depth=950000] [--rounds=7]
  */
 import { parseArgs } from 'node:util';
-import { compareRowsStatement, computePairSummary, pairSummaryStatement, SUMMARY_SETTINGS, SUMMARY_WORK_MEM } from '../domain/eval-runs/compare.repository.ts';
+import { compareRowsStatement, computePairSummary, pairSummaryStatement } from '../domain/eval-runs/compare.repository.ts';
 import { encodeCursor } from '../domain/shared/pagination.ts';
 import { makeEval, makeTenant } from '../test/helpers/factories.ts';
 import { seedCompletedRun, seedDataset } from '../test/helpers/seed-run.ts';
@@ -143,6 +144,15 @@ async function main(): Promise<void> {
     const deep: number[] = [];
     for (let i = 0; i < rounds; i++) deep.push(await timeGet(path(cursor)));
     row(`page at depth ${depth.toLocaleString('en-US')}, summary kept`, deep, 50, 'HTTP');
+
+    // the compare export: every paired item, a keyset page of 1,000 at a time
+    const e0 = performance.now();
+    const res = await fetch(`${api.base}/v1/eval-runs/compare/export?base=${base}&head=${head}&format=jsonl`, { headers: { authorization: `Bearer ${t.keys.viewer}` } });
+    let lines = 0;
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) for (const x of chunk) if (x === 10) lines++;
+    const exportMs = performance.now() - e0;
+    if (res.status !== 200 || lines !== items) throw new Error(`compare export: ${res.status}, ${lines} lines`);
+    row(`compare export jsonl, ${lines.toLocaleString('en-US')} rows (${Math.round(lines / (exportMs / 1000)).toLocaleString('en-US')} rows/s)`, [exportMs], null, 'HTTP, whole stream');
     await api.proc.stop();
 
     // why: what each statement reads
@@ -161,19 +171,10 @@ async function main(): Promise<void> {
       `- page at depth ${depth.toLocaleString('en-US')}, now: ${describePlan(await explain(numbered(pageNow.text), pageNow.params))}`,
       `- first page, now: ${describePlan(await explain(numbered(firstNow.text), firstNow.params))}`,
       `- page at depth ${depth.toLocaleString('en-US')}, previous: ${describePlan(await explain(OLD_PAGE, [head, base, deepAfter, LIMIT + 1]))}`,
-      `- summary, previous (work_mem and JIT as configured): ${describePlan(await explain(OLD_SUMMARY, [head, base]))}`,
+      `- summary, previous: ${describePlan(await explain(OLD_SUMMARY, [head, base]))}`,
     ];
-    const client = await b.pg.connect();
-    try {
-      await client.query('begin');
-      await client.query(numbered(SUMMARY_SETTINGS), [SUMMARY_WORK_MEM]);
-      const now = pairSummaryStatement(t.id, base, head);
-      const out = (await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode; 'Execution Time': number }] }>(`explain (analyze, buffers, format json) ${numbered(now.text)}`, now.params)).rows[0];
-      plans.push(`- summary, now (work_mem ${SUMMARY_WORK_MEM}, no JIT): ${describePlan(out?.['QUERY PLAN'][0] as { Plan: PlanNode; 'Execution Time': number })}`);
-      await client.query('commit');
-    } finally {
-      client.release();
-    }
+    const now = pairSummaryStatement(t.id, base, head);
+    plans.push(`- summary, now: ${describePlan(await explain(numbered(now.text), now.params))}`);
     const m = await machineInfo(b.stack.env.DATABASE_URL, b.stack.redis);
     process.stdout.write(
       `\n${items.toLocaleString('en-US')} vs ${items.toLocaleString('en-US')} results, limit ${LIMIT}; ${m.nproc} cores (${m.cpuModel}), ${m.memoryGiB.toFixed(0)} GiB, ` +

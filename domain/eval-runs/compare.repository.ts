@@ -3,8 +3,8 @@
  * finished runs and kept in eval_run_comparisons) and their items side by
  * side, a keyset page at a time.
  *
- * - The summary joins both runs' results (a hash join of 1 M × 1 M rows is
- *   ≈ 0.8 s here, BENCHMARKS.md), so it is computed once per pair of
+ * - The summary joins both runs' results (a hash join of 1 M × 1 M rows,
+ *   about a second of CPU, BENCHMARKS.md), so it is computed once per pair of
  *   finished runs and kept with both runs' versions (version() below). A read
  *   whose runs are no longer at those versions (a retry, a result landing
  *   after a cancel, a re-open) recomputes it; while either run is active it
@@ -53,17 +53,15 @@ export interface PairSummary extends CompareSummaryRow {
 const FINISHED = sqlList(FINISHED_RUN_STATUSES);
 
 /**
- * A run's version (the eval_runs row `r`): what every statement that changes its results also
- * changes in the same statement (its counters and updated_at; recordResults,
- * giving up a chunk and a retry's re-open all set updated_at = now()), plus
- * its status and ending. Two different sets of results of one run never have
- * the same version.
+ * A run's version (of the eval_runs row `r`): what every statement that
+ * changes its results also changes in the same statement (its counters and
+ * updated_at: recordResults, giving up a chunk and a retry's re-open all set
+ * updated_at = now()), plus its status and ending. Two different sets of
+ * results of one run never have the same version; a statement that changed a
+ * run's results without moving updated_at would break the kept summaries.
  */
 const version = (r: string) => `concat_ws(':', ${r}.status, ${r}.completed_count, ${r}.passed_count, ${r}.failed_count, ${r}.error_count, ${r}.score_sum,
                   (extract(epoch from ${r}.updated_at) * 1000000)::bigint, (extract(epoch from ${r}.completed_at) * 1000000)::bigint)`;
-
-/** The hash of the whole of one run (1 M rows ≈ 70 MB) in memory: with the default 4 MB it spills to 16 batches on disk. */
-export const SUMMARY_WORK_MEM = '64MB';
 
 /**
  * The summary's statement: both runs' versions when finished (null otherwise;
@@ -92,9 +90,6 @@ const SUMMARY_SQL = `select (select ${version('r')} from eval_runs r where r.id 
            from eval_run_items b join eval_run_items h on h.run_id = ? and h.item_id = b.item_id
           where b.run_id = ?) x`;
 
-/** What the summary's transaction sets first (`?`: SUMMARY_WORK_MEM): JIT compiles its expressions for ≈ 0.1 s to save less. */
-export const SUMMARY_SETTINGS = `select set_config('work_mem', ?, true), set_config('jit', 'off', true)`;
-
 /** The summary's statement and its parameters (the bench explains it). */
 export function pairSummaryStatement(tenantId: string, baseId: string, headId: string): { text: string; params: unknown[] } {
   return { text: SUMMARY_SQL, params: [baseId, tenantId, headId, tenantId, headId, baseId] };
@@ -122,14 +117,10 @@ export async function computePairSummary(
   baseId: string,
   headId: string,
 ): Promise<{ summary: PairSummary; base_version: string | null; head_version: string | null }> {
-  const run = async (tx: EntityManager) => {
-    await sql(tx, SUMMARY_SETTINGS, [SUMMARY_WORK_MEM]);
-    const { text, params } = pairSummaryStatement(tenantId, baseId, headId);
-    const [row] = await sql<PairSummary & { base_version: string | null; head_version: string | null }>(tx, text, params);
-    const { base_version, head_version, ...summary } = row as PairSummary & { base_version: string | null; head_version: string | null };
-    return { summary, base_version, head_version };
-  };
-  return em.getTransactionContext() ? run(em) : em.transactional(run);
+  const { text, params } = pairSummaryStatement(tenantId, baseId, headId);
+  const [row] = await sql<PairSummary & { base_version: string | null; head_version: string | null }>(em, text, params);
+  const { base_version, head_version, ...summary } = row as PairSummary & { base_version: string | null; head_version: string | null };
+  return { summary, base_version, head_version };
 }
 
 /**
