@@ -51,6 +51,8 @@ export interface PairSummary extends CompareSummaryRow {
 }
 
 const FINISHED = sqlList(FINISHED_RUN_STATUSES);
+/** The kept summary's shape: bump it when PairSummary changes, so that rows kept in the old shape are computed again. */
+const SUMMARY_FORMAT = 1;
 
 /**
  * A run's version (of the eval_runs row `r`): what every statement that
@@ -59,8 +61,9 @@ const FINISHED = sqlList(FINISHED_RUN_STATUSES);
  * updated_at = now()), plus its status and ending. Two different sets of
  * results of one run never have the same version; a statement that changed a
  * run's results without moving updated_at would break the kept summaries.
+ * Prefixed with SUMMARY_FORMAT.
  */
-const version = (r: string) => `concat_ws(':', ${r}.status, ${r}.completed_count, ${r}.passed_count, ${r}.failed_count, ${r}.error_count, ${r}.score_sum,
+const version = (r: string) => `concat_ws(':', ${SUMMARY_FORMAT}, ${r}.status, ${r}.completed_count, ${r}.passed_count, ${r}.failed_count, ${r}.error_count, ${r}.score_sum,
                   (extract(epoch from ${r}.updated_at) * 1000000)::bigint, (extract(epoch from ${r}.completed_at) * 1000000)::bigint)`;
 
 /**
