@@ -12,7 +12,7 @@ import { sql } from '../../domain/shared/sql.ts';
 import { makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { api, waitForRunEnd } from '../helpers/runs.ts';
 import { seedCompletedRun, seedDataset } from '../helpers/seed-run.ts';
-import { startStack, type Stack } from '../helpers/stack.ts';
+import { startStack, waitFor, type Stack } from '../helpers/stack.ts';
 
 let s: Stack;
 let a: TenantFixture;
@@ -141,6 +141,37 @@ describe('the summary of a pair of runs', () => {
     );
     expect(seen).toEqual(paired.map((p) => p.item_id));
     expect(seen).toHaveLength(40);
+  });
+
+  it('concurrent first reads of a pair compute it once: the others wait for it and read it', async () => {
+    // every write of a kept summary, counted by a trigger of this test's own
+    await sql(em(), 'create table compare_writes (at timestamptz not null default now())');
+    await sql(em(), `create function compare_writes() returns trigger language plpgsql as $$ begin insert into compare_writes default values; return null; end $$`);
+    await sql(em(), 'create trigger compare_writes after insert or update on eval_run_comparisons for each row execute function compare_writes()');
+    const waiting = async () => {
+      const [r] = await sql<{ n: number }>(em(), `select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`);
+      return r?.n ?? 0;
+    };
+    try {
+      // the pair the other way round has never been compared; the test holds its lock until three requests wait for it
+      let answers: Promise<{ status: number; body: Json }[]> | undefined;
+      await em().transactional(async (tx) => {
+        await sql(tx, `select pg_advisory_xact_lock(hashtextextended('eval_run_comparisons:' || ? || ':' || ?, 0))`, [head, base]);
+        answers = Promise.all([1, 2, 3].map(() => get(`/v1/eval-runs/compare?base=${head}&head=${base}`, a.keys.viewer)));
+        await waitFor(async () => (await waiting()) >= 3, { timeoutMs: 20_000, what: 'three compares waiting for the pair' });
+      });
+      const all = await (answers as Promise<{ status: number; body: Json }[]>);
+      expect(all.map((r) => r.status)).toEqual([200, 200, 200]);
+      expect(all[1]?.body.summary).toEqual(all[0]?.body.summary);
+      expect(all[2]?.body.statistics).toEqual(all[0]?.body.statistics);
+      expect(all[0]?.body.summary).toMatchObject({ regressed: 0, improved: 17, only_in_base: 1, only_in_head: 0 });
+      const [w] = await sql<{ n: number }>(em(), 'select count(*)::int as n from compare_writes');
+      expect(w?.n).toBe(1);
+    } finally {
+      await sql(em(), 'drop trigger compare_writes on eval_run_comparisons');
+      await sql(em(), 'drop function compare_writes()');
+      await sql(em(), 'drop table compare_writes');
+    }
   });
 
   it("deleting the runs' dataset deletes their kept summaries", async () => {
