@@ -95,6 +95,11 @@ export const envSchema = z.object({
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/ })
     .default('postgres://postgres@127.0.0.1:5432/evalgate'),
+  /**
+   * A read replica (streaming, hot standby) of DATABASE_URL: the API's reads that may lag (get, list,
+   * compare, export, watch) go there; writes, and reads inside a write, stay on DATABASE_URL. Unset: all on DATABASE_URL.
+   */
+  DATABASE_REPLICA_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   /** Pool size of the PostgreSQL connection pool of one process. */
   DATABASE_POOL_MAX: int(1, 500).default(20),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),

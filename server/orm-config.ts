@@ -23,6 +23,8 @@ export interface OrmOptions {
   statementTimeoutMs?: number;
   /** Named statements on the hot paths (sql()'s `prepare`); default: on unless pooler is `transaction`. */
   preparedStatements?: boolean;
+  /** A read replica for the reads sql() is told may go there (domain/shared/sql.ts readsFromReplica). */
+  replicaUrl?: string;
 }
 
 /** The ORM options of this process's pool, from its configuration. */
@@ -33,6 +35,7 @@ export function ormOptions(env: Env): OrmOptions {
     pooler: env.DATABASE_POOLER,
     statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
     preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
+    replicaUrl: env.DATABASE_REPLICA_URL,
   };
 }
 
@@ -90,6 +93,8 @@ export function createBaseOrmConfig(opts: OrmOptions) {
       path: 'server/migrations',
     },
     forceUtcTimezone: true,
+    // the replica gets only what sql() is told may read there; nothing of the ORM's own goes there by itself
+    ...(opts.replicaUrl ? { replicas: [{ name: 'replica', clientUrl: opts.replicaUrl }], preferReadReplicas: false } : {}),
     debug: opts.debug ?? false,
     allowGlobalContext: false,
   });

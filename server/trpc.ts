@@ -10,6 +10,7 @@ import { authenticate, type Principal } from './auth.ts';
 import type { Context } from './context.ts';
 import { errorMessage, toTRPCError } from './errors.ts';
 import { RateLimitedError, sanitizeError } from '../domain/shared/errors.ts';
+import { readsFromReplica } from '../domain/shared/sql.ts';
 
 export interface Meta extends OpenApiMeta {
   /** HTTP status of a successful REST answer (202 for accepted work, 201 for creations); default 200. */
@@ -100,8 +101,15 @@ export const READ_ROLES: readonly Role[] = ['owner', 'member', 'viewer'];
 export const WRITE_ROLES: readonly Role[] = ['owner', 'member'];
 export const OWNER_ROLES: readonly Role[] = ['owner'];
 
-/** Reads: owners, members and viewers. */
-export const readProcedure = allow(READ_ROLES);
+/**
+ * Reads: owners, members and viewers. Their queries and subscriptions may read
+ * from the read replica (DATABASE_REPLICA_URL) once the caller is
+ * authenticated on the primary; a mutation among them (the gate) stays there.
+ */
+export const readProcedure = allow(READ_ROLES).use(({ ctx, type, next }) => {
+  if (type !== 'mutation') readsFromReplica(ctx.em);
+  return next();
+});
 /** Mutations count against the tenant's and the credential's write limits (Redis-shared). */
 const rateLimited = t.middleware(async ({ ctx, next, type }) => {
   const c = ctx as Context & { principal: Principal };

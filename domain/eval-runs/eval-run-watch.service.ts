@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Deps } from '../shared/deps.ts';
 import { RateLimitedError } from '../shared/errors.ts';
+import { readsFromReplica } from '../shared/sql.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
 import type { EvalRunDto } from './eval-run.schema.ts';
 import { findRun } from './eval-run.service.ts';
@@ -222,7 +223,8 @@ export async function watchEvalRun(c: Deps, tenantId: string, runId: string, sig
   const key = `${tenantId}:${runId}`;
   let feed = h.feeds.get(key);
   if (!feed) {
-    feed = new RunFeed(h, key, () => readRun(c.orm.em.fork() as EntityManager, tenantId, runId), c.env.RUN_WATCH_INTERVAL_MS);
+    // the watch polls: a replica may serve it (it lags by as much as replication does)
+    feed = new RunFeed(h, key, () => readRun(readsFromReplica(c.orm.em.fork() as EntityManager), tenantId, runId), c.env.RUN_WATCH_INTERVAL_MS);
     h.feeds.set(key, feed);
   }
   const joined = feed;

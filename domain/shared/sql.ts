@@ -22,6 +22,20 @@ const numbered = new Map<string, string>();
  */
 const unnamed = new WeakSet<object>();
 
+/** Entity managers whose statements outside a transaction read from the ORM's read replica (when it has one). */
+const readers = new WeakSet<object>();
+
+/**
+ * Lets `em`'s statements outside a transaction go to the read replica
+ * (DATABASE_REPLICA_URL; without one, nothing changes). For reads that may lag
+ * the primary a little: a statement inside `em.transactional` still runs on the
+ * primary, so a read that must see a write, and every write, stays there.
+ */
+export function readsFromReplica<E extends EntityManager>(em: E): E {
+  if (em.config.get('replicas')?.length) readers.add(em);
+  return em;
+}
+
 /** Turns sql()'s named statements into unnamed ones for this ORM (DATABASE_PREPARED_STATEMENTS=false). */
 export function useUnnamedStatements(em: EntityManager): void {
   unnamed.add(em.config);
@@ -67,7 +81,7 @@ export async function sql<T = Record<string, unknown>>(
     if (p === undefined) throw new TypeError('sql(): undefined parameter; pass null');
   }
   const trx = em.getTransactionContext<{ client: PoolClient }>();
-  const client = trx ? trx.client : (em.getKnex().client as PoolClient);
+  const client = trx ? trx.client : (em.getKnex(readers.has(em) ? 'read' : 'write').client as PoolClient);
   const conn = await client.acquireConnection();
   try {
     const name = opts.prepare !== undefined && !unnamed.has(em.config) ? opts.prepare : undefined;

@@ -19,6 +19,7 @@ import { ITEM_STATUSES, type ItemStatus } from '../../entities/index.ts';
 import { toRunItemDto } from '../../domain/eval-runs/eval-run.mapper.ts';
 import { compareItem, exportCompareRows, exportRunItems, type RunItemRow } from '../../domain/eval-runs/eval-run.service.ts';
 import { DomainError, RateLimitedError } from '../../domain/shared/errors.ts';
+import { readsFromReplica } from '../../domain/shared/sql.ts';
 import type { Container } from '../../server/container.ts';
 import { authorize, sendError, uuidParam } from '../../server/plain-route.ts';
 
@@ -133,7 +134,7 @@ async function stream(
     if ((open.get(tenantId) ?? 0) >= MAX_EXPORTS_PER_TENANT) {
       throw new RateLimitedError(`this organization already has ${MAX_EXPORTS_PER_TENANT} exports in progress; wait for one to finish`, 5);
     }
-    ({ format, source } = open_(em, tenantId));
+    ({ format, source } = open_(readsFromReplica(em), tenantId));
     first = await source.pages.next();
   } catch (err) {
     return sendError(req, reply, err, what);

@@ -368,6 +368,14 @@ const PG_BIN_DIR = ((): string => {
   return newest ? `/usr/lib/postgresql/${newest}/bin` : '/usr/local/bin';
 })();
 
+/** A PostgreSQL tool from PG_BIN_DIR, else from Debian's newest /usr/lib/postgresql/<version>/bin (where pg_basebackup and psql are). */
+function pgTool(name: string): string {
+  if (existsSync(join(PG_BIN_DIR, name))) return join(PG_BIN_DIR, name);
+  const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)) : [];
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
+  return newest ? `/usr/lib/postgresql/${newest}/bin/${name}` : name;
+}
+
 function run(file: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(file, args, { timeout: 60_000 }, (err, stdout, stderr) => {
@@ -452,6 +460,67 @@ export async function startDisposablePostgres(): Promise<DisposablePostgres> {
       await rm(dir, { recursive: true, force: true });
       livePostgres.delete(dir);
     },
+  };
+}
+
+/**
+ * A streaming replica (hot standby) of a disposable primary: pg_basebackup -R
+ * from it into a temporary directory, started on a free port. `pauseReplay` /
+ * `resumeReplay` hold back and release what it shows, so a test can tell
+ * which server a read went to.
+ */
+export async function startDisposableReplica(primary: DisposablePostgres): Promise<DisposablePostgres & { pauseReplay(): Promise<void>; resumeReplay(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'evalgate-pg-replica-'));
+  if (process.getuid?.() === 0) await run('chown', ['postgres:postgres', dir]);
+  const data = join(dir, 'data');
+  const log = join(dir, 'server.log');
+  await runAsPostgres(pgTool('pg_basebackup'), ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', data, '-R', '-X', 'stream', '-c', 'fast']);
+  const pgCtl = (...args: string[]) => runAsPostgres(join(PG_BIN_DIR, 'pg_ctl'), ['-D', data, ...args]);
+  let running = false;
+  const launch = async (port: number): Promise<number> => {
+    const logged = existsSync(log) ? statSync(log).size : 0;
+    const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c hot_standby=on -c fsync=off`;
+    try {
+      await pgCtl('-o', opts, '-l', log, '-w', '-t', '60', 'start');
+    } catch (err) {
+      const said = existsSync(log) ? readFileSync(log).subarray(logged).toString() : '';
+      if (ADDRESS_IN_USE.test(said)) throw new PortTaken(`postgres replica: port ${port} is taken`, { cause: err });
+      throw err;
+    }
+    running = true;
+    return port;
+  };
+  const stop = async (mode: 'immediate' | 'fast' = 'fast') => {
+    if (!running) return;
+    await pgCtl('-m', mode, '-w', '-t', '60', 'stop');
+    running = false;
+  };
+  const port = await onPort(freePort, launch);
+  stopOnExit(dir, () => {
+    const ctl = [join(PG_BIN_DIR, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop'];
+    try {
+      if (process.getuid?.() === 0) execFileSync('runuser', ['-u', 'postgres', '--', ...ctl], { stdio: 'ignore' });
+      else execFileSync(ctl[0] as string, ctl.slice(1), { stdio: 'ignore' });
+    } catch {
+      // not running
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const baseUrl = `postgres://postgres@127.0.0.1:${port}`;
+  const psql = (q: string) => run(pgTool('psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-Atc', q]);
+  return {
+    port,
+    baseUrl,
+    databaseUrl: (name) => `${baseUrl}/${name}`,
+    start: async () => void (await onPort(async () => port, launch, 20, 500)),
+    stop,
+    async destroy() {
+      await stop('immediate').catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+      livePostgres.delete(dir);
+    },
+    pauseReplay: async () => void (await psql('select pg_wal_replay_pause()')),
+    resumeReplay: async () => void (await psql('select pg_wal_replay_resume()')),
   };
 }
 

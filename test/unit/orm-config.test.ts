@@ -35,4 +35,12 @@ describe('DATABASE_POOLER', () => {
     expect(() => loadEnv({ DATABASE_POOLER: 'statement' })).toThrow(EnvError);
     expect(() => loadEnv({ DATABASE_POOLER: 'statement' })).toThrow(/DATABASE_POOLER/);
   });
+
+  it('DATABASE_REPLICA_URL becomes the one replica, and nothing of the ORM prefers it by itself', () => {
+    const config = createBaseOrmConfig(ormOptions(loadEnv({ DATABASE_REPLICA_URL: 'postgres://postgres@127.0.0.1:5433/evalgate' })));
+    expect(config.replicas).toEqual([{ name: 'replica', clientUrl: 'postgres://postgres@127.0.0.1:5433/evalgate' }]);
+    expect(config.preferReadReplicas).toBe(false);
+    expect(createBaseOrmConfig(ormOptions(loadEnv({}))).replicas).toBeUndefined();
+    expect(() => loadEnv({ DATABASE_REPLICA_URL: 'mysql://x' })).toThrow(EnvError);
+  });
 });
