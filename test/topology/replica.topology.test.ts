@@ -64,5 +64,13 @@ describe('read replica (DATABASE_REPLICA_URL)', () => {
     expect(done).toMatchObject({ status: 'completed', completed_count: 30, passed_count: 20, failed_count: 10 });
     const page = await api<{ data: unknown[] }>(s.baseUrl, 'GET', `/v1/eval-runs/${runId}/items?limit=100`, key);
     expect(page.body.data).toHaveLength(30);
+
+    // a replica that is down: its reads answer 503 { error }, writes go on
+    await replica.stop('immediate');
+    const down = await api<Record<string, unknown>>(s.baseUrl, 'GET', `/v1/eval-runs/${runId}`, key);
+    expect(down.status).toBe(503);
+    expect(Object.keys(down.body)).toEqual(['error']);
+    const write = await api(s.baseUrl, 'POST', `/v1/datasets/${ds.datasetId}/runs`, key, { eval_version_id: s.evalVersionId });
+    expect(write.status).toBe(202);
   });
 });
