@@ -46,38 +46,40 @@ const MIN_UUID = '00000000-0000-0000-0000-000000000000';
  * One batch statement per table: deletes the next `limit` rows (in key order,
  * after the cursor) of the run or dataset `id`, and answers how many and the
  * cursor after them. Keyset, so a batch never walks the dead index entries of
- * the batches before it.
+ * the batches before it; the rows are named to the delete as an array
+ * (`= any (array(…))`: an index probe per row; a join there is planned as a
+ * hash join over a sequential scan of the whole table once it is large).
  */
 const BATCH_SQL: Record<PurgeTarget, string> = {
-  eval_run_items: `with b as (
+  eval_run_items: `with b as materialized (
        select item_id from eval_run_items where run_id = ? and item_id > ?::uuid order by item_id limit ?
      ), d as (
-       delete from eval_run_items x using b where x.run_id = ? and x.item_id = b.item_id returning x.item_id
+       delete from eval_run_items where run_id = ? and item_id = any (array(select item_id from b)) returning 1
      )
-     select count(*)::int as n, (select item_id::text from d order by item_id desc limit 1) as last from d`,
-  // (item_id, repetition) is one key: the cursor is "item_id/repetition"
-  eval_run_samples: `with b as (
-       select item_id, repetition from eval_run_samples
+     select (select count(*)::int from d) as n, (select count(*)::int from b) as seen, (select item_id::text from b order by item_id desc limit 1) as last`,
+  // (item_id, repetition) is the key: the cursor is "item_id/repetition", the rows are named by ctid (a TID scan)
+  eval_run_samples: `with b as materialized (
+       select ctid as t, item_id, repetition from eval_run_samples
         where run_id = ? and (item_id, repetition) > (split_part(?, '/', 1)::uuid, coalesce(nullif(split_part(?, '/', 2), ''), '-1')::int)
         order by item_id, repetition limit ?
      ), d as (
-       delete from eval_run_samples x using b where x.run_id = ? and x.item_id = b.item_id and x.repetition = b.repetition
-       returning x.item_id, x.repetition
+       delete from eval_run_samples where ctid = any (array(select t from b)) and run_id = ? returning 1
      )
-     select count(*)::int as n, (select item_id::text || '/' || repetition from d order by item_id desc, repetition desc limit 1) as last from d`,
-  eval_run_chunks: `with d as (
-       delete from eval_run_chunks x
-        where x.run_id = ? and x.chunk_index in (select chunk_index from eval_run_chunks where run_id = ? and chunk_index > ?::int order by chunk_index limit ?)
-       returning x.chunk_index
+     select (select count(*)::int from d) as n, (select count(*)::int from b) as seen,
+            (select item_id::text || '/' || repetition from b order by item_id desc, repetition desc limit 1) as last`,
+  eval_run_chunks: `with b as materialized (
+       select chunk_index from eval_run_chunks where run_id = ? and chunk_index > ?::int order by chunk_index limit ?
+     ), d as (
+       delete from eval_run_chunks where run_id = ? and chunk_index = any (array(select chunk_index from b)) returning 1
      )
-     select count(*)::int as n, max(chunk_index)::text as last from d`,
+     select (select count(*)::int from d) as n, (select count(*)::int from b) as seen, (select max(chunk_index)::text from b) as last`,
   // served by dataset_items_keyset_idx (dataset_id, id, …)
-  dataset_items: `with b as (
+  dataset_items: `with b as materialized (
        select id from dataset_items where dataset_id = ? and id > ?::uuid order by id limit ?
      ), d as (
-       delete from dataset_items x using b where x.id = b.id and x.dataset_id = ? returning x.id
+       delete from dataset_items where id = any (array(select id from b)) and dataset_id = ? returning 1
      )
-     select count(*)::int as n, (select id::text from d order by id desc limit 1) as last from d`,
+     select (select count(*)::int from d) as n, (select count(*)::int from b) as seen, (select id::text from b order by id desc limit 1) as last`,
 };
 
 function batchParams(target: PurgeTarget, id: string, after: PurgeCursor, limit: number): unknown[] {
@@ -90,14 +92,23 @@ function batchParams(target: PurgeTarget, id: string, after: PurgeCursor, limit:
       return [id, cursor, cursor, limit, id];
     }
     case 'eval_run_chunks':
-      return [id, id, after ?? '-1', limit];
+      return [id, after ?? '-1', limit, id];
   }
 }
 
-/** Deletes the next batch of at most `limit` rows; `n` < `limit` means the table holds no more of them after the cursor. */
-export async function deleteBatch(em: EntityManager, target: PurgeTarget, id: string, after: PurgeCursor, limit: number): Promise<{ n: number; last: PurgeCursor }> {
-  const [row] = await sql<{ n: number; last: string | null }>(em, BATCH_SQL[target], batchParams(target, id, after, limit));
-  return { n: row?.n ?? 0, last: row?.last ?? after };
+/**
+ * Deletes the next batch of at most `limit` rows: `n` deleted of the `seen` it found after the cursor
+ * (fewer when a concurrent purge took some); `seen` < `limit` means the table holds no more of them after it.
+ */
+export async function deleteBatch(
+  em: EntityManager,
+  target: PurgeTarget,
+  id: string,
+  after: PurgeCursor,
+  limit: number,
+): Promise<{ n: number; seen: number; last: PurgeCursor }> {
+  const [row] = await sql<{ n: number; seen: number; last: string | null }>(em, BATCH_SQL[target], batchParams(target, id, after, limit));
+  return { n: row?.n ?? 0, seen: row?.seen ?? 0, last: row?.last ?? after };
 }
 
 const LEFT_SQL: Record<PurgeTarget, string> = {

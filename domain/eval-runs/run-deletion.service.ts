@@ -123,11 +123,11 @@ export async function purgeDeletions(deps: Pick<Deps, 'orm' | 'env'>, log: Logge
             if (result.rows > 0) log.info({ ...result }, 'purged rows of deleted runs and datasets; more to do');
             return result;
           }
-          const { n, last } = await deleteBatch(em, table, d.id, after, batchRows);
+          const { n, seen, last } = await deleteBatch(em, table, d.id, after, batchRows);
           result.batches++;
           result.rows += n;
           opts.onBatch?.({ kind: d.kind, id: d.id, table, rows: n });
-          if (n < batchRows) break;
+          if (seen < batchRows) break;
           after = last;
         }
       }
