@@ -21,7 +21,10 @@ import { Migration } from '@mikro-orm/migrations';
  *   item to a run or a dataset that is gone: chunks are inserted by the start
  *   transaction holding the run FOR UPDATE, items by a new version holding
  *   the dataset row FOR UPDATE.
- * - A partial index for the retention sweep (finished runs by completed_at).
+ * - A partial index for the retention sweep (finished runs by completed_at),
+ *   and one on webhook_deliveries.run_id: its cascade from a deleted run
+ *   otherwise scans every delivery kept (the event index leads by webhook_id),
+ *   once per run, and retention deletes up to 500 runs per sweep.
  * - Autovacuum on the hot tables at 1-2 % of the table instead of 20 %: at
  *   hundreds of millions of rows the default waits for tens of millions of
  *   dead rows (batched deletes) or new rows (recording) before vacuuming or
@@ -57,6 +60,7 @@ end
 $$;`);
     this.addSql(`create trigger "datasets_delete_items" after delete on "datasets" referencing old table as "deleted_datasets" for each statement execute function "datasets_delete_items"();`);
     this.addSql(`create index "eval_runs_finished_idx" on "eval_runs" ("completed_at") where "status" in ('completed', 'failed');`);
+    this.addSql(`create index "webhook_deliveries_run_id_idx" on "webhook_deliveries" ("run_id");`);
     for (const table of ['eval_run_items', 'eval_run_samples', 'eval_run_chunks']) {
       this.addSql(`alter table "${table}" set (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_insert_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.01);`);
     }
@@ -66,6 +70,7 @@ $$;`);
     for (const table of ['eval_run_items', 'eval_run_samples', 'eval_run_chunks']) {
       this.addSql(`alter table "${table}" reset (autovacuum_vacuum_scale_factor, autovacuum_vacuum_insert_scale_factor, autovacuum_analyze_scale_factor);`);
     }
+    this.addSql(`drop index if exists "webhook_deliveries_run_id_idx";`);
     this.addSql(`drop index if exists "eval_runs_finished_idx";`);
     this.addSql(`drop trigger "datasets_delete_items" on "datasets";`);
     this.addSql(`drop function "datasets_delete_items"();`);
