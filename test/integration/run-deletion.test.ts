@@ -169,6 +169,42 @@ describe('DELETE /v1/eval-runs/{id}', () => {
     expect(await runRows(s, [runId])).toEqual({ runs: 0, results: 0, samples: 0, chunks: 0 });
   });
 
+  it('waits for a chunk statement that holds the run, and purges what it recorded', async () => {
+    const { runId } = await seededRun(20, 1);
+    // what recordResults does before it commits: holds the run FOR KEY SHARE and inserts results
+    let commit!: () => void;
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const recording = em().transactional(async (tx) => {
+      await sql(tx, 'select 1 from eval_runs where id = ? for key share', [runId]);
+      await sql(
+        tx,
+        `insert into eval_run_items (run_id, item_id, tenant_id, status, score, passed, attempts, latency_ms, created_at)
+         values (?, gen_random_uuid(), ?, 'passed', 1, true, 1, 0, now())`,
+        [runId, a.id],
+      );
+      locked();
+      await new Promise<void>((r) => (commit = r));
+    });
+    await isLocked;
+    const deleting = del(runId);
+    // the delete is blocked on the run's row lock (seen in pg_stat_activity, not timed)
+    await waitFor(async () => {
+      const [w] = await sql<{ n: number }>(
+        em(),
+        `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like 'delete from eval_runs r%'`,
+      );
+      return (w?.n ?? 0) > 0;
+    }, { what: 'the delete waiting for the chunk statement' });
+    expect(await runRows(s, [runId])).toMatchObject({ runs: 1 });
+    commit();
+    await recording;
+    expect(await deleting).toEqual({ status: 202, body: { id: runId, status: 'deleting' } });
+    expect((await runRows(s, [runId])).results).toBe(21);
+    await purge();
+    expect(await runRows(s, [runId])).toEqual({ runs: 0, results: 0, samples: 0, chunks: 0 });
+  });
+
   it('hostile: 50 concurrent DELETEs of one run are all 202 or 404, never a 500, and delete it once', async () => {
     const { runId } = await seededRun(200, 2);
     const answers = await Promise.all(Array.from({ length: 50 }, () => del(runId)));
