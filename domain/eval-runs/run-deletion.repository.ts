@@ -129,6 +129,11 @@ export async function pendingDeletions(em: EntityManager, limit: number): Promis
   return sql<DeletionRow>(em, 'select kind, id from deletions order by created_at, kind, id limit ?', [limit]);
 }
 
+/** Deletions not finished yet, by kind (the metrics gauge). */
+export async function countDeletions(em: EntityManager): Promise<{ kind: DeletionKind; n: number }[]> {
+  return sql<{ kind: DeletionKind; n: number }>(em, 'select kind, count(*)::int as n from deletions group by kind');
+}
+
 /** The deletion is done: nothing of the run (dataset) is left. */
 export async function finishDeletion(em: EntityManager, d: DeletionRow): Promise<void> {
   await sql(em, 'delete from deletions where kind = ? and id = ?', [d.kind, d.id]);

@@ -65,6 +65,13 @@ async function purge(opts: PurgeOptions = {}) {
   return { result, batches, maxRows: Math.max(0, ...batches.map((x) => x.rows)) };
 }
 
+/** A sample's value on GET /metrics. */
+async function metric(series: string): Promise<number | undefined> {
+  const text = await (await fetch(`${s.baseUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
 const del = (runId: string, key = a.keys.owner) => api<{ id?: string; status?: string; error?: string }>(s.baseUrl, 'DELETE', `/v1/eval-runs/${runId}`, key);
 
 describe('DELETE /v1/eval-runs/{id}', () => {
@@ -96,6 +103,7 @@ describe('DELETE /v1/eval-runs/{id}', () => {
     // the answer did not wait for the results: they are all still there, marked
     expect(await runRows(s, [runId])).toEqual({ ...before, runs: 0 });
     expect(await deletionsLeft(s)).toBe(1);
+    expect(await metric('evalgate_deletions_pending{kind="run"}')).toBe(1);
     // a second delete while it is being deleted: the same answer
     expect(await del(runId)).toEqual({ status: 202, body: { id: runId, status: 'deleting' } });
 
@@ -108,6 +116,7 @@ describe('DELETE /v1/eval-runs/{id}', () => {
     expect(batches.filter((x) => x.table === 'eval_run_chunks').map((x) => x.rows)).toEqual([12]);
     expect(await runRows(s, [runId])).toEqual({ runs: 0, results: 0, samples: 0, chunks: 0 });
     expect(await deletionsLeft(s)).toBe(0);
+    expect(await metric('evalgate_deletions_pending{kind="run"}')).toBe(0);
 
     // done: now it is simply unknown
     expect(await del(runId)).toEqual({ status: 404, body: { error: `eval run ${runId} not found` } });
