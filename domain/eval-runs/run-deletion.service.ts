@@ -10,6 +10,7 @@
  * the next one (the purge job the request enqueues, or the reconciler's sweep,
  * which enqueues it while any deletion is left).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { isActiveRunStatus } from '../../entities/index.ts';
 import { withDeadline } from '../shared/deadline.ts';
@@ -105,7 +106,7 @@ export interface PurgeResult {
  * (maxBatches, a crash) leaves the mark, and the next purge starts that
  * deletion's tables again from their first remaining row.
  */
-export async function purgeDeletions(deps: Pick<Deps, 'orm' | 'env'>, log: Logger, opts: PurgeOptions = {}): Promise<PurgeResult> {
+export async function purgeDeletions(deps: Pick<Deps, 'orm' | 'env'> & Partial<Pick<Deps, 'faults'>>, log: Logger, opts: PurgeOptions = {}): Promise<PurgeResult> {
   const em = deps.orm.em.fork() as EntityManager;
   const batchRows = opts.batchRows ?? deps.env.DELETION_BATCH_ROWS;
   const maxBatches = opts.maxBatches ?? PURGE_BATCHES_PER_JOB;
@@ -127,6 +128,7 @@ export async function purgeDeletions(deps: Pick<Deps, 'orm' | 'env'>, log: Logge
           result.batches++;
           result.rows += n;
           opts.onBatch?.({ kind: d.kind, id: d.id, table, rows: n });
+          if (deps.faults && deps.faults.purgeDelayMs > 0) await sleep(deps.faults.purgeDelayMs);
           if (seen < batchRows) break;
           after = last;
         }
