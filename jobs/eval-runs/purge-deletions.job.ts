@@ -3,6 +3,9 @@
  * time, what deleted runs and datasets left (domain/eval-runs/run-deletion.service.ts).
  * One job runs at most PURGE_BATCHES_PER_JOB statements; with more left it
  * enqueues its continuation (the other turn's id: its own is still taken).
+ * Should a continuation be refused (its id still held by a job another
+ * process is finishing), the reconciler's next sweep enqueues the purge
+ * again: the deletions table, not Redis, says what is left.
  */
 import type { Job } from 'bullmq';
 import type { WorkerDeps } from '../deps.ts';
