@@ -11,7 +11,7 @@ import { Migration20261202034600UploadStaging } from './Migration20261202034600U
 import { Migration20261203120000RunNameAndMetadata } from './Migration20261203120000RunNameAndMetadata.ts';
 import { Migration20261203150000TargetsAndSamples } from './Migration20261203150000TargetsAndSamples.ts';
 import { Migration20261204190000Criteria } from './Migration20261204190000Criteria.ts';
-import { Migration20261204200000RunDeletions } from './Migration20261204200000RunDeletions.ts';
+import { Migration20261204210000RunDeletions } from './Migration20261204210000RunDeletions.ts';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125000000Initial', class: Migration20261125000000Initial },
@@ -25,5 +25,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261203120000RunNameAndMetadata', class: Migration20261203120000RunNameAndMetadata },
   { name: 'Migration20261203150000TargetsAndSamples', class: Migration20261203150000TargetsAndSamples },
   { name: 'Migration20261204190000Criteria', class: Migration20261204190000Criteria },
-  { name: 'Migration20261204200000RunDeletions', class: Migration20261204200000RunDeletions },
+  { name: 'Migration20261204210000RunDeletions', class: Migration20261204210000RunDeletions },
 ];
