@@ -767,6 +767,22 @@ export interface components {
             max_cost_usd: number | null;
             /** @description Per criterion, in the eval version's order, for an evaluator with several criteria; empty for one evaluator */
             criteria: components["schemas"]["CriterionStats"][];
+            /** @description How many times each item is generated (or read) and scored */
+            repetitions: number;
+            /** @description How many of an item's repetitions must pass for the item to pass (all of them unless the schedule said otherwise) */
+            repetition_pass: {
+                min_passed: number;
+            };
+            /** @description item_count × repetitions */
+            sample_count: number;
+            /** @description completed_count × repetitions: an item is recorded once all its repetitions are */
+            completed_samples: number;
+            /** @description Share of passed samples over the scored items' repetitions (mean pass rate of one try); errors excluded; null until an item is scored */
+            pass_at_1: number | null;
+            /** @description pass^n: share of the scored items every repetition of which passed; equals the pass rate for one repetition; null until an item is scored */
+            pass_hat_n: number | null;
+            /** @description Mean over the scored items of the standard deviation (n − 1) of their repetitions' scores; null for one repetition */
+            mean_item_sd: number | null;
         };
         CriterionStats: {
             name: string;
@@ -797,33 +813,18 @@ export interface components {
                 only_in_head: number;
             };
             /** @description Whether the difference is real: over every paired item, not only this page */
-            statistics: {
-                alpha: number;
-                /** @description Items scored (not error) in both runs: what the statistics are over */
-                paired_items: number;
-                mean_base: number | null;
-                mean_head: number | null;
-                /** @description Mean of head_score − base_score over the paired items */
-                mean_delta: number | null;
-                /** @description Confidence interval (1 − alpha) of mean_delta: paired t; null with fewer than 2 paired items */
-                ci_low: number | null;
-                ci_high: number | null;
-                /** @description Two-sided p-value of the paired t-test (the exact sign test when every difference is equal) */
-                p_value: number | null;
-                /** @enum {string} */
-                method: "paired_t" | "sign_test" | "none";
-                /** @description Paired items that failed in base and passed in head */
-                fail_to_pass: number;
-                /** @description Paired items that passed in base and failed in head */
-                pass_to_fail: number;
-                /** @description Exact McNemar test (two-sided binomial) of fail_to_pass against pass_to_fail */
-                mcnemar_p_value: number;
-                /**
-                 * @description better / worse when p_value < alpha (by the sign of mean_delta), else no_significant_difference
-                 * @enum {string}
-                 */
-                verdict: "better" | "worse" | "no_significant_difference";
-            };
+            statistics: components["schemas"]["CompareStatistics"];
+            /** @description The same per criterion both runs have (by name, in the base run's order): an item without the criterion's outcome on a side is not comparable; empty unless both runs have several criteria */
+            criteria: {
+                name: string;
+                summary: {
+                    improved: number;
+                    regressed: number;
+                    unchanged: number;
+                    not_comparable: number;
+                };
+                statistics: components["schemas"]["CompareStatistics"];
+            }[];
             data: {
                 /** Format: uuid */
                 item_id: string;
@@ -839,6 +840,33 @@ export interface components {
                 change: "improved" | "regressed" | "unchanged" | "not_comparable";
             }[];
             next_cursor: string | null;
+        };
+        CompareStatistics: {
+            alpha: number;
+            /** @description Items scored (not error) in both runs: what the statistics are over */
+            paired_items: number;
+            mean_base: number | null;
+            mean_head: number | null;
+            /** @description Mean of head_score − base_score over the paired items */
+            mean_delta: number | null;
+            /** @description Confidence interval (1 − alpha) of mean_delta: paired t; null with fewer than 2 paired items */
+            ci_low: number | null;
+            ci_high: number | null;
+            /** @description Two-sided p-value of the paired t-test (the exact sign test when every difference is equal) */
+            p_value: number | null;
+            /** @enum {string} */
+            method: "paired_t" | "sign_test" | "none";
+            /** @description Paired items that failed in base and passed in head */
+            fail_to_pass: number;
+            /** @description Paired items that passed in base and failed in head */
+            pass_to_fail: number;
+            /** @description Exact McNemar test (two-sided binomial) of fail_to_pass against pass_to_fail */
+            mcnemar_p_value: number;
+            /**
+             * @description better / worse when p_value < alpha (by the sign of mean_delta), else no_significant_difference
+             * @enum {string}
+             */
+            verdict: "better" | "worse" | "no_significant_difference";
         };
         EvalRunItem: {
             /** Format: uuid */
@@ -859,6 +887,12 @@ export interface components {
             expected_output: unknown | null;
             /** @description What the run's target produced for the item (null for runs over the stored outputs); its output is what was scored */
             sample: components["schemas"]["Sample"] | null;
+            /** @description Each repetition's outcome for a run with several (null for one); the item's score is their mean, its sample is repetition 0's */
+            repetitions: components["schemas"]["RepetitionOutcome"][] | null;
+            /** @description How many repetitions passed (null for one repetition, or an error) */
+            passed_repetitions: number | null;
+            /** @description Standard deviation (n − 1) of the repetitions' scores (null for one repetition, or an error) */
+            score_sd: number | null;
             /** @description Each criterion's outcome, for an evaluator with several criteria (null for one evaluator, and for an item whose generation failed before any criterion ran) */
             scores: components["schemas"]["CriterionScore"][] | null;
         };
@@ -882,6 +916,17 @@ export interface components {
             cached: boolean;
             /** @description Why generation failed after its last attempt (the item is then error) */
             error: string | null;
+        };
+        RepetitionOutcome: {
+            repetition: number;
+            /** @enum {string} */
+            status: "passed" | "failed" | "error";
+            score: number | null;
+            passed: boolean | null;
+            reason: string | null;
+            error: string | null;
+            /** @description Each criterion's outcome in this repetition */
+            scores?: components["schemas"]["CriterionScore"][];
         };
         CriterionScore: {
             name: string;
@@ -1302,6 +1347,12 @@ export interface components {
             cache?: boolean;
             /** @description Once the run's recorded cost reaches this, no new provider call starts; the run ends failed with "budget exceeded", its results kept */
             max_cost_usd?: number;
+            /** @description Generate (or read) and score each item this many times (1–10, default 1): each repetition is a sample of its own, a real call */
+            repetitions?: number;
+            /** @description An item passes when at least min_passed of its repetitions pass (default: all of them) */
+            repetition_pass?: {
+                min_passed: number;
+            };
         };
     };
     responses: {

@@ -34,6 +34,12 @@ export const EvalRunItem = defineEntity({
     cost_usd: p.double().nullable(),
     /** each criterion's outcome ({name, status, score, passed, reason, error}) for a run with several criteria; null for one evaluator */
     scores: p.json<Record<string, unknown>[]>().columnType('jsonb').nullable(),
+    /** each repetition's outcome ({repetition, status, score, passed, reason, error, scores}) for a run with several; null for one */
+    repetitions: p.json<Record<string, unknown>[]>().columnType('jsonb').nullable(),
+    /** how many repetitions passed (null for one repetition) */
+    passed_repetitions: p.integer().nullable(),
+    /** the sample standard deviation of the repetitions' scores (null for one repetition or an error) */
+    score_sd: p.double().nullable(),
     created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),
   }),
   // listEvalRunItems?status=error must not scan a million passed rows to find the errors

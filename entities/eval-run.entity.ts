@@ -67,6 +67,16 @@ export const EvalRun = defineEntity({
      * error_count, score_sum}, moved by the statements that move the run's counters; null for one evaluator
      */
     criteria_stats: p.json<CriterionStatsRow[]>().columnType('jsonb').nullable(),
+    /** each item is generated (or read) and scored this many times (1–10) */
+    repetitions: p.integer().default(1),
+    /** an item passes when at least this many of its repetitions pass; null: all of them */
+    repetition_min_passed: p.integer().nullable(),
+    /** sum over the scored (not error) items of their passed repetitions: pass@1 = passed_samples / (scored × repetitions) */
+    passed_samples: p.bigint('number').default(0),
+    /** scored items every repetition of which passed (pass^n) */
+    all_passed_count: p.integer().default(0),
+    /** sum over the scored items of their scores' standard deviation across repetitions */
+    score_sd_sum: p.double().default(0),
     /** set once this ending's webhook deliveries are enqueued; null while a finished run still owes them (swept by the reconciler) */
     notified_at: p.datetime().columnType('timestamptz').nullable(),
     created_at: p.datetime().columnType('timestamptz').onCreate(() => new Date()),

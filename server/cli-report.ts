@@ -207,6 +207,7 @@ export async function writeReport(r: ReportRequest): Promise<{ out: string; item
 <div class="kpi">pass rate<b id="pass-rate">${pct(passRate)}</b></div>
 <div class="kpi">passed / failed / errors<b>${run.passed_count} / ${run.failed_count} / ${run.error_count}</b></div>
 <div class="kpi">mean score<b>${num(run.mean_score)}</b></div>
+${run.repetitions > 1 ? `<div class="kpi">× ${run.repetitions} repetitions: pass@1 / pass^${run.repetitions} / mean item SD<b id="repetition-stats">${pct(run.pass_at_1)} / ${pct(run.pass_hat_n)} / ${num(run.mean_item_sd)}</b></div>` : ''}
 <div class="kpi">cost<b>${run.cost_usd === null ? '—' : `$${run.cost_usd.toFixed(4)}`}</b></div>
 <div class="kpi">tokens<b>${run.usage.prompt_tokens + run.usage.completion_tokens}</b></div>
 </div>

@@ -43,6 +43,13 @@ export function toEvalRunDto(r: EvalRunRow): EvalRunDto {
         pass_rate: n > 0 ? c.passed_count / n : null,
       };
     }),
+    repetitions: r.repetitions,
+    repetition_pass: { min_passed: r.repetition_min_passed ?? r.repetitions },
+    sample_count: r.item_count * r.repetitions,
+    completed_samples: r.completed_count * r.repetitions,
+    pass_at_1: scored > 0 ? Number(r.passed_samples) / (scored * r.repetitions) : null,
+    pass_hat_n: scored > 0 ? r.all_passed_count / scored : null,
+    mean_item_sd: scored > 0 && r.repetitions > 1 ? Number(r.score_sd_sum) / scored : null,
   };
 }
 
@@ -53,4 +60,7 @@ export const toRunItemDto = (r: RunItemRow) => ({
   expected_output: r.expected_output ?? null,
   sample: r.sample ?? null,
   scores: r.scores ?? null,
+  repetitions: r.repetitions ?? null,
+  passed_repetitions: r.passed_repetitions ?? null,
+  score_sd: r.score_sd ?? null,
 });

@@ -29,6 +29,7 @@ import { jsonBytesSql, ROW_OVERHEAD_BYTES } from '../shared/pagination.ts';
 import type { RowOf } from '../shared/row.ts';
 import { sql, sqlList } from '../shared/sql.ts';
 import type { CriterionScore } from '../evaluators/criteria.ts';
+import type { RepetitionOutcome } from './repetition-outcome.ts';
 
 /**
  * A run's per-criterion counters at zero, in the criteria's order, from its eval
@@ -69,11 +70,18 @@ type RunColumn =
   | 'use_cache'
   | 'max_cost_usd'
   | 'criteria_stats'
+  | 'repetitions'
+  | 'repetition_min_passed'
+  | 'passed_samples'
+  | 'all_passed_count'
+  | 'score_sd_sum'
   | 'created_at';
 
 /** An eval_runs row as EVAL_RUN_COLUMNS selects it. */
-export type EvalRunRow = Omit<RowOf<typeof EvalRun, RunColumn>, 'score_sum' | 'cost_usd' | 'prompt_tokens' | 'completion_tokens'> & {
+export type EvalRunRow = Omit<RowOf<typeof EvalRun, RunColumn>, 'score_sum' | 'cost_usd' | 'prompt_tokens' | 'completion_tokens' | 'passed_samples' | 'score_sd_sum'> & {
   score_sum: number;
+  score_sd_sum: number;
+  passed_samples: number | string;
   cost_usd: number | null;
   // int8: pg hands it over as text
   prompt_tokens: number | string;
@@ -81,14 +89,14 @@ export type EvalRunRow = Omit<RowOf<typeof EvalRun, RunColumn>, 'score_sum' | 'c
 };
 
 export const EVAL_RUN_COLUMNS =
-  'id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count, completed_count, passed_count, failed_count, error_count, score_sum, prompt_tokens, completion_tokens, cost_usd, started_at, completed_at, error_message, name, metadata, target, outputs_from_run_id, use_cache, max_cost_usd, criteria_stats, created_at';
+  'id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count, completed_count, passed_count, failed_count, error_count, score_sum, prompt_tokens, completion_tokens, cost_usd, started_at, completed_at, error_message, name, metadata, target, outputs_from_run_id, use_cache, max_cost_usd, criteria_stats, repetitions, repetition_min_passed, passed_samples, all_passed_count, score_sd_sum, created_at';
 
 type ResultColumn = 'item_id' | 'status' | 'passed' | 'reason' | 'error' | 'attempts' | 'latency_ms' | 'prompt_tokens' | 'completion_tokens';
 type ScoredNumbers = { score: number | null; cost_usd: number | null };
 
 /** A result joined with its item, as listEvalRunItems answers it. */
 export type RunItemRow = RowOf<typeof EvalRunItem, ResultColumn> &
-  ScoredNumbers & { scores: CriterionScore[] | null } &
+  ScoredNumbers & { scores: CriterionScore[] | null; repetitions: RepetitionOutcome[] | null; passed_repetitions: number | null; score_sd: number | null } &
   RowOf<typeof DatasetItem, 'input' | 'output' | 'expected_output'> & { sample: SampleDto | null };
 
 /** Only the results whose criterion `name` had this outcome. */
@@ -109,7 +117,7 @@ export type RunForStart = RowOf<typeof EvalRun, 'id' | 'tenant_id' | 'dataset_id
   RowOf<typeof DatasetVersion, 'version'> & { evaluator_type: string; /** it calls a target (or re-scores samples) */ generates: boolean };
 
 export type ChunkContext = RowOf<typeof EvalRunChunk, 'run_id' | 'first_item_id' | 'last_item_id'> &
-  RowOf<typeof EvalRun, 'tenant_id' | 'status' | 'eval_version_id' | 'dataset_id' | 'target' | 'outputs_from_run_id' | 'use_cache' | 'max_cost_usd'> &
+  RowOf<typeof EvalRun, 'tenant_id' | 'status' | 'eval_version_id' | 'dataset_id' | 'target' | 'outputs_from_run_id' | 'use_cache' | 'max_cost_usd' | 'repetitions' | 'repetition_min_passed'> &
   RowOf<typeof DatasetVersion, 'version'> & { done: boolean; /** the run's recorded cost when the chunk was loaded */ run_cost_usd: number | null };
 
 export type ItemToScore = RowOf<typeof DatasetItem, 'id' | 'input' | 'output' | 'expected_output' | 'metadata'>;
@@ -125,6 +133,10 @@ export type ItemResult = Pick<RowOf<typeof EvalRunItem>, 'item_id' | 'status' | 
   score: number | null;
   /** each criterion's outcome, for a run with several criteria */
   scores?: readonly CriterionScore[];
+  /** each repetition's outcome, for a run with several repetitions */
+  repetitions?: readonly RepetitionOutcome[];
+  passed_repetitions?: number | null;
+  score_sd?: number | null;
   attempts?: number;
   prompt_tokens?: number | null;
   completion_tokens?: number | null;
@@ -199,6 +211,10 @@ export interface RunPlan {
   outputsFromRun?: string;
   cache?: boolean;
   maxCostUsd?: number;
+  /** each item generated (or read) and scored this many times */
+  repetitions?: number;
+  /** an item passes when at least this many repetitions pass (default: all) */
+  repetitionMinPassed?: number;
 }
 const NO_PLAN: RunPlan = {};
 
@@ -242,9 +258,10 @@ export async function insertPendingRunRow(
      ), ins as (
        insert into eval_runs (id, tenant_id, dataset_id, dataset_version_id, eval_version_id, status, item_count,
                               completed_count, passed_count, failed_count, error_count, score_sum, name, metadata,
-                              target, outputs_from_run_id, use_cache, max_cost_usd, criteria_stats, created_at, updated_at)
+                              target, outputs_from_run_id, use_cache, max_cost_usd, criteria_stats, repetitions, repetition_min_passed,
+                              created_at, updated_at)
        select ?, ?, ds.dataset_id, ds.version_id, ev.id, 'pending', ds.item_count, 0, 0, 0, 0, 0, ?, ?::jsonb,
-              ?::jsonb, ?::uuid, ?::boolean, ?::float8, ev.criteria_stats, now(), now()
+              ?::jsonb, ?::uuid, ?::boolean, ?::float8, ev.criteria_stats, ?::int, ?::int, now(), now()
          from ds, ev, active
         where ds.item_count <= ? and active.n < ?
        returning ${EVAL_RUN_COLUMNS}
@@ -257,6 +274,7 @@ export async function insertPendingRunRow(
       evalVersionId, tenantId, tenantId, caps.maxActiveRuns, runId, tenantId,
       label.name ?? null, label.metadata === undefined ? null : JSON.stringify(label.metadata),
       plan.target ? JSON.stringify(plan.target) : null, plan.outputsFromRun ?? null, plan.cache ?? true, plan.maxCostUsd ?? null,
+      plan.repetitions ?? 1, plan.repetitionMinPassed ?? null,
       caps.maxItemsPerRun, caps.maxActiveRuns,
     ],
     { prepare: rescore ? 'evalgate_insert_rescore_run' : 'evalgate_insert_pending_run' },
@@ -366,7 +384,7 @@ export async function listRunItemRows(
     em,
     `with page as (
        select r.item_id,
-              coalesce(i.size_bytes, ${jsonBytesSql('i.input', 'i.output', 'i.expected_output')}) + ${jsonBytesSql('r.reason', 'r.error', 'r.scores')} + ${ROW_OVERHEAD_BYTES}
+              coalesce(i.size_bytes, ${jsonBytesSql('i.input', 'i.output', 'i.expected_output')}) + ${jsonBytesSql('r.reason', 'r.error', 'r.scores', 'r.repetitions')} + ${ROW_OVERHEAD_BYTES}
               + coalesce((select ${jsonBytesSql('s.output_text', 's.raw_start', 's.error')} from eval_run_samples s
                            where s.run_id = r.run_id and s.item_id = r.item_id and s.repetition = 0), 0) as bytes
          from eval_run_items r join dataset_items i on i.id = r.item_id
@@ -376,7 +394,7 @@ export async function listRunItemRows(
        select item_id, row_number() over (order by item_id) as n, sum(bytes) over (order by item_id) as running, count(*) over () as page_rows from page
      )
      select r.item_id, r.status, r.score, r.passed, r.reason, r.error, r.attempts, r.latency_ms,
-            r.prompt_tokens, r.completion_tokens, r.cost_usd, r.scores, i.input, i.output, i.expected_output, c.page_rows::int as page_rows,
+            r.prompt_tokens, r.completion_tokens, r.cost_usd, r.scores, r.repetitions, r.passed_repetitions, r.score_sd, i.input, i.output, i.expected_output, c.page_rows::int as page_rows,
             ${SAMPLE_JSON} as sample
        from cut c
        join eval_run_items r on r.run_id = ? and r.item_id = c.item_id
@@ -539,6 +557,7 @@ export async function loadChunkWork(em: EntityManager, runId: string, chunkIndex
     `with c as (
        select r.id as run_id, r.tenant_id, r.status, r.eval_version_id, r.dataset_id, v.version,
               r.target, r.outputs_from_run_id, r.use_cache, r.max_cost_usd, r.cost_usd as run_cost_usd,
+              r.repetitions, r.repetition_min_passed,
               c.first_item_id, c.last_item_id, c.done_at is not null as done,
               exists (select 1 from eval_run_items x
                        where x.run_id = c.run_id and x.item_id between c.first_item_id and c.last_item_id) as has_results
@@ -661,10 +680,10 @@ export async function recordResults(
   const sampleCtes = samples === undefined ? '' : `, samp as (
        insert into eval_run_samples as s (run_id, item_id, repetition, tenant_id, status, attempts, output_text, output, raw_start,
                                           finish_reason, prompt_tokens, completion_tokens, cost_usd, latency_ms, cached, error, created_at, updated_at)
-       select ?, x.item_id, 0, ?, x.status, x.attempts, x.output_text, x.output, x.raw_start, x.finish_reason,
+       select ?, x.item_id, coalesce(x.repetition, 0), ?, x.status, x.attempts, x.output_text, x.output, x.raw_start, x.finish_reason,
               x.prompt_tokens, x.completion_tokens, x.cost_usd, x.latency_ms, x.cached, x.error, now(), now()
          from json_to_recordset(?::json)
-              as x(item_id uuid, status text, attempts int, output_text text, output jsonb, raw_start text, finish_reason text,
+              as x(item_id uuid, repetition int, status text, attempts int, output_text text, output jsonb, raw_start text, finish_reason text,
                    prompt_tokens int, completion_tokens int, cost_usd float8, latency_ms int, cached bool, error text, cache_key text)
         where x.item_id in (select item_id from ins)
        on conflict (run_id, item_id, repetition) do update
@@ -691,22 +710,26 @@ export async function recordResults(
        select criteria_stats from eval_runs where id = ? and status = 'running' for key share
      ), ins as (
        insert into eval_run_items (run_id, item_id, tenant_id, status, score, passed, reason, error, attempts, latency_ms,
-                                   prompt_tokens, completion_tokens, cost_usd, scores, created_at)
+                                   prompt_tokens, completion_tokens, cost_usd, scores, repetitions, passed_repetitions, score_sd, created_at)
        select ?, x.item_id, ?, x.status, x.score, x.passed, x.reason, x.error, coalesce(x.attempts, ?), x.latency_ms,
-              x.prompt_tokens, x.completion_tokens, x.cost_usd, x.scores, now()
+              x.prompt_tokens, x.completion_tokens, x.cost_usd, x.scores, x.repetitions, x.passed_repetitions, x.score_sd, now()
          -- json, not jsonb: parsed once and read once, building a jsonb value first only costs CPU
          from json_to_recordset(?::json)
               as x(item_id uuid, status text, score float8, passed bool, reason text, error text, latency_ms int, attempts int,
-                   prompt_tokens int, completion_tokens int, cost_usd float8, scores jsonb)
+                   prompt_tokens int, completion_tokens int, cost_usd float8, scores jsonb, repetitions jsonb, passed_repetitions int,
+                   score_sd float8)
         where exists (select 1 from run)
        on conflict (run_id, item_id) do nothing
-       returning ${samples === undefined ? '' : 'item_id, '}status, score, scores
+       returning ${samples === undefined ? '' : 'item_id, '}status, score, scores, passed_repetitions, score_sd
      )${sampleCtes}, ${criteriaDelta('ins', '(select criteria_stats from run)')}, agg as (
        select count(*)::int as n,
               (count(*) filter (where status = 'passed'))::int as p,
               (count(*) filter (where status = 'failed'))::int as f,
               (count(*) filter (where status = 'error'))::int as e,
-              coalesce(sum(score) filter (where status <> 'error'), 0) as s
+              coalesce(sum(score) filter (where status <> 'error'), 0) as s,
+              -- one repetition: a passed item is one passed sample
+              coalesce(sum(coalesce(passed_repetitions, case when status = 'passed' then 1 else 0 end)) filter (where status <> 'error'), 0)::bigint as ps,
+              coalesce(sum(score_sd) filter (where status <> 'error'), 0)::float8 as sd
          from ins
      ), chunk as (
        -- done only while the run takes results (a chunk landing after a cancel stays undone, so a retry
@@ -731,6 +754,10 @@ export async function recordResults(
        completion_tokens = r.completion_tokens + ?::bigint,
        cost_usd = case when ?::float8 is null then r.cost_usd else coalesce(r.cost_usd, 0) + ?::float8 end,
        ${applyCriteriaDelta('+')},
+       passed_samples = r.passed_samples + agg.ps,
+       score_sd_sum = r.score_sd_sum + agg.sd,
+       all_passed_count = r.all_passed_count
+         + (select count(*) from ins where status <> 'error' and coalesce(passed_repetitions, case when status = 'passed' then 1 else 0 end) = r.repetitions)::int,
        ${COMPLETES_ON_LAST_RESULT}`,
     [
       c.run_id,
@@ -755,6 +782,8 @@ export async function recordResults(
 /** A sample as recordResults writes it: the outcome of generating one item (or what it was copied or reused from). */
 export interface SampleRecord {
   item_id: string;
+  /** which of the item's repetitions (0 when the run has one) */
+  repetition?: number;
   status: 'done' | 'error';
   attempts: number;
   output_text: string | null;
@@ -798,6 +827,7 @@ function storableSample(x: SampleRecord) {
 /** A sample of a run already recorded (or claimed), by item. */
 export interface StoredSample {
   item_id: string;
+  repetition: number;
   status: 'pending' | 'done' | 'error';
   attempts: number;
   output_text: string | null;
@@ -812,14 +842,14 @@ export interface StoredSample {
   error: string | null;
 }
 
-/** The run's samples (repetition 0) of these items, whatever their status. */
+/** The run's samples (every repetition) of these items, whatever their status. */
 export async function samplesOf(em: EntityManager, runId: string, itemIds: readonly string[]): Promise<StoredSample[]> {
   if (itemIds.length === 0) return [];
   return sql<StoredSample>(
     em,
-    `select item_id, status, attempts, output_text, output, raw_start, finish_reason, prompt_tokens, completion_tokens, cost_usd,
+    `select item_id, repetition, status, attempts, output_text, output, raw_start, finish_reason, prompt_tokens, completion_tokens, cost_usd,
             latency_ms, cached, error
-       from eval_run_samples where run_id = ? and repetition = 0 and item_id = any(?::uuid[])`,
+       from eval_run_samples where run_id = ? and item_id = any(?::uuid[])`,
     [runId, `{${itemIds.join(',')}}`],
   );
 }
@@ -839,20 +869,28 @@ export async function cachedSamples(
  * creates their `pending` samples or adds one to their attempts. Items whose
  * sample already has an outcome are not returned (their generation is over).
  */
-export async function claimAttempts(em: EntityManager, runId: string, tenantId: string, itemIds: readonly string[]): Promise<Map<string, number>> {
-  const rows = await sql<{ item_id: string; attempts: number }>(
+export async function claimAttempts(
+  em: EntityManager,
+  runId: string,
+  tenantId: string,
+  units: readonly { itemId: string; repetition: number }[],
+): Promise<Map<string, number>> {
+  const rows = await sql<{ item_id: string; repetition: number; attempts: number }>(
     em,
     // only while the run exists (FOR KEY SHARE: a delete waits for this commit): no sample outlives a deleted run's purge
     `insert into eval_run_samples as s (run_id, item_id, repetition, tenant_id, status, attempts, created_at, updated_at)
-     select ?, x, 0, ?, 'pending', 1, now(), now() from unnest(?::uuid[]) as x
+     select ?, x.item_id, x.repetition, ?, 'pending', 1, now(), now() from unnest(?::uuid[], ?::int[]) as x(item_id, repetition)
       where exists (select 1 from eval_runs where id = ? for key share)
      on conflict (run_id, item_id, repetition) do update set attempts = s.attempts + 1, updated_at = now()
       where s.status = 'pending'
-     returning item_id, attempts`,
-    [runId, tenantId, `{${itemIds.join(',')}}`, runId],
+     returning item_id, repetition, attempts`,
+    [runId, tenantId, `{${units.map((u) => u.itemId).join(',')}}`, `{${units.map((u) => u.repetition).join(',')}}`, runId],
   );
-  return new Map(rows.map((r) => [r.item_id, r.attempts]));
+  return new Map(rows.map((r) => [unitKey(r.item_id, r.repetition), r.attempts]));
 }
+
+/** How a (item, repetition) pair is keyed in maps. */
+export const unitKey = (itemId: string, repetition: number) => `${itemId}#${repetition}`;
 
 /** Ends a run `failed` unless it already ended (scoped to `tenantId` when given). Returns the run when this call ended it. */
 export async function failRun(em: EntityManager, runId: string, message: string, tenantId?: string): Promise<EvalRunRow | null> {

@@ -9,6 +9,9 @@ import { cursor, dateTime, limit, page, uuid } from '../shared/common.schema.ts'
 import { MAX_CRITERION_NAME_LENGTH } from '../evaluators/evaluator.schema.ts';
 import { targetSchema } from '../targets/target.schema.ts';
 
+/** The most repetitions a run may ask for. */
+export const MAX_REPETITIONS = 10;
+
 /** A run's metadata: a small flat-or-nested JSON object, bounded in keys and in serialized size. */
 export const MAX_RUN_METADATA_BYTES = 4_096;
 export const runMetadata = z
@@ -17,7 +20,7 @@ export const runMetadata = z
   .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_RUN_METADATA_BYTES, { message: `at most ${MAX_RUN_METADATA_BYTES} bytes as JSON` });
 export const runName = z.string().trim().min(1).max(200);
 
-export const scheduleEvalRunInput = z.object({
+const scheduleEvalRunFields = z.object({
   id: uuid().describe('Dataset id'),
   eval_version_id: uuid().describe('Eval version to run over the dataset\'s latest version'),
   name: runName.optional().describe('A label for the run (a model, a prompt, a commit); returned with it and filterable'),
@@ -35,11 +38,27 @@ export const scheduleEvalRunInput = z.object({
     .max(1_000_000)
     .optional()
     .describe('Once the run\'s recorded cost reaches this, no new provider call starts; the run ends failed with "budget exceeded", its results kept'),
+  repetitions: z
+    .int()
+    .min(1)
+    .max(MAX_REPETITIONS)
+    .optional()
+    .describe(`Generate (or read) and score each item this many times (1–${MAX_REPETITIONS}, default 1): each repetition is a sample of its own, a real call`),
+  repetition_pass: z
+    .strictObject({ min_passed: z.int().min(1).max(MAX_REPETITIONS) })
+    .optional()
+    .describe('An item passes when at least min_passed of its repetitions pass (default: all of them)'),
 });
+const repetitionPassFits = (v: { repetitions?: number; repetition_pass?: { min_passed: number } }, ctx: z.RefinementCtx) => {
+  if (v.repetition_pass && v.repetition_pass.min_passed > (v.repetitions ?? 1)) {
+    ctx.addIssue({ code: 'custom', path: ['repetition_pass', 'min_passed'], message: `min_passed (${v.repetition_pass.min_passed}) exceeds repetitions (${v.repetitions ?? 1})` });
+  }
+};
+export const scheduleEvalRunInput = scheduleEvalRunFields.superRefine(repetitionPassFits);
 export type ScheduleEvalRunInput = z.infer<typeof scheduleEvalRunInput>;
 
 /** The contract's request body (the path carries `id`). */
-export const scheduleEvalRunRequest = scheduleEvalRunInput.omit({ id: true }).meta({ id: 'ScheduleEvalRunRequest' });
+export const scheduleEvalRunRequest = scheduleEvalRunFields.omit({ id: true }).superRefine(repetitionPassFits).meta({ id: 'ScheduleEvalRunRequest' });
 
 export const evalRunIdInput = z.object({ id: uuid().describe('Eval run id') });
 
@@ -64,6 +83,18 @@ export const criterionScoreSchema = z
     error: z.string().nullable(),
   })
   .meta({ id: 'CriterionScore' });
+
+export const repetitionOutcomeSchema = z
+  .object({
+    repetition: z.int(),
+    status: z.enum(ITEM_STATUSES),
+    score: z.number().nullable(),
+    passed: z.boolean().nullable(),
+    reason: z.string().nullable(),
+    error: z.string().nullable(),
+    scores: z.array(criterionScoreSchema).optional().describe('Each criterion\'s outcome in this repetition'),
+  })
+  .meta({ id: 'RepetitionOutcome' });
 
 export const evalRunSchema = z
   .object({
@@ -98,6 +129,24 @@ export const evalRunSchema = z
     criteria: z
       .array(criterionStatsSchema)
       .describe('Per criterion, in the eval version\'s order, for an evaluator with several criteria; empty for one evaluator'),
+    repetitions: z.int().describe('How many times each item is generated (or read) and scored'),
+    repetition_pass: z
+      .object({ min_passed: z.int() })
+      .describe('How many of an item\'s repetitions must pass for the item to pass (all of them unless the schedule said otherwise)'),
+    sample_count: z.int().describe('item_count × repetitions'),
+    completed_samples: z.int().describe('completed_count × repetitions: an item is recorded once all its repetitions are'),
+    pass_at_1: z
+      .number()
+      .nullable()
+      .describe('Share of passed samples over the scored items\' repetitions (mean pass rate of one try); errors excluded; null until an item is scored'),
+    pass_hat_n: z
+      .number()
+      .nullable()
+      .describe('pass^n: share of the scored items every repetition of which passed; equals the pass rate for one repetition; null until an item is scored'),
+    mean_item_sd: z
+      .number()
+      .nullable()
+      .describe('Mean over the scored items of the standard deviation (n − 1) of their repetitions\' scores; null for one repetition'),
   })
   .meta({ id: 'EvalRun' });
 export type EvalRunDto = z.infer<typeof evalRunSchema>;
@@ -164,6 +213,12 @@ export const evalRunItemSchema = z
     output: z.unknown().nullable(),
     expected_output: z.unknown().nullable(),
     sample: sampleSchema.nullable().describe('What the run\'s target produced for the item (null for runs over the stored outputs); its output is what was scored'),
+    repetitions: z
+      .array(repetitionOutcomeSchema)
+      .nullable()
+      .describe('Each repetition\'s outcome for a run with several (null for one); the item\'s score is their mean, its sample is repetition 0\'s'),
+    passed_repetitions: z.int().nullable().describe('How many repetitions passed (null for one repetition, or an error)'),
+    score_sd: z.number().nullable().describe('Standard deviation (n − 1) of the repetitions\' scores (null for one repetition, or an error)'),
     scores: z
       .array(criterionScoreSchema)
       .nullable()
@@ -201,6 +256,26 @@ export const compareEvalRunsInput = z.object({
   cursor,
   limit,
 });
+export const compareStatisticsSchema = z
+  .object({
+    alpha: z.number(),
+    paired_items: z.int().describe('Items scored (not error) in both runs: what the statistics are over'),
+    mean_base: z.number().nullable(),
+    mean_head: z.number().nullable(),
+    mean_delta: z.number().nullable().describe('Mean of head_score − base_score over the paired items'),
+    ci_low: z.number().nullable().describe('Confidence interval (1 − alpha) of mean_delta: paired t; null with fewer than 2 paired items'),
+    ci_high: z.number().nullable(),
+    p_value: z.number().nullable().describe('Two-sided p-value of the paired t-test (the exact sign test when every difference is equal)'),
+    method: z.enum(['paired_t', 'sign_test', 'none']),
+    fail_to_pass: z.int().describe('Paired items that failed in base and passed in head'),
+    pass_to_fail: z.int().describe('Paired items that passed in base and failed in head'),
+    mcnemar_p_value: z.number().describe('Exact McNemar test (two-sided binomial) of fail_to_pass against pass_to_fail'),
+    verdict: z
+      .enum(['better', 'worse', 'no_significant_difference'])
+      .describe('better / worse when p_value < alpha (by the sign of mean_delta), else no_significant_difference'),
+  })
+  .meta({ id: 'CompareStatistics' });
+
 export const compareEvalRunsOutput = z
   .object({
     base_run_id: uuid(),
@@ -213,25 +288,17 @@ export const compareEvalRunsOutput = z
       only_in_base: z.int(),
       only_in_head: z.int(),
     }),
-    statistics: z
-      .object({
-        alpha: z.number(),
-        paired_items: z.int().describe('Items scored (not error) in both runs: what the statistics are over'),
-        mean_base: z.number().nullable(),
-        mean_head: z.number().nullable(),
-        mean_delta: z.number().nullable().describe('Mean of head_score − base_score over the paired items'),
-        ci_low: z.number().nullable().describe('Confidence interval (1 − alpha) of mean_delta: paired t; null with fewer than 2 paired items'),
-        ci_high: z.number().nullable(),
-        p_value: z.number().nullable().describe('Two-sided p-value of the paired t-test (the exact sign test when every difference is equal)'),
-        method: z.enum(['paired_t', 'sign_test', 'none']),
-        fail_to_pass: z.int().describe('Paired items that failed in base and passed in head'),
-        pass_to_fail: z.int().describe('Paired items that passed in base and failed in head'),
-        mcnemar_p_value: z.number().describe('Exact McNemar test (two-sided binomial) of fail_to_pass against pass_to_fail'),
-        verdict: z
-          .enum(['better', 'worse', 'no_significant_difference'])
-          .describe('better / worse when p_value < alpha (by the sign of mean_delta), else no_significant_difference'),
-      })
+    statistics: compareStatisticsSchema
       .describe('Whether the difference is real: over every paired item, not only this page'),
+    criteria: z
+      .array(
+        z.object({
+          name: z.string(),
+          summary: z.object({ improved: z.int(), regressed: z.int(), unchanged: z.int(), not_comparable: z.int() }),
+          statistics: compareStatisticsSchema,
+        }),
+      )
+      .describe('The same per criterion both runs have (by name, in the base run\'s order): an item without the criterion\'s outcome on a side is not comparable; empty unless both runs have several criteria'),
     data: z.array(
       z.object({
         item_id: uuid(),

@@ -28,6 +28,7 @@ import {
   type RunPlan,
 } from './eval-run.repository.ts';
 import { checkTarget } from '../targets/index.ts';
+import { criteriaComparisons, criteriaSummaries } from './compare-criteria.ts';
 import { compareStatistics } from './compare-stats.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
 import type { EvalRunDto, ScheduleEvalRunInput } from './eval-run.schema.ts';
@@ -105,11 +106,13 @@ export async function scheduleEvalRun(deps: Deps, s: RequestScope, input: Schedu
   const create = async (em: EntityManager) => toEvalRunDto(await insertPendingRun(em, s.tenantId, input.id, input.eval_version_id, caps, label, plan));
   // What a key's replay must match: a request without a label or a plan hashes as it always has.
   const planned = input.target !== undefined || input.outputs_from_run !== undefined || input.cache !== undefined || input.max_cost_usd !== undefined;
-  const request = input.name === undefined && input.metadata === undefined && !planned
+  const repeated = input.repetitions !== undefined || input.repetition_pass !== undefined;
+  const request = input.name === undefined && input.metadata === undefined && !planned && !repeated
     ? [input.id, input.eval_version_id]
     : [
         input.id, input.eval_version_id, input.name ?? null, input.metadata ?? null,
-        ...(planned ? [input.target ?? null, input.outputs_from_run ?? null, input.cache ?? null, input.max_cost_usd ?? null] : []),
+        ...(planned || repeated ? [input.target ?? null, input.outputs_from_run ?? null, input.cache ?? null, input.max_cost_usd ?? null] : []),
+        ...(repeated ? [input.repetitions ?? 1, input.repetition_pass?.min_passed ?? null] : []),
       ];
   let run: EvalRunDto;
   if (idempotencyKey !== undefined) {
@@ -132,7 +135,7 @@ export async function scheduleEvalRun(deps: Deps, s: RequestScope, input: Schedu
  */
 async function runPlan(deps: Deps, s: RequestScope, input: ScheduleEvalRunInput): Promise<RunPlan> {
   const target = input.target && input.target.type !== 'dataset_output' ? input.target : null;
-  const common = { cache: input.cache, maxCostUsd: input.max_cost_usd };
+  const common = { cache: input.cache, maxCostUsd: input.max_cost_usd, repetitions: input.repetitions, repetitionMinPassed: input.repetition_pass?.min_passed };
   if (input.outputs_from_run === undefined) {
     if (target) checkTarget(deps.env, target);
     return { ...common, target };
@@ -145,6 +148,9 @@ async function runPlan(deps: Deps, s: RequestScope, input: ScheduleEvalRunInput)
   if (isActiveRunStatus(source.status)) throw new DomainError('CONFLICT', `eval run ${sourceId} is still ${source.status}; re-score it once it has finished`);
   if (!source.target) {
     throw new DomainError('BAD_REQUEST', `invalid input: outputs_from_run: eval run ${sourceId} scored the items' stored outputs; it has no samples to re-score`);
+  }
+  if ((input.repetitions ?? 1) > source.repetitions) {
+    throw new DomainError('BAD_REQUEST', `invalid input: repetitions: eval run ${sourceId} has ${source.repetitions} repetition(s) of each item; a re-score can score at most that many`);
   }
   // the re-score shows what produced the outputs it scores
   return { ...common, target: source.target, outputsFromRun: sourceId };
@@ -274,6 +280,8 @@ export async function compareRuns(em: EntityManager, tenantId: string, baseId: s
       only_in_head: head.completed_count - both,
     },
     statistics: compareStatistics(summary, alpha),
+    // per criterion only when both runs have several (one more statement, over the same pairs)
+    criteria: base.criteria_stats && head.criteria_stats ? criteriaComparisons(await criteriaSummaries(em, baseId, headId), alpha) : [],
     rows,
   };
 }

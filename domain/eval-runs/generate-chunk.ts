@@ -26,7 +26,8 @@ import { compileTarget, ItemRequestError, TargetAuthError, TargetConfigError, ta
 import type { PreparedRequest } from '../targets/generation.ts';
 import { afterRecord, BUDGET_EXCEEDED, endRun, errorResult, scoredResult, truncate, usageOf, watchRun, type ChunkOutcome, type ChunkScoringDeps } from './chunk-steps.ts';
 import { scoreCriteria } from './criteria-scoring.ts';
-import { cachedSamples, claimAttempts, samplesOf, type SampleRecord, type StoredSample } from './eval-run.repository.ts';
+import { cachedSamples, claimAttempts, samplesOf, unitKey, type SampleRecord, type StoredSample } from './eval-run.repository.ts';
+import { combineRepetitions } from './repetitions.ts';
 import { NO_SPEND, recordResults, type ChunkContext, type ItemResult, type ItemToScore, type Spend } from './run-lifecycle.ts';
 
 const FLUSH_MS = 1_000;
@@ -74,7 +75,7 @@ export function cacheKey(material: unknown, repetition: number): string {
  * round trip whatever the concurrency.
  */
 class AttemptJournal {
-  private queue: { itemId: string; resolve: (n: number | null) => void; reject: (err: unknown) => void }[] = [];
+  private queue: { itemId: string; repetition: number; resolve: (n: number | null) => void; reject: (err: unknown) => void }[] = [];
   private busy = false;
 
   constructor(
@@ -83,9 +84,9 @@ class AttemptJournal {
     private readonly tenantId: string,
   ) {}
 
-  claim(itemId: string): Promise<number | null> {
+  claim(itemId: string, repetition: number): Promise<number | null> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ itemId, resolve, reject });
+      this.queue.push({ itemId, repetition, resolve, reject });
       if (!this.busy) void this.drain();
     });
   }
@@ -93,21 +94,22 @@ class AttemptJournal {
   private async drain(): Promise<void> {
     this.busy = true;
     while (this.queue.length > 0) {
-      // one claim per item per statement (ON CONFLICT may touch a row once)
+      // one claim per sample (item, repetition) per statement (ON CONFLICT may touch a row once)
       const seen = new Set<string>();
       const batch: typeof this.queue = [];
       const rest: typeof this.queue = [];
       for (const w of this.queue) {
-        if (seen.has(w.itemId)) rest.push(w);
+        const key = unitKey(w.itemId, w.repetition);
+        if (seen.has(key)) rest.push(w);
         else {
-          seen.add(w.itemId);
+          seen.add(key);
           batch.push(w);
         }
       }
       this.queue = rest;
       try {
-        const claimed = await claimAttempts(this.em, this.runId, this.tenantId, [...seen]);
-        for (const w of batch) w.resolve(claimed.get(w.itemId) ?? null);
+        const claimed = await claimAttempts(this.em, this.runId, this.tenantId, batch.map((w) => ({ itemId: w.itemId, repetition: w.repetition })));
+        for (const w of batch) w.resolve(claimed.get(unitKey(w.itemId, w.repetition)) ?? null);
       } catch (err) {
         for (const w of batch) w.reject(err);
       }
@@ -190,7 +192,7 @@ function storedAsRecord(s: StoredSample): SampleRecord {
   };
 }
 
-const byItem = (rows: StoredSample[]) => new Map(rows.map((r) => [r.item_id, r]));
+const byUnit = (rows: StoredSample[]) => new Map(rows.map((r) => [unitKey(r.item_id, r.repetition), r]));
 
 function addSpend(a: Spend, usage: { prompt_tokens: number; completion_tokens: number }, cost: number | null): Spend {
   return {
@@ -226,20 +228,25 @@ export async function generateChunk(
   }
   const withSamples = generator !== null || chunk.outputs_from_run_id !== null;
   const ids = items.map((i) => i.id);
-  const earlier = withSamples ? byItem(await samplesOf(em, runId, ids)) : new Map<string, StoredSample>();
-  const source = chunk.outputs_from_run_id !== null ? byItem(await samplesOf(em, chunk.outputs_from_run_id, ids)) : null;
+  const earlier = withSamples ? byUnit(await samplesOf(em, runId, ids)) : new Map<string, StoredSample>();
+  const source = chunk.outputs_from_run_id !== null ? byUnit(await samplesOf(em, chunk.outputs_from_run_id, ids)) : null;
+  const n = chunk.repetitions;
+  const minPassed = chunk.repetition_min_passed ?? n;
+  const reps = Array.from({ length: n }, (_, r) => r);
 
   // Every request is rendered first (an item that cannot be sent is its own error), then one cache lookup for the chunk.
+  // One request per item, one cache key per repetition: a repetition is a real call of its own, not the cache's copy.
   const requests = new Map<string, { req: PreparedRequest; key: string } | { error: string }>();
   if (generator) {
     for (const item of items) {
-      if (earlier.get(item.id)?.status === 'done') continue;
+      const todo = reps.filter((r) => earlier.get(unitKey(item.id, r))?.status !== 'done');
+      if (todo.length === 0) continue;
       try {
         const req = generator.prepare(item);
-        requests.set(item.id, { req, key: cacheKey(req.cacheMaterial, 0) });
+        for (const r of todo) requests.set(unitKey(item.id, r), { req, key: cacheKey(req.cacheMaterial, r) });
       } catch (err) {
         if (!(err instanceof ItemRequestError)) throw err;
-        requests.set(item.id, { error: err.message });
+        for (const r of todo) requests.set(unitKey(item.id, r), { error: err.message });
       }
     }
   }
@@ -305,17 +312,19 @@ export async function generateChunk(
     return flushing;
   };
 
-  /** The item's sample: reused, copied, cached, or generated now; null for a run over the stored outputs. */
-  const sampleFor = async (item: ItemToScore): Promise<SampleRecord | null> => {
-    const prior = earlier.get(item.id);
+  /** The sample of the item's repetition `rep`: reused, copied, cached, or generated now; null for a run over the stored outputs. */
+  const sampleFor = async (item: ItemToScore, rep: number): Promise<SampleRecord | null> => {
+    const unit = unitKey(item.id, rep);
+    const prior = earlier.get(unit);
     if (prior?.status === 'done') return storedAsRecord(prior);
     if (source) {
-      const src = source.get(item.id);
-      if (src?.status !== 'done') return errorSample(item.id, `eval run ${chunk.outputs_from_run_id} has no sample for this item${src?.error ? ` (${src.error})` : ''}`);
+      const src = source.get(unit);
+      const which = n > 1 ? ` (repetition ${rep})` : '';
+      if (src?.status !== 'done') return errorSample(item.id, `eval run ${chunk.outputs_from_run_id} has no sample for this item${which}${src?.error ? ` (${src.error})` : ''}`);
       return reused(item.id, src, false);
     }
     if (!generator) return null;
-    const r = requests.get(item.id)!;
+    const r = requests.get(unit)!;
     if ('error' in r) return errorSample(item.id, r.error);
     const hit = hits.get(r.key);
     if (hit) return reused(item.id, hit, true);
@@ -333,7 +342,7 @@ export async function generateChunk(
       priority: order,
       claim: () => {
         stopIfOverBudget();
-        return journal.claim(item.id);
+        return journal.claim(item.id, rep);
       },
       beforeCall: stopIfOverBudget,
     });
@@ -394,11 +403,19 @@ export async function generateChunk(
     await pLimit(env.JUDGE_CHUNK_PARALLELISM).map(items, async (item) => {
       if (watch.signal.aborted || budget.signal.aborted || failure || recordFailed || authError) return;
       const t0 = performance.now();
-      let sample: SampleRecord | null;
+      let samples: (SampleRecord | null)[];
       let result: ItemResult;
       try {
-        sample = await sampleFor(item);
-        result = await score(item, sample, t0);
+        // the item's repetitions concurrently (each one a sample of its own); the item is recorded once, with all of them
+        const outcomes = await Promise.all(
+          reps.map(async (rep) => {
+            const sample = await sampleFor(item, rep);
+            return { sample: sample && { ...sample, repetition: rep }, result: await score(item, sample, t0) };
+          }),
+        );
+        samples = outcomes.map((o) => o.sample);
+        // with repetitions, the item's latency is the wall time of all of them
+        result = n === 1 ? outcomes[0]!.result : { ...combineRepetitions(item.id, outcomes.map((o) => o.result), minPassed), latency_ms: performance.now() - t0 };
       } catch (err) {
         if (err instanceof TargetAuthError || err instanceof ProviderAuthError) {
           authError ??= err;
@@ -409,7 +426,7 @@ export async function generateChunk(
         return;
       }
       pending.push(result);
-      if (sample) pendingSamples.push(sample);
+      for (const sample of samples) if (sample) pendingSamples.push(sample);
       // the chunk's last result waits for the final flush, which also marks the chunk done (one statement, not two)
       if (++finished < items.length && (pending.length >= flushItems || Date.now() - lastFlush >= FLUSH_MS)) {
         await flush(false).catch((err: unknown) => {

@@ -14,6 +14,7 @@ import type { EvalItem, EvalResult } from '../evaluators/index.ts';
 import { EvaluatorConfigError, type Scorer } from '../evaluators/evaluator-cache.ts';
 import { afterRecord, endRun, errorResult, scoredResult, type ChunkOutcome, type ChunkScoringDeps } from './chunk-steps.ts';
 import { scoreCriteria } from './criteria-scoring.ts';
+import { combineRepetitions } from './repetitions.ts';
 import { generateChunk, generates } from './generate-chunk.ts';
 import type { ChunkGate } from './local-chunks.ts';
 
@@ -143,7 +144,8 @@ async function scoreTakenChunk(deps: ChunkScoringDeps, em: EntityManager, run_id
     return generateChunk(deps, em, chunk, chunk_index, attempts, scorer, items);
   }
 
-  const results = scoreAll(items, scorer.kind === 'criteria' ? (item, t0) => scoreCriteria(scorer, item.id, item, t0) : singleScore(scorer.evaluate));
+  const once = scorer.kind === 'criteria' ? (item: ItemToScore, t0: number) => scoreCriteria(scorer, item.id, item, t0) : singleScore(scorer.evaluate);
+  const results = scoreAll(items, chunk.repetitions === 1 ? once : repeated(once, chunk.repetitions, chunk.repetition_min_passed ?? chunk.repetitions));
   const { faults } = deps.container;
   if (faults.chunkDelayMs > 0) await sleep(faults.chunkDelayMs);
   if (faults.crashBeforeRecord) crashNow();
@@ -161,6 +163,15 @@ function singleScore(evaluate: (item: EvalItem) => EvalResult | Promise<EvalResu
     } catch (err) {
       return errorResult(item.id, err, performance.now() - t0);
     }
+  };
+}
+
+/** Scores the item `n` times (a deterministic evaluator gives the same outcome each time: its spread is 0) and folds the outcomes. */
+function repeated(once: (item: ItemToScore, t0: number) => Promise<ItemResult>, n: number, minPassed: number) {
+  return async (item: ItemToScore, t0: number): Promise<ItemResult> => {
+    const outcomes: ItemResult[] = [];
+    for (let r = 0; r < n; r++) outcomes.push(await once(item, performance.now()));
+    return { ...combineRepetitions(item.id, outcomes, minPassed), latency_ms: performance.now() - t0 };
   };
 }
 

@@ -96,7 +96,7 @@ export const evalRunRouter = router({
     .query(async ({ ctx, input }) => {
       const c = await compareRuns(ctx.em, ctx.principal.tenantId, input.base, input.head, decodeCursor(input.cursor, 'string', 'compare'), input.limit, input.alpha);
       const { data, next_cursor } = toPage(c.rows, input.limit, (r) => r.item_id, compareItem, { list: 'compare' });
-      return { base_run_id: c.base.id, head_run_id: c.head.id, summary: c.summary, statistics: c.statistics, data, next_cursor };
+      return { base_run_id: c.base.id, head_run_id: c.head.id, summary: c.summary, statistics: c.statistics, criteria: c.criteria, data, next_cursor };
     }),
 
   listEvalRunItems: readProcedure

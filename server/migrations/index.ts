@@ -11,6 +11,7 @@ import { Migration20261202034600UploadStaging } from './Migration20261202034600U
 import { Migration20261203120000RunNameAndMetadata } from './Migration20261203120000RunNameAndMetadata.ts';
 import { Migration20261203150000TargetsAndSamples } from './Migration20261203150000TargetsAndSamples.ts';
 import { Migration20261204190000Criteria } from './Migration20261204190000Criteria.ts';
+import { Migration20261204200000Repetitions } from './Migration20261204200000Repetitions.ts';
 import { Migration20261204210000RunDeletions } from './Migration20261204210000RunDeletions.ts';
 
 export const migrationsList: MigrationObject[] = [
@@ -25,5 +26,6 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261203120000RunNameAndMetadata', class: Migration20261203120000RunNameAndMetadata },
   { name: 'Migration20261203150000TargetsAndSamples', class: Migration20261203150000TargetsAndSamples },
   { name: 'Migration20261204190000Criteria', class: Migration20261204190000Criteria },
+  { name: 'Migration20261204200000Repetitions', class: Migration20261204200000Repetitions },
   { name: 'Migration20261204210000RunDeletions', class: Migration20261204210000RunDeletions },
 ];

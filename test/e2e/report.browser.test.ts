@@ -13,7 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
-import { scheduleRun, waitForRunEnd } from '../helpers/runs.ts';
+import { api, scheduleRun, waitForRunEnd } from '../helpers/runs.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -116,7 +116,10 @@ describe('cli report', () => {
         { name: 'nonempty', evaluator: { type: 'regex', pattern: '.' } },
       ],
     });
-    const run = await waitForRunEnd(s.baseUrl, a.keys.member, (await scheduleRun(s.baseUrl, a.keys.member, ds.datasetId, ev.evalVersionId)).id);
+    // two repetitions: a deterministic evaluator agrees with itself, so pass@1 = pass^2 = the pass rate and the spread is 0
+    const scheduled = await api<{ id: string }>(s.baseUrl, 'POST', `/v1/datasets/${ds.datasetId}/runs`, a.keys.member, { eval_version_id: ev.evalVersionId, repetitions: 2 });
+    expect(scheduled.status).toBe(202);
+    const run = await waitForRunEnd(s.baseUrl, a.keys.member, scheduled.body.id);
     const out = join(dir, 'criteria.html');
     const r = await cli(['report', run.id, '--out', out]);
     expect(r.code, r.stderr).toBe(0);
@@ -133,6 +136,7 @@ describe('cli report', () => {
     expect(names).toEqual(['exact', 'nonempty', 'item (weighted mean of the 2 criteria)']);
     const rates = await table.locator('tr td:nth-child(5)').allTextContents();
     expect(rates).toEqual(['66.7 %', '100.0 %', '66.7 %']);
+    expect(await page.locator('#repetition-stats').textContent()).toBe('66.7 % / 66.7 % / 0.000');
     const widths = await page.locator('svg.criteria rect.bar').evaluateAll((els) => els.map((e) => (e as unknown as { getBBox(): { width: number } }).getBBox().width));
     expect(widths).toHaveLength(2);
     expect(widths[1]!).toBeGreaterThan(widths[0]!); // 100 % draws longer than 66.7 %

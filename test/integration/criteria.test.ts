@@ -235,6 +235,36 @@ describe('runs with several criteria', () => {
     await assertCriteriaCountersExact(em, run.id);
   });
 
+  it('compares two runs per criterion they share: counts, paired statistics and a verdict each', async () => {
+    const n = 400;
+    const ds = await makeDataset(s.container, t.id, fourWay(n));
+    // the same criterion names; in head, `exact` is judged leniently (contains): it now passes the i%4 = 1 items
+    const base = await makeEval(s.container, t.id, { criteria: [{ name: 'exact', evaluator: { type: 'exact_match' } }, { name: 'has', evaluator: { type: 'contains' } }, { name: 'gone', evaluator: { type: 'is_json' } }] });
+    const head = await makeEval(s.container, t.id, { criteria: [{ name: 'exact', evaluator: { type: 'contains' } }, { name: 'has', evaluator: { type: 'contains' } }] });
+    const rb = await waitForRunEnd(s.baseUrl, t.keys.member, (await scheduleRun(s.baseUrl, t.keys.member, ds.datasetId, base.evalVersionId)).id);
+    const rh = await waitForRunEnd(s.baseUrl, t.keys.member, (await scheduleRun(s.baseUrl, t.keys.member, ds.datasetId, head.evalVersionId)).id);
+    const c = await api<{ criteria: { name: string; summary: Json; statistics: Json }[] }>(s.baseUrl, 'GET', `/v1/eval-runs/compare?base=${rb.id}&head=${rh.id}&limit=1`, t.keys.viewer);
+    expect(c.status, JSON.stringify(c.body)).toBe(200);
+    expect(c.body.criteria.map((x) => x.name)).toEqual(['exact', 'has']); // `gone` is in base only
+    const [exact, has] = c.body.criteria;
+    expect(exact!.summary).toEqual({ improved: 100, regressed: 0, unchanged: 300, not_comparable: 0 });
+    // by hand: differences are 1 on 100 items and 0 on 300: mean 0.25, sample variance 75/399
+    const sd = Math.sqrt(75 / 399);
+    expect(exact!.statistics).toMatchObject({ paired_items: n, mean_base: 0.5, mean_head: 0.75, method: 'paired_t', fail_to_pass: 100, pass_to_fail: 0, verdict: 'better' });
+    expect(exact!.statistics.mean_delta).toBeCloseTo(0.25, 12);
+    expect((exact!.statistics.ci_high as number) - (exact!.statistics.ci_low as number)).toBeCloseTo(2 * 1.965927 * (sd / Math.sqrt(n)), 4); // t(0.975, 399) ≈ 1.965927
+    expect(exact!.statistics.p_value as number).toBeLessThan(1e-12);
+    expect(exact!.statistics.mcnemar_p_value as number).toBeCloseTo(2 * 0.5 ** 100, 40);
+    // has did not change at all: every difference is 0, so the t-test is undefined and the sign test finds nothing
+    expect(has!.summary).toEqual({ improved: 0, regressed: 0, unchanged: n, not_comparable: 0 });
+    expect(has!.statistics).toMatchObject({ mean_delta: 0, method: 'sign_test', p_value: 1, verdict: 'no_significant_difference' });
+    // runs with one evaluator have no per-criterion comparison
+    const single = await makeEval(s.container, t.id);
+    const rs = await waitForRunEnd(s.baseUrl, t.keys.member, (await scheduleRun(s.baseUrl, t.keys.member, ds.datasetId, single.evalVersionId)).id);
+    const none = await api<{ criteria: unknown[] }>(s.baseUrl, 'GET', `/v1/eval-runs/compare?base=${rs.id}&head=${rh.id}&limit=1`, t.keys.viewer);
+    expect(none.body.criteria).toEqual([]);
+  });
+
   it('scores a judge criterion beside a deterministic one, item by item, with the judge\'s tokens on the item', async () => {
     fake.reset();
     const n = 30;

@@ -275,7 +275,7 @@ describe('runs and results', () => {
     expect(data).toHaveLength(30);
     expect(data.every((d) => d.status === 'error' && d.score === null && typeof d.error === 'string' && d.output === 'NaN!')).toBe(true);
     expect(Object.keys(data[0] as Json).sort()).toEqual(
-      ['attempts', 'error', 'expected_output', 'input', 'item_id', 'latency_ms', 'output', 'passed', 'reason', 'score', 'status', 'prompt_tokens', 'completion_tokens', 'cost_usd', 'sample', 'scores'].sort(),
+      ['attempts', 'error', 'expected_output', 'input', 'item_id', 'latency_ms', 'output', 'passed', 'reason', 'score', 'status', 'prompt_tokens', 'completion_tokens', 'cost_usd', 'sample', 'scores', 'repetitions', 'passed_repetitions', 'score_sd'].sort(),
     );
     expect((data[0] as Json).sample).toBeNull(); // a run over the stored outputs generated nothing
     expect((data[0] as Json).scores).toBeNull(); // one evaluator: no per-criterion outcomes

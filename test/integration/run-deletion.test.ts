@@ -173,7 +173,7 @@ describe('DELETE /v1/eval-runs/{id}', () => {
       { item_id: '00000000-0000-7000-8000-000000000001', status: 'passed', score: 1, passed: true, reason: null, error: null, latency_ms: 1 },
     ], true);
     expect(out).toBeNull();
-    expect((await claimAttempts(em(), runId, a.id, ['00000000-0000-7000-8000-000000000002'])).size).toBe(0);
+    expect((await claimAttempts(em(), runId, a.id, [{ itemId: '00000000-0000-7000-8000-000000000002', repetition: 0 }])).size).toBe(0);
     await purge();
     expect(await runRows(s, [runId])).toEqual({ runs: 0, results: 0, samples: 0, chunks: 0 });
   });

@@ -96,6 +96,7 @@ describe('scheduleEvalRun over REST', () => {
         'id', 'tenant_id', 'dataset_id', 'eval_version_id', 'status', 'item_count', 'completed_count', 'started_at', 'completed_at',
         'error_message', 'created_at', 'dataset_version_id', 'passed_count', 'failed_count', 'error_count', 'mean_score',
         'usage', 'cost_usd', 'name', 'metadata', 'target', 'outputs_from_run', 'cache', 'max_cost_usd', 'criteria',
+        'repetitions', 'repetition_pass', 'sample_count', 'completed_samples', 'pass_at_1', 'pass_hat_n', 'mean_item_sd',
       ].sort(),
     );
     expect(run).toMatchObject({ target: { type: 'dataset_output' }, outputs_from_run: null, cache: true, max_cost_usd: null, criteria: [] });

@@ -1,7 +1,8 @@
 /**
  * The topology suite (`npm run test:topology`): every file starts its own
  * disposable topology (PgBouncer; Redis TLS, IPv6, replica, six-node
- * cluster, Sentinel) from the machine's binaries, and evalgate on it. Kept out of `npm test`.
+ * cluster, Sentinel, the last two also TLS-only with ACL users) from the
+ * machine's binaries, and evalgate on it. Kept out of `npm test`.
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
