@@ -16,7 +16,7 @@ export const EvalRunItem = defineEntity({
     //   while results for it are being inserted, and no result is inserted for a deleted run;
     // - every delete of runs (DELETE /v1/eval-runs/{id}, retention, the cascades from tenants,
     //   datasets, dataset and eval versions) marks them in `deletions` through a statement-level
-    //   trigger on eval_runs (migration Migration20261204210000RunDeletions), and their results are
+    //   trigger on eval_runs (migration Migration20261204220000RunDeletions), and their results are
     //   then deleted in the background in bounded batches (domain/eval-runs/run-deletion.service.ts).
     // The run's own key ties a result to its item (item_id) and tenant (tenant_id).
     run_id: p.manyToOne(EvalRun).mapToPk().fieldName('run_id').primary().createForeignKeyConstraint(false),

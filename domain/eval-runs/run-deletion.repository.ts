@@ -4,7 +4,7 @@
  *
  * 1. Its own row goes at once, in one short statement; the statement-level
  *    trigger on eval_runs (datasets) writes a `deletions` row for it in the
- *    same statement (migration Migration20261204210000RunDeletions). From
+ *    same statement (migration Migration20261204220000RunDeletions). From
  *    that commit on the run is gone for every read, and nothing can add a
  *    result, sample or chunk to it: recordResults and failChunk lock the run
  *    FOR KEY SHARE and insert only while it is running, claimAttempts only

@@ -30,7 +30,7 @@ import { Migration } from '@mikro-orm/migrations';
  *   dead rows (batched deletes) or new rows (recording) before vacuuming or
  *   analyzing, and stale statistics turn the chunk statements' plans bad.
  */
-export class Migration20261204210000RunDeletions extends Migration {
+export class Migration20261204220000RunDeletions extends Migration {
 
   override async up(): Promise<void> {
     this.addSql(`create table "deletions" (
