@@ -6,6 +6,7 @@ import { DatasetVersion } from './dataset-version.entity.ts';
 import { Eval } from './eval.entity.ts';
 import { EvalRun } from './eval-run.entity.ts';
 import { EvalRunChunk } from './eval-run-chunk.entity.ts';
+import { EvalRunComparison } from './eval-run-comparison.entity.ts';
 import { EvalRunItem } from './eval-run-item.entity.ts';
 import { EvalRunSample, SampleCacheEntry } from './eval-run-sample.entity.ts';
 import { EvalVersion } from './eval-version.entity.ts';
@@ -14,7 +15,7 @@ import { Tenant } from './tenant.entity.ts';
 import { Webhook } from './webhook.entity.ts';
 import { WebhookDelivery } from './webhook-delivery.entity.ts';
 
-export { ApiKey, Dataset, DatasetItem, DatasetVersion, Eval, EvalRun, EvalRunChunk, EvalRunItem, EvalRunSample, EvalVersion, SampleCacheEntry, IdempotencyKey, Tenant, Webhook, WebhookDelivery };
+export { ApiKey, Dataset, DatasetItem, DatasetVersion, Eval, EvalRun, EvalRunChunk, EvalRunComparison, EvalRunItem, EvalRunSample, EvalVersion, SampleCacheEntry, IdempotencyKey, Tenant, Webhook, WebhookDelivery };
 export { ROLES, type Role } from './api-key.entity.ts';
 export { ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, isActiveRunStatus, RUN_STATUSES, type CriterionStatsRow, type RunStatus } from './eval-run.entity.ts';
 export { IDEMPOTENCY_KEY_STATUSES, type IdempotencyKeyStatus } from './idempotency-key.entity.ts';
@@ -34,6 +35,7 @@ export const entities = [
   EvalRunItem,
   EvalRunChunk,
   EvalRunSample,
+  EvalRunComparison,
   SampleCacheEntry,
   IdempotencyKey,
   Webhook,

@@ -19,7 +19,7 @@
 import binomialCdf from '@stdlib/stats-base-dists-binomial-cdf';
 import tCdf from '@stdlib/stats-base-dists-t-cdf';
 import tQuantile from '@stdlib/stats-base-dists-t-quantile';
-import type { CompareSummaryRow } from './eval-run.repository.ts';
+import type { CompareSummaryRow } from './compare.repository.ts';
 
 export type Verdict = 'better' | 'worse' | 'no_significant_difference';
 

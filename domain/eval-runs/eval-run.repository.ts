@@ -105,14 +105,6 @@ export interface CriterionFilter {
   status: ItemStatus;
 }
 
-export interface CompareRow {
-  item_id: string;
-  base_status: ItemStatus;
-  head_status: ItemStatus;
-  base_score: number | null;
-  head_score: number | null;
-}
-
 export type RunForStart = RowOf<typeof EvalRun, 'id' | 'tenant_id' | 'dataset_id' | 'status' | 'item_count'> &
   RowOf<typeof DatasetVersion, 'version'> & { evaluator_type: string; /** it calls a target (or re-scores samples) */ generates: boolean };
 
@@ -403,58 +395,6 @@ export async function listRunItemRows(
       where c.n = 1 or c.running <= ?
       order by r.item_id`,
     params,
-  );
-}
-
-export interface CompareSummaryRow {
-  improved: number;
-  regressed: number;
-  unchanged: number;
-  not_comparable: number;
-  both: number;
-  /** over the items scored (not error) in both runs: their count, the mean scores, and the paired differences' mean and sample SD */
-  paired: number;
-  mean_base: number | null;
-  mean_head: number | null;
-  mean_delta: number | null;
-  sd_delta: number | null;
-  /** pass/fail changes among them */
-  fail_to_pass: number;
-  pass_to_fail: number;
-}
-
-/** Counts over the items both runs scored. */
-export async function compareSummary(em: EntityManager, baseId: string, headId: string): Promise<CompareSummaryRow | undefined> {
-  const [summary] = await sql<CompareSummaryRow>(
-    em,
-    `select count(*) filter (where b.status <> 'error' and h.status <> 'error' and h.score > b.score + 1e-9)::int as improved,
-            count(*) filter (where b.status <> 'error' and h.status <> 'error' and h.score < b.score - 1e-9)::int as regressed,
-            count(*) filter (where b.status <> 'error' and h.status <> 'error' and abs(h.score - b.score) <= 1e-9)::int as unchanged,
-            count(*) filter (where b.status = 'error' or h.status = 'error')::int as not_comparable,
-            count(*)::int as both,
-            count(*) filter (where b.status <> 'error' and h.status <> 'error')::int as paired,
-            avg(b.score) filter (where b.status <> 'error' and h.status <> 'error') as mean_base,
-            avg(h.score) filter (where b.status <> 'error' and h.status <> 'error') as mean_head,
-            avg(h.score - b.score) filter (where b.status <> 'error' and h.status <> 'error') as mean_delta,
-            stddev_samp(h.score - b.score) filter (where b.status <> 'error' and h.status <> 'error') as sd_delta,
-            count(*) filter (where b.status = 'failed' and h.status = 'passed')::int as fail_to_pass,
-            count(*) filter (where b.status = 'passed' and h.status = 'failed')::int as pass_to_fail
-       from eval_run_items b join eval_run_items h on h.run_id = ? and h.item_id = b.item_id
-      where b.run_id = ?`,
-    [headId, baseId],
-  );
-  return summary;
-}
-
-/** The items both runs scored, side by side, in item order (one more than `limit`). */
-export async function compareRows(em: EntityManager, baseId: string, headId: string, after: string | undefined, limit: number): Promise<CompareRow[]> {
-  return sql<CompareRow>(
-    em,
-    `select b.item_id, b.status as base_status, h.status as head_status, b.score as base_score, h.score as head_score
-       from eval_run_items b join eval_run_items h on h.run_id = ? and h.item_id = b.item_id
-      where b.run_id = ? ${after ? 'and b.item_id > ?' : ''}
-      order by b.item_id limit ?`,
-    after ? [headId, baseId, after, limit + 1] : [headId, baseId, limit + 1],
   );
 }
 
@@ -1213,22 +1153,4 @@ export async function runForDelivery(
 /** A dataset's runs, locked for its deletion. */
 export async function lockDatasetRuns(em: EntityManager, datasetId: string): Promise<{ id: string; status: string }[]> {
   return sql<{ id: string; status: string }>(em, 'select id, status from eval_runs where dataset_id = ? for update', [datasetId]);
-}
-
-/** Against a baseline: items whose score went down, and items that passed there and failed (or errored) here. */
-export async function gateComparison(
-  em: EntityManager,
-  baseId: string,
-  headId: string,
-): Promise<{ regressed: number; passed_then_failed: number; passed_then_error: number }> {
-  const [row] = await sql<{ regressed: number; passed_then_failed: number; passed_then_error: number }>(
-    em,
-    `select count(*) filter (where b.status <> 'error' and h.status <> 'error' and h.score < b.score - 1e-9)::int as regressed,
-            count(*) filter (where b.status = 'passed' and h.status = 'failed')::int as passed_then_failed,
-            count(*) filter (where b.status = 'passed' and h.status = 'error')::int as passed_then_error
-       from eval_run_items b join eval_run_items h on h.run_id = ? and h.item_id = b.item_id
-      where b.run_id = ?`,
-    [headId, baseId],
-  );
-  return row ?? { regressed: 0, passed_then_failed: 0, passed_then_error: 0 };
 }

@@ -12,14 +12,12 @@ import type { Deps, Logger } from '../shared/deps.ts';
 import { DomainError, notFound, RateLimitedError } from '../shared/errors.ts';
 import { crashNow } from '../shared/faults.ts';
 import { cutRows } from '../shared/pagination.ts';
+import { compareRows, pairSummary, type CompareRow } from './compare.repository.ts';
 import {
-  compareRows,
-  compareSummary,
   findRunRow,
   insertPendingRunRow,
   listRunItemRows,
   listRunRows,
-  type CompareRow,
   type CriterionFilter,
   type EvalRunRow,
   type RunCaps,
@@ -28,7 +26,7 @@ import {
   type RunPlan,
 } from './eval-run.repository.ts';
 import { checkTarget } from '../targets/index.ts';
-import { criteriaComparisons, criteriaSummaries } from './compare-criteria.ts';
+import { criteriaComparisons } from './compare-criteria.ts';
 import { compareStatistics } from './compare-stats.ts';
 import { toEvalRunDto } from './eval-run.mapper.ts';
 import type { EvalRunDto, ScheduleEvalRunInput } from './eval-run.schema.ts';
@@ -36,7 +34,8 @@ import { onRunFinished } from './run-events.ts';
 import { failRun, reopenForRetry, startRun } from './run-lifecycle.ts';
 import { checkIdempotencyKey, idempotently } from './idempotency.service.ts';
 
-export type { CompareRow, RunCaps, RunItemRow, RunLabel } from './eval-run.repository.ts';
+export type { RunCaps, RunItemRow, RunLabel } from './eval-run.repository.ts';
+export type { CompareRow } from './compare.repository.ts';
 
 /** Who asks, for one request: its entity manager, its tenant, and its logger (whose lines carry the request id). */
 export interface RequestScope {
@@ -262,26 +261,31 @@ export function compareItem(r: CompareRow): CompareRow & { delta: number | null;
   return { ...r, delta, change };
 }
 
-/** Scores of two runs of the tenant side by side, over the items both scored (`limit + 1` rows after `after`); plus the summary counts. */
+/**
+ * Scores of two runs of the tenant side by side, over the items both scored
+ * (`limit + 1` rows after `after`, keyset on both runs); plus the summary
+ * counts, computed once per pair of finished runs and kept (pairSummary).
+ */
 export async function compareRuns(em: EntityManager, tenantId: string, baseId: string, headId: string, after: string | undefined, limit: number, alpha = 0.05) {
   const [base, head] = [await findRun(em, tenantId, baseId), await findRun(em, tenantId, headId)];
-  const summary = await compareSummary(em, baseId, headId);
+  const withCriteria = base.criteria_stats !== null && head.criteria_stats !== null;
+  const summary = await pairSummary(em, tenantId, baseId, headId, withCriteria);
   const rows = await compareRows(em, baseId, headId, after, limit);
-  const both = summary?.both ?? 0;
+  const both = summary.both;
   return {
     base,
     head,
     summary: {
-      improved: summary?.improved ?? 0,
-      regressed: summary?.regressed ?? 0,
-      unchanged: summary?.unchanged ?? 0,
-      not_comparable: summary?.not_comparable ?? 0,
-      only_in_base: base.completed_count - both,
-      only_in_head: head.completed_count - both,
+      improved: summary.improved,
+      regressed: summary.regressed,
+      unchanged: summary.unchanged,
+      not_comparable: summary.not_comparable,
+      only_in_base: Math.max(0, base.completed_count - both),
+      only_in_head: Math.max(0, head.completed_count - both),
     },
     statistics: compareStatistics(summary, alpha),
-    // per criterion only when both runs have several (one more statement, over the same pairs)
-    criteria: base.criteria_stats && head.criteria_stats ? criteriaComparisons(await criteriaSummaries(em, baseId, headId), alpha) : [],
+    // per criterion only when both runs have several (one more statement over the same pairs, kept with the summary)
+    criteria: withCriteria ? criteriaComparisons(summary.criteria ?? [], alpha) : [],
     rows,
   };
 }

@@ -8,7 +8,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { isActiveRunStatus } from '../../entities/index.ts';
 import { DomainError } from '../shared/errors.ts';
 import { compareStatistics } from './compare-stats.ts';
-import { compareSummary, gateComparison, listRunRows, type EvalRunRow } from './eval-run.repository.ts';
+import { pairSummary } from './compare.repository.ts';
+import { listRunRows, type EvalRunRow } from './eval-run.repository.ts';
 import { findRun } from './eval-run.service.ts';
 import type { GateBaseline, GatePolicy, GateVerdict } from './gate.schema.ts';
 
@@ -78,11 +79,12 @@ export async function gateEvalRun(
   }
 
   if (base) {
-    const c = await gateComparison(s.em, base.id, run.id);
+    // the pair's summary, kept once computed (both runs are finished): every later gate of this run against this baseline reads it
+    const c = await pairSummary(s.em, s.tenantId, base.id, run.id);
     stats.regressions = c.regressed;
-    stats.new_failures = c.passed_then_failed + (withErrors ? c.passed_then_error : 0);
+    stats.new_failures = c.pass_to_fail + (withErrors ? c.pass_to_error : 0);
     if (policy.no_significant_regression === true) {
-      const st = compareStatistics(await compareSummary(s.em, base.id, run.id), policy.alpha);
+      const st = compareStatistics(c, policy.alpha);
       stats.significance = { mean_delta: st.mean_delta, ci_low: st.ci_low, ci_high: st.ci_high, p_value: st.p_value, verdict: st.verdict };
     }
   }

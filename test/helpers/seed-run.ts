@@ -10,14 +10,17 @@ import { insertPendingRun } from '../../domain/eval-runs/eval-run.service.ts';
 import { sql } from '../../domain/shared/sql.ts';
 import type { Container } from '../../server/container.ts';
 
-/** A dataset at version 1 holding `items` items (item g: `{ question, pad }`, expected `answer g`; 1 in `failEvery` has a wrong output). */
+/**
+ * A dataset at version 1 holding `items` items (item g: `{ question, pad }`, expected `answer g`; 1 in `failEvery` has a wrong output).
+ * Item ids are md5 hashes shaped as version-4 UUIDs (the API's answers check that an id is an RFC 9562 UUID).
+ */
 export async function seedDataset(c: Container, tenantId: string, items: number, opts: { padBytes?: number; failEvery?: number } = {}): Promise<string> {
   const em = c.orm.em.fork();
   const { dataset } = await createDataset(em, tenantId, { name: `seeded ${items}` });
   await sql(
     em,
     `insert into dataset_items (id, tenant_id, dataset_id, valid_from, valid_to, input, expected_output, output, metadata, size_bytes, created_at)
-     select md5(?::text || g)::uuid, ?, ?, 1, null,
+     select overlay(overlay(md5(?::text || g) placing '4' from 13) placing '8' from 17)::uuid, ?, ?, 1, null,
             jsonb_build_object('question', 'question ' || g, 'pad', repeat('x', ?::int)),
             to_jsonb('answer ' || g),
             to_jsonb(case when g % ?::int = 0 then 'wrong ' else 'answer ' end || g),

@@ -243,7 +243,19 @@ describe('runs with several criteria', () => {
     const head = await makeEval(s.container, t.id, { criteria: [{ name: 'exact', evaluator: { type: 'contains' } }, { name: 'has', evaluator: { type: 'contains' } }] });
     const rb = await waitForRunEnd(s.baseUrl, t.keys.member, (await scheduleRun(s.baseUrl, t.keys.member, ds.datasetId, base.evalVersionId)).id);
     const rh = await waitForRunEnd(s.baseUrl, t.keys.member, (await scheduleRun(s.baseUrl, t.keys.member, ds.datasetId, head.evalVersionId)).id);
+    // the gate keeps the pair's summary without the per-criterion part; the compare computes that part and keeps it too
+    const gated = await api<Json>(s.baseUrl, 'POST', `/v1/eval-runs/${rh.id}/gate`, t.keys.viewer, { policy: { max_regressions: 0 }, baseline: { run_id: rb.id } });
+    expect(gated.status, JSON.stringify(gated.body)).toBe(200);
+    expect(gated.body.verdict).toBe('passed');
     const c = await api<{ criteria: { name: string; summary: Json; statistics: Json }[] }>(s.baseUrl, 'GET', `/v1/eval-runs/compare?base=${rb.id}&head=${rh.id}&limit=1`, t.keys.viewer);
+    const again = await api<{ criteria: unknown[] }>(s.baseUrl, 'GET', `/v1/eval-runs/compare?base=${rb.id}&head=${rh.id}&limit=1`, t.keys.viewer);
+    expect(again.body.criteria).toEqual(c.body.criteria);
+    const [kept] = await sql<{ n: number }>(
+      s.container.orm.em.fork(),
+      `select jsonb_array_length(summary->'criteria')::int as n from eval_run_comparisons where base_run_id = ? and head_run_id = ?`,
+      [rb.id, rh.id],
+    );
+    expect(kept?.n).toBe(2);
     expect(c.status, JSON.stringify(c.body)).toBe(200);
     expect(c.body.criteria.map((x) => x.name)).toEqual(['exact', 'has']); // `gone` is in base only
     const [exact, has] = c.body.criteria;

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { compareStatistics, exactSignTest } from '../../domain/eval-runs/compare-stats.ts';
-import type { CompareSummaryRow } from '../../domain/eval-runs/eval-run.repository.ts';
+import type { CompareSummaryRow } from '../../domain/eval-runs/compare.repository.ts';
 
 /** A summary row over these paired differences. */
 function rowOf(deltas: number[], changes: { fail_to_pass?: number; pass_to_fail?: number } = {}): CompareSummaryRow {
