@@ -214,6 +214,36 @@ describe('DELETE /v1/eval-runs/{id}', () => {
     expect(await runRows(s, [runId])).toEqual({ runs: 0, results: 0, samples: 0, chunks: 0 });
   });
 
+  it('an export under way when its run is deleted fails instead of ending short', async () => {
+    // ~30 MB of results: the server is pages behind the delete, whatever the socket buffers hold
+    const datasetId = await seedDataset(s.container, a.id, 3_000, { padBytes: 10_000 });
+    const runId = await seedCompletedRun(s.container, a.id, datasetId, evalVersionId);
+    const res = await fetch(`${s.baseUrl}/v1/eval-runs/${runId}/items/export`, { headers: { authorization: `Bearer ${a.keys.viewer}` } });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    const first = await reader.read();
+    expect(first.done).toBe(false);
+    let text = decoder.decode(first.value, { stream: true });
+    expect((await del(runId)).status).toBe(202);
+    await purge();
+    const outcome = await (async () => {
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return 'ended';
+          text += decoder.decode(value, { stream: true });
+        }
+      } catch {
+        return 'failed';
+      }
+    })();
+    const lines = text.split('\n').filter((l) => l.startsWith('{')).length;
+    // a clean end would have to carry every result; this one was cut, having sent fewer
+    expect(outcome).toBe('failed');
+    expect(lines).toBeLessThan(3_000);
+  });
+
   it('hostile: 50 concurrent DELETEs of one run are all 202 or 404, never a 500, and delete it once', async () => {
     const { runId } = await seededRun(200, 2);
     const answers = await Promise.all(Array.from({ length: 50 }, () => del(runId)));
