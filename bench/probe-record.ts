@@ -19,6 +19,7 @@ import pg from 'pg';
 import { compileEvaluator, type EvaluatorConfig } from '../domain/evaluators/index.ts';
 import { loadChunkWork, recordResults, startRun, type ChunkContext, type ItemResult, type ItemToScore } from '../domain/eval-runs/run-lifecycle.ts';
 import { insertPendingRun } from '../domain/eval-runs/eval-run.service.ts';
+import { purgeDeletions } from '../domain/eval-runs/run-deletion.service.ts';
 import { sql } from '../domain/shared/sql.ts';
 import { items, makeDataset, makeEval, makeTenant } from '../test/helpers/factories.ts';
 import { startStack, uniqueName } from '../test/helpers/stack.ts';
@@ -67,6 +68,8 @@ try {
     const [r] = await sql<{ status: string; n: number }>(em, 'select status, completed_count as n from eval_runs where id = ?', [runId]);
     if (r?.status !== 'completed' || r.n !== N) throw new Error(`run ended ${r?.status} with ${r?.n} results`);
     await admin.query('delete from eval_runs where id = $1', [runId]);
+    // the delete only marks the run; its results go in the purge's batches
+    await purgeDeletions(c, c.log, { maxBatches: Number.MAX_SAFE_INTEGER });
     const [left] = (await admin.query<{ n: number }>('select count(*)::int as n from eval_run_items where run_id = $1', [runId])).rows;
     if (left?.n !== 0) throw new Error(`${left?.n} results outlived their run`);
     await admin.query('vacuum analyze eval_run_items, eval_runs, eval_run_chunks');

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { makeEval, makeTenant } from '../test/helpers/factories.ts';
 import { freePort } from '../test/helpers/processes.ts';
 import { openBench, startScriptNodeFlags, type Bench } from './lib/context.ts';
-import { createDatasetViaApi, measureRun, restScheduler, uploadNdjson, waitForWorkers } from './lib/fixtures.ts';
+import { createDatasetViaApi, measureRun, purgeNow, restScheduler, uploadNdjson, waitForWorkers } from './lib/fixtures.ts';
 import { ROOT, sleep, spawnTs, until, waitHttp, type Proc } from './lib/procs.ts';
 
 const { values } = parseArgs({
@@ -169,6 +169,7 @@ async function main(): Promise<void> {
         await Promise.all([api.stop(), worker.stop()]);
         await until(async () => (await c.queues.runChunk.getWorkersCount()) === 0, 'worker to disconnect', 30_000, 100);
         for (const ds of datasets) await b.pg.query('delete from datasets where id = $1', [ds]);
+        await purgeNow(b);
         await b.pg.query('vacuum analyze dataset_items');
       }
     }

@@ -72,7 +72,11 @@ export interface paths {
         get: operations["getEvalRun"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete an eval run with its results (owners only)
+         * @description Answered at once with 202 `{id, status: "deleting"}`: from then on the run is gone for every read (404), and its results, samples and chunks are deleted in the background in bounded batches. A pending or running run is refused with 409 (cancel it first), as is a run whose samples an active run re-scores. Deleting a run still being deleted answers 202 again.
+         */
+        delete: operations["deleteEvalRun"];
         options?: never;
         head?: never;
         patch?: never;
@@ -169,7 +173,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a dataset with its versions, items, runs and results (owners only)
-         * @description Refused with 409 while one of its runs is pending or running.
+         * @description Refused with 409 while one of its runs is pending or running. Answered at once: the dataset and its runs are gone for every read from then on; its items and its runs' results are deleted in the background, in bounded batches.
          */
         delete: operations["deleteDataset"];
         options?: never;
@@ -933,6 +937,12 @@ export interface components {
             reason: string | null;
             error: string | null;
         };
+        EvalRunDeletion: {
+            /** Format: uuid */
+            id: string;
+            /** @constant */
+            status: "deleting";
+        };
         GateVerdict: {
             /** Format: uuid */
             run_id: string;
@@ -1611,6 +1621,36 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteEvalRun: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Eval run id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Run deleted; its results are being deleted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalRunDeletion"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -13,7 +13,9 @@ export const DatasetItem = defineEntity({
   properties: (p) => ({
     id: p.uuid().primary(),
     tenant_id: p.manyToOne(Tenant).mapToPk().fieldName('tenant_id').deleteRule('cascade'),
-    dataset_id: p.manyToOne(Dataset).mapToPk().fieldName('dataset_id').deleteRule('cascade'),
+    // No foreign key (migration Migration20261204220000RunDeletions): a deleted dataset's items go in the background,
+    // in bounded batches (domain/eval-runs/run-deletion.service.ts).
+    dataset_id: p.manyToOne(Dataset).mapToPk().fieldName('dataset_id').createForeignKeyConstraint(false),
     valid_from: p.integer(),
     valid_to: p.integer().nullable(),
     input: p.json<unknown>().columnType('jsonb'),

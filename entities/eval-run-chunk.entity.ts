@@ -10,7 +10,9 @@ export const EvalRunChunk = defineEntity({
   name: 'EvalRunChunk',
   tableName: 'eval_run_chunks',
   properties: (p) => ({
-    run_id: p.manyToOne(EvalRun).mapToPk().fieldName('run_id').primary().deleteRule('cascade'),
+    // No foreign key (migration Migration20261204220000RunDeletions): a deleted run's chunks go in the background,
+    // with its results, in bounded batches (domain/eval-runs/run-deletion.service.ts).
+    run_id: p.manyToOne(EvalRun).mapToPk().fieldName('run_id').primary().createForeignKeyConstraint(false),
     chunk_index: p.integer().primary(),
     first_item_id: p.uuid(),
     last_item_id: p.uuid(),

@@ -14,10 +14,10 @@ export const EvalRunItem = defineEntity({
     // locks the run's row that the same statement updates. Instead:
     // - recordResults holds the run FOR KEY SHARE once per statement, so a run cannot be deleted
     //   while results for it are being inserted, and no result is inserted for a deleted run;
-    // - whoever deletes runs deletes their results in the same transaction (deleteDataset does so
-    //   explicitly); a statement-level trigger on eval_runs (migration
-    //   Migration20261126012904ResultsWithoutRunForeignKey) does it for every other delete,
-    //   including the cascades from tenants, datasets, dataset and eval versions.
+    // - every delete of runs (DELETE /v1/eval-runs/{id}, retention, the cascades from tenants,
+    //   datasets, dataset and eval versions) marks them in `deletions` through a statement-level
+    //   trigger on eval_runs (migration Migration20261204220000RunDeletions), and their results are
+    //   then deleted in the background in bounded batches (domain/eval-runs/run-deletion.service.ts).
     // The run's own key ties a result to its item (item_id) and tenant (tenant_id).
     run_id: p.manyToOne(EvalRun).mapToPk().fieldName('run_id').primary().createForeignKeyConstraint(false),
     item_id: p.uuid().primary(),

@@ -95,6 +95,11 @@ export const EvalRun = defineEntity({
       name: 'eval_runs_tenant_active_idx',
       expression: `create index "eval_runs_tenant_active_idx" on "eval_runs" ("tenant_id") where "status" in ('pending', 'running')`,
     },
+    // Finished runs by when they ended: the retention sweep (RESULT_RETENTION_DAYS) takes the oldest.
+    {
+      name: 'eval_runs_finished_idx',
+      expression: `create index "eval_runs_finished_idx" on "eval_runs" ("completed_at") where "status" in ('completed', 'failed')`,
+    },
     // Finished runs whose webhooks are not enqueued yet: normally none, so the sweep costs nothing.
     {
       name: 'eval_runs_unnotified_idx',

@@ -30,5 +30,9 @@ export const WebhookDelivery = defineEntity({
     /** when the attempt was made */
     delivered_at: p.datetime().columnType('timestamptz'),
   }),
-  indexes: [{ name: 'webhook_deliveries_event_idx', properties: ['webhook_id', 'run_id', 'run_ended_at'] }],
+  indexes: [
+    { name: 'webhook_deliveries_event_idx', properties: ['webhook_id', 'run_id', 'run_ended_at'] },
+    // the cascade from a deleted run (retention deletes hundreds per sweep) finds its deliveries without a scan
+    { name: 'webhook_deliveries_run_id_idx', properties: ['run_id'] },
+  ],
 });

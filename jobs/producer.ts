@@ -5,7 +5,7 @@
  */
 import type { JobProducer } from '../domain/shared/deps.ts';
 import { enqueueUndoneChunks } from './eval-runs/enqueue.ts';
-import { jobIds, QUEUE_NAMES, webhookJobOptions, type jobOptions, type Queues } from './queues.ts';
+import { jobIds, PURGE_DELETIONS_JOB, QUEUE_NAMES, webhookJobOptions, type jobOptions, type Queues } from './queues.ts';
 
 export function createJobProducer(
   queues: Queues,
@@ -40,6 +40,10 @@ export function createJobProducer(
           opts: { ...webhookOpts, jobId: jobIds.webhookDelivery(id, runId, ending) },
         })),
       );
+    },
+    async purgeDeletions(turn = 0) {
+      // Postgres (the deletions table) says what is left; a failed job is retried by the next reconcile sweep's enqueue.
+      await queues.reconcile.add(PURGE_DELETIONS_JOB, {}, { jobId: jobIds.purgeDeletions(turn), removeOnComplete: true, removeOnFail: true, attempts: 3, backoff: { type: 'exponential', delay: 1_000 } });
     },
   };
 }

@@ -31,7 +31,11 @@ export const jobIds = {
   runStart: (runId: string) => runId,
   runChunk: (runId: string, chunkIndex: number) => `${runId}-${chunkIndex}`,
   webhookDelivery: (webhookId: string, runId: string, ending: number) => `${webhookId}-${runId}-${ending}`,
+  purgeDeletions: (turn: 0 | 1) => `purge-deletions-${turn}`,
 };
+
+/** The purge of deleted runs' results rides on the reconcile queue (one at a time per process), under this job name. */
+export const PURGE_DELETIONS_JOB = 'purge-deletions';
 
 export interface JobTuning {
   chunkAttempts: number;

@@ -6,11 +6,12 @@
 import type { Job, WorkerOptions } from 'bullmq';
 import type { Env } from '../domain/shared/deps.ts';
 import type { ProcessorDeps } from './deps.ts';
+import { processPurgeDeletions } from './eval-runs/purge-deletions.job.ts';
 import { reconcile } from './eval-runs/reconcile.job.ts';
 import { processRunChunk } from './eval-runs/run-chunk.job.ts';
 import { processRunStart } from './eval-runs/run-start.job.ts';
 import { processWebhookDelivery, webhookBackoff } from './webhooks/deliver-webhook.job.ts';
-import { QUEUE_NAMES, type QueueName } from './queues.ts';
+import { PURGE_DELETIONS_JOB, QUEUE_NAMES, type QueueName } from './queues.ts';
 
 export interface Processor {
   queue: QueueName;
@@ -24,7 +25,8 @@ export interface Processor {
 export const PROCESSORS: readonly Processor[] = [
   { queue: QUEUE_NAMES.runStart, process: processRunStart, concurrency: (env) => Math.max(1, Math.ceil(env.WORKER_CONCURRENCY / 2)) },
   { queue: QUEUE_NAMES.runChunk, process: processRunChunk, concurrency: (env) => env.WORKER_CONCURRENCY },
-  { queue: QUEUE_NAMES.reconcile, process: (deps) => reconcile(deps), concurrency: () => 1 },
+  // the same queue carries the purge of deleted runs (by job name): both are housekeeping, one at a time per process
+  { queue: QUEUE_NAMES.reconcile, process: (deps, job) => (job.name === PURGE_DELETIONS_JOB ? processPurgeDeletions(deps, job) : reconcile(deps)), concurrency: () => 1 },
   {
     queue: QUEUE_NAMES.webhookDelivery,
     process: processWebhookDelivery,

@@ -221,6 +221,10 @@ export const envSchema = z.object({
   WEBHOOK_ALLOW_PRIVATE_TARGETS: z.stringbool().default(false),
   /** Delivery attempts older than this are deleted by the reconciler. */
   WEBHOOK_DELIVERY_RETENTION_DAYS: int(1, 3_650).default(30),
+  /** Finished runs that ended (completed_at) more than this many days ago are deleted by the reconciler, results and all; unset: kept forever. */
+  RESULT_RETENTION_DAYS: z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), int(1, 36_500).optional()),
+  /** Rows one background deletion statement deletes at most (results, samples, chunks of deleted runs; items of deleted datasets). */
+  DELETION_BATCH_ROWS: int(1, 100_000).default(5_000),
   /** How often a watched run (SSE, watchEvalRun) is read again: one single-row select per watched run and process, however many watch it. */
   RUN_WATCH_INTERVAL_MS: int(50, 60_000).default(500),
   /** Run watches (SSE streams + watchEvalRun subscriptions) one tenant may hold open in one API process; 429 with Retry-After beyond. */

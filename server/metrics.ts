@@ -12,6 +12,7 @@ import type { Queues } from '../jobs/queues.ts';
 import { sameSecret } from './auth.ts';
 import { withDeadline } from '../domain/shared/deadline.ts';
 import { countRunsByStatus } from '../domain/eval-runs/eval-run.repository.ts';
+import { countDeletions } from '../domain/eval-runs/run-deletion.repository.ts';
 import { ITEM_STATUSES, RUN_STATUSES } from '../entities/index.ts';
 import { errorBody } from './errors.ts';
 import type { Env } from './env.ts';
@@ -92,6 +93,21 @@ export function createMetrics({ queues, orm, log }: MetricSources): Metrics {
         for (const status of RUN_STATUSES) this.set({ status }, rows.find((r) => r.status === status)?.n ?? 0);
       } catch (err) {
         log.debug({ err: (err as Error).message }, 'metrics: run counts unavailable');
+      }
+    },
+  });
+  new Gauge({
+    name: 'evalgate_deletions_pending',
+    help: 'Deleted runs and datasets whose rows the background purge has not finished deleting, read on scrape',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      try {
+        const rows = await bounded(countDeletions(orm.em.fork()), 'deletion counts');
+        for (const kind of ['run', 'dataset'] as const) this.set({ kind }, rows.find((r) => r.kind === kind)?.n ?? 0);
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, 'metrics: deletion counts unavailable');
       }
     },
   });

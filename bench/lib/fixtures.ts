@@ -1,6 +1,7 @@
 /** Data for the bench: items, NDJSON uploads through the API, runs and how long they took. */
 import type { NewItem } from '../../domain/datasets/dataset.service.ts';
 import { enqueueRunStart, insertPendingRun } from '../../domain/eval-runs/eval-run.service.ts';
+import { purgeDeletions } from '../../domain/eval-runs/run-deletion.service.ts';
 import type { Bench } from './context.ts';
 import { cpuMs, sleep, until, type Proc } from './procs.ts';
 
@@ -168,6 +169,7 @@ export async function measureRun(b: Bench, schedule: Scheduler, watch: Proc[], t
   if (!r) throw new Error(`run ${runId} vanished`);
   if (r.n !== r.items) throw new Error(`run ${runId} completed with ${r.n} results for ${r.items} items`);
   await b.pg.query('delete from eval_runs where id = $1', [runId]);
+  await purgeNow(b);
   await b.pg.query('vacuum analyze eval_run_items, eval_run_chunks, eval_runs');
   const totalMs = Number(r.total_ms);
   return {
@@ -196,4 +198,12 @@ export async function waitForWorkers(b: Bench, n: number, procs: Proc[]): Promis
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} worker process(es)`);
     await sleep(100);
   }
+}
+
+/**
+ * Deletes now, in this process, what deleted runs and datasets left (a delete only marks them; the workers' purge
+ * would otherwise run during the next measurement), so the cleanup between measurements is done when it returns.
+ */
+export async function purgeNow(b: Pick<Bench, 'stack'>): Promise<void> {
+  await purgeDeletions(b.stack.container, b.stack.container.log, { maxBatches: Number.MAX_SAFE_INTEGER });
 }

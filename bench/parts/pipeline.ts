@@ -8,7 +8,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { jobOptions } from '../../jobs/queues.ts';
 import { makeEval, makeTenant, type TenantFixture } from '../../test/helpers/factories.ts';
 import type { Bench } from '../lib/context.ts';
-import { createDatasetViaApi, measureRun, restScheduler, uploadNdjson, waitForWorkers, type RunMeasurement } from '../lib/fixtures.ts';
+import { createDatasetViaApi, measureRun, purgeNow, restScheduler, uploadNdjson, waitForWorkers, type RunMeasurement } from '../lib/fixtures.ts';
 import { peakRssMb, spawnTs, until, type Proc } from '../lib/procs.ts';
 
 /** evalgate's defaults, which the pipeline runs with and the baselines copy. */
@@ -232,6 +232,7 @@ export async function benchSizes(b: Bench, sizes: number[], horizontalAt: number
         if (datasetId) await b.pg.query('delete from datasets where id = $1', [datasetId]);
         datasetId = ds;
       }
+      await purgeNow(b);
       await b.pg.query('vacuum analyze dataset_items');
       uploads.push({ items: size, ms, apiRssBeforeMb: before, apiRssAfterMb: peakRssMb(api.proc.pid) });
 

@@ -5,7 +5,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { v7 as uuidv7 } from 'uuid';
 import { isActiveRunStatus } from '../../entities/index.ts';
-import { deleteDatasetRunData, lockDatasetRuns } from '../eval-runs/eval-run.repository.ts';
+import { lockDatasetRuns } from '../eval-runs/eval-run.repository.ts';
 import { DomainError, notFound } from '../shared/errors.ts';
 import { cutRows } from '../shared/pagination.ts';
 import * as repo from './dataset.repository.ts';
@@ -170,19 +170,23 @@ export async function listDatasetItems(
   return cutRows(await repo.listItemsPage(em, datasetId, v, after, limit, maxBytes));
 }
 
-/** Deletes a dataset with its versions, items, runs and results; refused while one of its runs is unfinished. */
+/**
+ * Deletes a dataset with its versions and runs (short: one row per version and run); refused while one of its runs
+ * is unfinished. Its items and its runs' results, samples and chunks are deleted in the background in bounded
+ * batches (the triggers on datasets and eval_runs mark them in `deletions`, see eval-runs/run-deletion.service.ts):
+ * the caller enqueues that purge (kickPurge).
+ */
 export async function deleteDataset(em: EntityManager, tenantId: string, datasetId: string): Promise<void> {
   await em.transactional(async (tx) => {
     if (!(await repo.lockDataset(tx, tenantId, datasetId))) throw notFound('dataset', datasetId);
     // Lock the dataset's runs before looking at them: a run retried meanwhile cannot turn running
     // behind this check, and a chunk still recording results (it holds its run FOR KEY SHARE for
-    // the statement) commits first, so the deletes below see its results.
+    // the statement) commits first; a later one finds no run and records nothing.
     const runs = await lockDatasetRuns(tx, datasetId);
     const active = runs.find((r) => isActiveRunStatus(r.status));
     if (active) {
       throw new DomainError('CONFLICT', `dataset ${datasetId} has a ${active.status} run (${active.id}); cancel it or wait for it to finish`);
     }
-    if (runs.length > 0) await deleteDatasetRunData(tx, datasetId);
     await repo.deleteDataset(tx, datasetId);
   });
 }

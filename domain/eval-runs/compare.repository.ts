@@ -149,12 +149,14 @@ export async function pairSummary(em: EntityManager, tenantId: string, baseId: s
     if (base_version !== null && head_version !== null) {
       await sql(
         tx,
+        // kept only while both runs exist (a run deleted since the summary was computed: nothing kept, no foreign key error)
         `insert into eval_run_comparisons (base_run_id, head_run_id, tenant_id, base_version, head_version, summary, computed_at)
-         values (?, ?, ?, ?, ?, ?::jsonb, now())
+         select ?, ?, ?, ?, ?, ?::jsonb, now()
+          where exists (select 1 from eval_runs where id = ? for key share) and exists (select 1 from eval_runs where id = ? for key share)
          on conflict (base_run_id, head_run_id) do update
            set base_version = excluded.base_version, head_version = excluded.head_version, summary = excluded.summary, computed_at = excluded.computed_at
          where eval_run_comparisons.tenant_id = excluded.tenant_id`,
-        [baseId, headId, tenantId, base_version, head_version, JSON.stringify(summary)],
+        [baseId, headId, tenantId, base_version, head_version, JSON.stringify(summary), baseId, headId],
       );
     }
     return summary;

@@ -817,12 +817,14 @@ export async function claimAttempts(
 ): Promise<Map<string, number>> {
   const rows = await sql<{ item_id: string; repetition: number; attempts: number }>(
     em,
+    // only while the run exists (FOR KEY SHARE: a delete waits for this commit): no sample outlives a deleted run's purge
     `insert into eval_run_samples as s (run_id, item_id, repetition, tenant_id, status, attempts, created_at, updated_at)
      select ?, x.item_id, x.repetition, ?, 'pending', 1, now(), now() from unnest(?::uuid[], ?::int[]) as x(item_id, repetition)
+      where exists (select 1 from eval_runs where id = ? for key share)
      on conflict (run_id, item_id, repetition) do update set attempts = s.attempts + 1, updated_at = now()
       where s.status = 'pending'
      returning item_id, repetition, attempts`,
-    [runId, tenantId, `{${units.map((u) => u.itemId).join(',')}}`, `{${units.map((u) => u.repetition).join(',')}}`],
+    [runId, tenantId, `{${units.map((u) => u.itemId).join(',')}}`, `{${units.map((u) => u.repetition).join(',')}}`, runId],
   );
   return new Map(rows.map((r) => [unitKey(r.item_id, r.repetition), r.attempts]));
 }
@@ -1151,10 +1153,4 @@ export async function runForDelivery(
 /** A dataset's runs, locked for its deletion. */
 export async function lockDatasetRuns(em: EntityManager, datasetId: string): Promise<{ id: string; status: string }[]> {
   return sql<{ id: string; status: string }>(em, 'select id, status from eval_runs where dataset_id = ? for update', [datasetId]);
-}
-
-/** A dataset's runs' results and chunks (results have no foreign key to their run, so no cascade takes them). */
-export async function deleteDatasetRunData(em: EntityManager, datasetId: string): Promise<void> {
-  await sql(em, 'delete from eval_run_items where run_id in (select id from eval_runs where dataset_id = ?)', [datasetId]);
-  await sql(em, 'delete from eval_run_chunks where run_id in (select id from eval_runs where dataset_id = ?)', [datasetId]);
 }

@@ -305,6 +305,9 @@ export async function* exportCompareRows(
   let after: string | undefined;
   for (;;) {
     const rows = await compareRows(s.em, baseId, headId, after, pageLimit);
+    // a run deleted since the export began: its results are being purged, so fail the export rather than end it short
+    await findRun(s.em, s.tenantId, baseId);
+    await findRun(s.em, s.tenantId, headId);
     const page = rows.slice(0, pageLimit);
     if (page.length > 0) yield page;
     if (rows.length <= pageLimit) return;
@@ -328,6 +331,9 @@ export async function* exportRunItems(
   let after: string | undefined;
   for (;;) {
     const { rows, truncated } = cutRows(await listRunItemRows(s.em, runId, status, after, pageLimit, maxBytes));
+    // The run's row goes before any of its results (run-deletion.service.ts): still there after the page was read,
+    // the page is whole; gone, the export fails instead of ending short on a run being purged.
+    await findRun(s.em, s.tenantId, runId);
     const page = rows.slice(0, pageLimit);
     if (page.length > 0) yield page;
     if (!(truncated || rows.length > pageLimit) || page.length === 0) return;

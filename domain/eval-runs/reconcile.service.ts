@@ -17,13 +17,15 @@
  *
  * Then the housekeeping that rides on the same schedule: expired idempotency
  * keys, webhook deliveries past retention, finished runs whose webhooks were
- * never enqueued, stale upload staging.
+ * never enqueued, stale upload staging, runs past RESULT_RETENTION_DAYS and
+ * resuming unfinished deletions (run-deletion.service.ts).
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { purgeStaleUploads } from '../datasets/dataset-staging.service.ts';
 import type { Deps, Logger } from '../shared/deps.ts';
 import { purgeOldDeliveries } from '../webhooks/delivery-retention.ts';
 import { sweepUnnotifiedRuns } from '../webhooks/run-notifications.ts';
+import { sweepDeletions } from './run-deletion.service.ts';
 import { activeRunsPage, purgeExpiredIdempotencyKeys, readReconcileCursor, reopenIncompleteChunks, saveReconcileCursor } from './eval-run.repository.ts';
 
 const BATCH = 500;
@@ -97,6 +99,8 @@ export async function reconcileRuns(deps: Deps, log: Logger, opts: ReconcileOpti
   if (pruned > 0) log.debug({ pruned }, 'deleted webhook deliveries past their retention');
   await sweepUnnotifiedRuns(deps);
   await purgeStaleUploads(em, deps.env.UPLOAD_STAGING_TTL_MS);
+  // retention (RESULT_RETENTION_DAYS), and the purge job while deleted runs' or datasets' rows are left
+  await sweepDeletions(deps, log);
   if (requeued > 0 || reopened > 0) log.info({ pending, running, requeued, reopened }, 'reconciled');
   if (reopened > 0) log.warn({ reopened }, 'reopened done chunks that lacked results');
   return { pending, running, requeued, reopened, wrapped: last === null };

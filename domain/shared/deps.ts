@@ -27,6 +27,11 @@ export interface JobProducer {
   undoneChunks(em: EntityManager, runId: string, opts: { repair: boolean }): Promise<number>;
   /** One delivery per webhook for the run's ending (`ending`: completed_at in epoch ms). */
   webhookDeliveries(runId: string, ending: number, webhookIds: readonly string[]): Promise<void>;
+  /**
+   * The job that deletes what deleted runs and datasets left (domain/eval-runs/run-deletion.service.ts); a no-op
+   * while one is queued. `turn` 1 is a job's own continuation (its id differs, so it can be added while it runs).
+   */
+  purgeDeletions(turn?: 0 | 1): Promise<void>;
 }
 
 /** The counters the workers feed (server/metrics.ts). */

@@ -34,6 +34,7 @@ import {
   listDatasets,
   listDatasetVersions,
 } from '../../domain/datasets/dataset.service.ts';
+import { kickPurge } from '../../domain/eval-runs/run-deletion.service.ts';
 
 const rest = restMeta('datasets');
 
@@ -63,7 +64,9 @@ export const datasetRouter = router({
     .meta(
       rest('DELETE', '/v1/datasets/{id}', {
         summary: 'Delete a dataset with its versions, items, runs and results (owners only)',
-        description: 'Refused with 409 while one of its runs is pending or running.',
+        description:
+          'Refused with 409 while one of its runs is pending or running. Answered at once: the dataset and its runs are gone for every read ' +
+          'from then on; its items and its runs\' results are deleted in the background, in bounded batches.',
         successDescription: 'Dataset deleted',
         errors: [404, 409],
         successStatus: 204,
@@ -73,7 +76,8 @@ export const datasetRouter = router({
     .output(z.void())
     .mutation(async ({ ctx, input }) => {
       await deleteDataset(ctx.em, ctx.principal.tenantId, input.id);
-      ctx.log.info({ datasetId: input.id }, 'dataset deleted');
+      ctx.log.info({ datasetId: input.id }, 'dataset deleted; its items and results go in the background');
+      await kickPurge(ctx.container, ctx.log);
     }),
 
   addDatasetItems: writeProcedure

@@ -37,10 +37,12 @@ import { decodeCursor, toPage } from '../../domain/shared/pagination.ts';
 import type { Principal } from '../../server/auth.ts';
 import type { Context } from '../../server/context.ts';
 import { toTRPCError } from '../../server/errors.ts';
-import { checkProcedure, readProcedure, router, writeProcedure } from '../../server/trpc.ts';
+import { checkProcedure, ownerProcedure, readProcedure, router, writeProcedure } from '../../server/trpc.ts';
 import { gateEvalRunInput, gateVerdictSchema } from '../../domain/eval-runs/gate.schema.ts';
 import { gateEvalRun } from '../../domain/eval-runs/gate.service.ts';
 import { restMeta } from '../meta.ts';
+import { evalRunDeletionSchema } from '../../domain/eval-runs/run-deletion.schema.ts';
+import { deleteEvalRun } from '../../domain/eval-runs/run-deletion.service.ts';
 
 const rest = restMeta('eval-runs');
 
@@ -176,6 +178,23 @@ export const evalRunRouter = router({
     .input(evalRunIdInput)
     .output(evalRunSchema)
     .mutation(async ({ ctx, input }) => retryEvalRun(ctx.container, scope(ctx), input.id)),
+
+  deleteEvalRun: ownerProcedure
+    .meta(
+      rest('DELETE', '/v1/eval-runs/{id}', {
+        summary: 'Delete an eval run with its results (owners only)',
+        description:
+          'Answered at once with 202 `{id, status: "deleting"}`: from then on the run is gone for every read (404), and its results, ' +
+          'samples and chunks are deleted in the background in bounded batches. A pending or running run is refused with 409 ' +
+          '(cancel it first), as is a run whose samples an active run re-scores. Deleting a run still being deleted answers 202 again.',
+        successDescription: 'Run deleted; its results are being deleted',
+        errors: [404, 409],
+        successStatus: 202,
+      }),
+    )
+    .input(evalRunIdInput)
+    .output(evalRunDeletionSchema)
+    .mutation(async ({ ctx, input }) => deleteEvalRun(ctx.container, ctx.em, ctx.principal.tenantId, ctx.log, input.id)),
 });
 
 /**

@@ -13,6 +13,7 @@ import { Migration20261203150000TargetsAndSamples } from './Migration20261203150
 import { Migration20261204190000Criteria } from './Migration20261204190000Criteria.ts';
 import { Migration20261204200000Repetitions } from './Migration20261204200000Repetitions.ts';
 import { Migration20261204210000CompareSummaries } from './Migration20261204210000CompareSummaries.ts';
+import { Migration20261204220000RunDeletions } from './Migration20261204220000RunDeletions.ts';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125000000Initial', class: Migration20261125000000Initial },
@@ -28,4 +29,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261204190000Criteria', class: Migration20261204190000Criteria },
   { name: 'Migration20261204200000Repetitions', class: Migration20261204200000Repetitions },
   { name: 'Migration20261204210000CompareSummaries', class: Migration20261204210000CompareSummaries },
+  { name: 'Migration20261204220000RunDeletions', class: Migration20261204220000RunDeletions },
 ];

@@ -10,7 +10,8 @@ import type { AppRouter } from '../../routers/_app.ts';
 import { sql } from '../../domain/shared/sql.ts';
 import { assertCountersExact, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { api, waitForRunEnd } from '../helpers/runs.ts';
-import { startStack, type Stack } from '../helpers/stack.ts';
+import { deletionsLeft } from '../helpers/deletions.ts';
+import { startStack, waitFor, type Stack } from '../helpers/stack.ts';
 
 let s: Stack;
 let a: TenantFixture;
@@ -399,6 +400,9 @@ describe('roles and tenants', () => {
     const totalBefore = (await sql<{ n: number }>(s.container.orm.em.fork(), 'select count(*)::int as n from eval_run_items'))[0]?.n ?? 0;
 
     expect((await api(s.baseUrl, 'DELETE', `/v1/datasets/${doomed.ds}`, a.keys.owner)).status).toBe(204);
+    // the runs go at once; their results and chunks in the background (run-deletion.service.ts)
+    expect((await rows(doomed.runs))?.runs).toBe(0);
+    await waitFor(async () => (await deletionsLeft(s)) === 0, { what: 'the background deletion' });
     expect(await rows(doomed.runs)).toEqual({ results: 0, chunks: 0, runs: 0 });
     expect(await rows(kept.runs)).toEqual({ results: 250, chunks: 2, runs: 1 });
     // nowhere an orphan: every result still in the table belongs to a run that exists
@@ -445,6 +449,7 @@ describe('roles and tenants', () => {
     commit();
     await recording;
     expect((await deleting).status).toBe(204);
+    await waitFor(async () => (await deletionsLeft(s)) === 0, { what: 'the background deletion' });
     expect(await results()).toBe(0);
     // and a chunk that records for the deleted run finds no running run: nothing stored, no counters to move
     const out = await recordResults(s.container.orm.em.fork(), { run_id: runId, tenant_id: a.id }, 0, 1, [
@@ -473,6 +478,7 @@ describe('roles and tenants', () => {
       ['GET', `/v1/evals/${ev.id as string}`],
       ['POST', `/v1/evals/${ev.id as string}/versions`, { evaluator: { type: 'exact_match' } }],
       ['GET', `/v1/eval-runs/${run.id as string}`],
+      ['DELETE', `/v1/eval-runs/${run.id as string}`],
       ['GET', `/v1/eval-runs/${run.id as string}/items`],
       ['POST', `/v1/eval-runs/${run.id as string}/cancel`],
       ['POST', `/v1/eval-runs/${run.id as string}/retry`],

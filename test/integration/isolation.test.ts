@@ -36,6 +36,7 @@ describe('tenant isolation over tRPC', () => {
       getEvalRun: { id: A.run },
       cancelEvalRun: { id: A.run },
       retryEvalRun: { id: A.run },
+      deleteEvalRun: { id: A.run },
       gateEvalRun: { id: A.run, policy: {} },
       listEvalRuns: { id: A.dataset },
       compareEvalRuns: { base: A.run, head: A.run },

@@ -9,6 +9,7 @@ import { failRun, loadChunkWork, recordResults, startRun, type ItemResult } from
 import { startWorkers } from '../../server/workers.ts';
 import { QUEUE_NAMES } from '../../jobs/queues.ts';
 import { addDatasetItems } from '../../domain/datasets/dataset.service.ts';
+import { purgeDeletions } from '../../domain/eval-runs/run-deletion.service.ts';
 import { sql } from '../../domain/shared/sql.ts';
 import { assertCountersExact, items, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { api, getRun, scheduleRun, waitForProgress, waitForRunEnd } from '../helpers/runs.ts';
@@ -231,11 +232,14 @@ describe('controlled delivery (workers started by the test)', () => {
     const byHand = await recordedRun();
     const withTenant = await recordedRun();
     expect(await count(byHand)).toBe(60);
+    // every delete of runs marks them (trigger on eval_runs); the purge deletes their results in batches
     await sql(em, 'delete from eval_runs where id = ?', [byHand]);
+    expect(await purgeDeletions(s.container, s.container.log)).toMatchObject({ more: false });
     expect(await count(byHand)).toBe(0);
     expect(await count(withTenant)).toBe(60);
-    // the cascade tenants → eval_runs takes the results along too (no foreign key from results to runs)
+    // the cascade tenants → eval_runs marks them too (no foreign key from results to runs)
     await sql(em, 'delete from tenants where id = ?', [other.id]);
+    expect(await purgeDeletions(s.container, s.container.log)).toMatchObject({ more: false });
     expect(await count(withTenant)).toBe(0);
   });
 
