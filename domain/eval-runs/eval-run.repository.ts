@@ -372,6 +372,11 @@ export async function listRunItemRows(
     params.push(after);
   }
   params.push(limit + 1, runId, maxBytes);
+  // The join to dataset_items is bounded by the run's dataset and the cursor as the results are, so that
+  // whichever join the planner picks (a merge join walks dataset_items in id order) it starts at the page,
+  // not at the dataset's first item: a page reads O(limit) items at any depth (test/integration/list-plan.test.ts).
+  const itemBound = after ? 'and i.dataset_id = (select dataset_id from eval_runs where id = ?) and i.id > ?' : 'and i.dataset_id = (select dataset_id from eval_runs where id = ?)';
+  params.unshift(...(after ? [runId, after] : [runId]));
   return sql<RunItemRow & { page_rows: number }>(
     em,
     `with page as (
@@ -379,7 +384,7 @@ export async function listRunItemRows(
               coalesce(i.size_bytes, ${jsonBytesSql('i.input', 'i.output', 'i.expected_output')}) + ${jsonBytesSql('r.reason', 'r.error', 'r.scores', 'r.repetitions')} + ${ROW_OVERHEAD_BYTES}
               + coalesce((select ${jsonBytesSql('s.output_text', 's.raw_start', 's.error')} from eval_run_samples s
                            where s.run_id = r.run_id and s.item_id = r.item_id and s.repetition = 0), 0) as bytes
-         from eval_run_items r join dataset_items i on i.id = r.item_id
+         from eval_run_items r join dataset_items i on i.id = r.item_id ${itemBound}
         where ${where.join(' and ')}
         order by r.item_id limit ?
      ), cut as (
