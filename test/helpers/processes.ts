@@ -359,21 +359,20 @@ export interface DisposablePostgres {
   destroy(): Promise<void>;
 }
 
-/** Where initdb and pg_ctl live: PG_BIN_DIR, else /usr/local/bin, else Debian's /usr/lib/postgresql/<newest>/bin. */
-const PG_BIN_DIR = ((): string => {
-  if (process.env.PG_BIN_DIR) return process.env.PG_BIN_DIR;
-  if (existsSync('/usr/local/bin/initdb')) return '/usr/local/bin';
+/** Debian's newest /usr/lib/postgresql/<version>/bin, or null. */
+const DEBIAN_PG_BIN = ((): string | null => {
   const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)) : [];
   const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
-  return newest ? `/usr/lib/postgresql/${newest}/bin` : '/usr/local/bin';
+  return newest ? `/usr/lib/postgresql/${newest}/bin` : null;
 })();
 
-/** A PostgreSQL tool from PG_BIN_DIR, else from Debian's newest /usr/lib/postgresql/<version>/bin (where pg_basebackup and psql are). */
+/** Where initdb and pg_ctl live: PG_BIN_DIR, else /usr/local/bin, else Debian's /usr/lib/postgresql/<newest>/bin. */
+const PG_BIN_DIR = process.env.PG_BIN_DIR ?? (existsSync('/usr/local/bin/initdb') ? '/usr/local/bin' : (DEBIAN_PG_BIN ?? '/usr/local/bin'));
+
+/** A PostgreSQL tool from PG_BIN_DIR, else from Debian's bin directory (where pg_basebackup and psql are). */
 function pgTool(name: string): string {
   if (existsSync(join(PG_BIN_DIR, name))) return join(PG_BIN_DIR, name);
-  const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)) : [];
-  const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
-  return newest ? `/usr/lib/postgresql/${newest}/bin/${name}` : name;
+  return DEBIAN_PG_BIN ? join(DEBIAN_PG_BIN, name) : name;
 }
 
 function run(file: string, args: string[]): Promise<string> {
@@ -403,28 +402,23 @@ function stopOnExit(dir: string, stopSync: () => void): void {
 }
 
 /**
- * A PostgreSQL server of our own (initdb into a temporary directory, a free
- * port, trust auth, fsync off), for tests that crash or restart the database
- * without touching the machine's shared one. pg_ctl only ever sees this
- * server's data directory.
+ * Serves the data directory `data` (in `dir`, owned by postgres) on a free
+ * port with `settings`, until stop() or destroy(); stopped and deleted if the
+ * test process exits first. pg_ctl only ever sees this server's data directory.
  */
-export async function startDisposablePostgres(): Promise<DisposablePostgres> {
-  const dir = await mkdtemp(join(tmpdir(), 'evalgate-pg-'));
-  if (process.getuid?.() === 0) await run('chown', ['postgres:postgres', dir]);
-  const data = join(dir, 'data');
+async function serveDataDir(dir: string, data: string, settings: string, what: string): Promise<DisposablePostgres> {
   const log = join(dir, 'server.log');
-  await runAsPostgres(join(PG_BIN_DIR, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '-N', '-E', 'UTF8', '--no-locale']);
   const pgCtl = (...args: string[]) => runAsPostgres(join(PG_BIN_DIR, 'pg_ctl'), ['-D', data, ...args]);
   let running = false;
   const launch = async (port: number): Promise<number> => {
     const logged = existsSync(log) ? statSync(log).size : 0;
-    const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
+    const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 ${settings}`;
     try {
       await pgCtl('-o', opts, '-l', log, '-w', '-t', '60', 'start');
     } catch (err) {
       // The server says why it stopped in its log, not on pg_ctl's output.
       const said = existsSync(log) ? readFileSync(log).subarray(logged).toString() : '';
-      if (ADDRESS_IN_USE.test(said)) throw new PortTaken(`postgres: port ${port} is taken`, { cause: err });
+      if (ADDRESS_IN_USE.test(said)) throw new PortTaken(`${what}: port ${port} is taken`, { cause: err });
       throw err;
     }
     running = true;
@@ -463,6 +457,25 @@ export async function startDisposablePostgres(): Promise<DisposablePostgres> {
   };
 }
 
+/** A temporary directory the `postgres` OS user owns (initdb and pg_ctl run as it under root). */
+async function postgresDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  if (process.getuid?.() === 0) await run('chown', ['postgres:postgres', dir]);
+  return dir;
+}
+
+/**
+ * A PostgreSQL server of our own (initdb into a temporary directory, a free
+ * port, trust auth, fsync off), for tests that crash or restart the database
+ * without touching the machine's shared one.
+ */
+export async function startDisposablePostgres(): Promise<DisposablePostgres> {
+  const dir = await postgresDir('evalgate-pg-');
+  const data = join(dir, 'data');
+  await runAsPostgres(join(PG_BIN_DIR, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '-N', '-E', 'UTF8', '--no-locale']);
+  return serveDataDir(dir, data, '-c fsync=off -c synchronous_commit=off -c full_page_writes=off', 'postgres');
+}
+
 /**
  * A streaming replica (hot standby) of a disposable primary: pg_basebackup -R
  * from it into a temporary directory, started on a free port. `pauseReplay` /
@@ -470,55 +483,13 @@ export async function startDisposablePostgres(): Promise<DisposablePostgres> {
  * which server a read went to.
  */
 export async function startDisposableReplica(primary: DisposablePostgres): Promise<DisposablePostgres & { pauseReplay(): Promise<void>; resumeReplay(): Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'evalgate-pg-replica-'));
-  if (process.getuid?.() === 0) await run('chown', ['postgres:postgres', dir]);
+  const dir = await postgresDir('evalgate-pg-replica-');
   const data = join(dir, 'data');
-  const log = join(dir, 'server.log');
   await runAsPostgres(pgTool('pg_basebackup'), ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', data, '-R', '-X', 'stream', '-c', 'fast']);
-  const pgCtl = (...args: string[]) => runAsPostgres(join(PG_BIN_DIR, 'pg_ctl'), ['-D', data, ...args]);
-  let running = false;
-  const launch = async (port: number): Promise<number> => {
-    const logged = existsSync(log) ? statSync(log).size : 0;
-    const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c hot_standby=on -c fsync=off`;
-    try {
-      await pgCtl('-o', opts, '-l', log, '-w', '-t', '60', 'start');
-    } catch (err) {
-      const said = existsSync(log) ? readFileSync(log).subarray(logged).toString() : '';
-      if (ADDRESS_IN_USE.test(said)) throw new PortTaken(`postgres replica: port ${port} is taken`, { cause: err });
-      throw err;
-    }
-    running = true;
-    return port;
-  };
-  const stop = async (mode: 'immediate' | 'fast' = 'fast') => {
-    if (!running) return;
-    await pgCtl('-m', mode, '-w', '-t', '60', 'stop');
-    running = false;
-  };
-  const port = await onPort(freePort, launch);
-  stopOnExit(dir, () => {
-    const ctl = [join(PG_BIN_DIR, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop'];
-    try {
-      if (process.getuid?.() === 0) execFileSync('runuser', ['-u', 'postgres', '--', ...ctl], { stdio: 'ignore' });
-      else execFileSync(ctl[0] as string, ctl.slice(1), { stdio: 'ignore' });
-    } catch {
-      // not running
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const baseUrl = `postgres://postgres@127.0.0.1:${port}`;
-  const psql = (q: string) => run(pgTool('psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-Atc', q]);
+  const server = await serveDataDir(dir, data, '-c hot_standby=on -c fsync=off', 'postgres replica');
+  const psql = (q: string) => run(pgTool('psql'), ['-h', '127.0.0.1', '-p', String(server.port), '-U', 'postgres', '-d', 'postgres', '-Atc', q]);
   return {
-    port,
-    baseUrl,
-    databaseUrl: (name) => `${baseUrl}/${name}`,
-    start: async () => void (await onPort(async () => port, launch, 20, 500)),
-    stop,
-    async destroy() {
-      await stop('immediate').catch(() => undefined);
-      await rm(dir, { recursive: true, force: true });
-      livePostgres.delete(dir);
-    },
+    ...server,
     pauseReplay: async () => void (await psql('select pg_wal_replay_pause()')),
     resumeReplay: async () => void (await psql('select pg_wal_replay_resume()')),
   };
