@@ -69,14 +69,11 @@ const version = (r: string) => `concat_ws(':', ${SUMMARY_FORMAT}, ${r}.status, $
                   (extract(epoch from ${r}.updated_at) * 1000000)::bigint, (extract(epoch from ${r}.completed_at) * 1000000)::bigint)`;
 
 /**
- * The summary's statement: both runs' versions when finished (null otherwise;
- * read in the statement's snapshot, so they are the versions of the results
- * it counts) and the counts over the pairs. `d`, the paired difference, is
- * null unless both are scored (the same rule as compareItem).
+ * The counts over pairs with base and head statuses `bs`, `hs`, scores `bsc`,
+ * `hsc`, `ne` (both scored) and `d` (head − base when both are scored, else
+ * null): for the runs' results and, per criterion, for their outcomes.
  */
-const SUMMARY_SQL = `select (select ${version('r')} from eval_runs r where r.id = ? and r.tenant_id = ? and r.status in (${FINISHED})) as base_version,
-        (select ${version('r')} from eval_runs r where r.id = ? and r.tenant_id = ? and r.status in (${FINISHED})) as head_version,
-        count(*) filter (where d > 1e-9)::int as improved,
+const PAIR_COUNTS = `count(*) filter (where d > 1e-9)::int as improved,
         count(*) filter (where d < -1e-9)::int as regressed,
         count(*) filter (where abs(d) <= 1e-9)::int as unchanged,
         count(*) filter (where not ne)::int as not_comparable,
@@ -88,10 +85,23 @@ const SUMMARY_SQL = `select (select ${version('r')} from eval_runs r where r.id 
         stddev_samp(d) as sd_delta,
         count(*) filter (where bs = 'failed' and hs = 'passed')::int as fail_to_pass,
         count(*) filter (where bs = 'passed' and hs = 'failed')::int as pass_to_fail,
-        count(*) filter (where bs = 'passed' and hs = 'error')::int as pass_to_error
-   from (select b.status as bs, h.status as hs, b.score as bsc, h.score as hsc,
-                b.status <> 'error' and h.status <> 'error' as ne,
-                case when b.status <> 'error' and h.status <> 'error' then h.score - b.score end as d
+        count(*) filter (where bs = 'passed' and hs = 'error')::int as pass_to_error`;
+
+/** The pair columns PAIR_COUNTS reads, from the base and head status and score expressions given. */
+const pairColumns = (bs: string, bsc: string, hs: string, hsc: string) =>
+  `${bs} as bs, ${hs} as hs, ${bsc} as bsc, ${hsc} as hsc, ${bs} <> 'error' and ${hs} <> 'error' as ne,
+   case when ${bs} <> 'error' and ${hs} <> 'error' then ${hsc} - ${bsc} end as d`;
+
+/**
+ * The summary's statement: both runs' versions when finished (null otherwise;
+ * read in the statement's snapshot, so they are the versions of the results
+ * it counts) and the counts over the pairs. `d`, the paired difference, is
+ * null unless both are scored (the same rule as compareItem).
+ */
+const SUMMARY_SQL = `select (select ${version('r')} from eval_runs r where r.id = ? and r.tenant_id = ? and r.status in (${FINISHED})) as base_version,
+        (select ${version('r')} from eval_runs r where r.id = ? and r.tenant_id = ? and r.status in (${FINISHED})) as head_version,
+        ${PAIR_COUNTS}
+   from (select ${pairColumns('b.status', 'b.score', 'h.status', 'h.score')}
            from eval_run_items b join eval_run_items h on h.run_id = ? and h.item_id = b.item_id
           where b.run_id = ?) x`;
 
@@ -197,8 +207,7 @@ export async function criteriaSummaries(em: EntityManager, baseId: string, headI
           and exists (select 1 from eval_runs rh cross join lateral jsonb_array_elements(coalesce(rh.criteria_stats, '[]'::jsonb)) hn(c)
                        where rh.id = ? and hn.c->>'name' = bn.c->>'name')
      ), pairs as (
-       select n.name, n.ord,
-              coalesce(bo.st, 'error') as bst, bo.sc as bsc, coalesce(ho.st, 'error') as hst, ho.sc as hsc
+       select n.name, n.ord, ${pairColumns("coalesce(bo.st, 'error')", 'bo.sc', "coalesce(ho.st, 'error')", 'ho.sc')}
          from eval_run_items b
          join eval_run_items h on h.run_id = ? and h.item_id = b.item_id
         cross join names n
@@ -211,18 +220,7 @@ export async function criteriaSummaries(em: EntityManager, baseId: string, headI
         where b.run_id = ?
      )
      select name,
-            count(*) filter (where bst <> 'error' and hst <> 'error' and hsc > bsc + 1e-9)::int as improved,
-            count(*) filter (where bst <> 'error' and hst <> 'error' and hsc < bsc - 1e-9)::int as regressed,
-            count(*) filter (where bst <> 'error' and hst <> 'error' and abs(hsc - bsc) <= 1e-9)::int as unchanged,
-            count(*) filter (where bst = 'error' or hst = 'error')::int as not_comparable,
-            count(*)::int as both,
-            count(*) filter (where bst <> 'error' and hst <> 'error')::int as paired,
-            avg(bsc) filter (where bst <> 'error' and hst <> 'error') as mean_base,
-            avg(hsc) filter (where bst <> 'error' and hst <> 'error') as mean_head,
-            avg(hsc - bsc) filter (where bst <> 'error' and hst <> 'error') as mean_delta,
-            stddev_samp(hsc - bsc) filter (where bst <> 'error' and hst <> 'error') as sd_delta,
-            count(*) filter (where bst = 'failed' and hst = 'passed')::int as fail_to_pass,
-            count(*) filter (where bst = 'passed' and hst = 'failed')::int as pass_to_fail
+        ${PAIR_COUNTS}
        from pairs
       group by name, ord
       order by ord`,
