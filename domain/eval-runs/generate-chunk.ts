@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import pLimit from 'p-limit';
 import type { Scorer } from '../evaluators/evaluator-cache.ts';
-import { ProviderAuthError, type JudgeOutcome } from '../evaluators/llm-judge/llm-judge.runtime.ts';
+import { ProviderAuthError, type JudgeOutcome, type LlmJudge } from '../evaluators/llm-judge/llm-judge.runtime.ts';
 import type { EvalItem } from '../evaluators/types.ts';
 import { compileTarget, ItemRequestError, TargetAuthError, TargetConfigError, targetSchema, type GenerateOutcome, type Generator } from '../targets/index.ts';
 import type { PreparedRequest } from '../targets/generation.ts';
@@ -363,30 +363,26 @@ export async function generateChunk(
     const evalItem: EvalItem = sample
       ? { input: item.input, output: sample.output ?? sample.output_text, expected_output: item.expected_output, metadata: item.metadata }
       : item;
-    if (scorer.kind === 'judge') {
-      if (budget.signal.aborted) {
-        // the sample is kept with this result: a retry of the run judges it without generating it again
-        return errorResult(item.id, new Error('budget exceeded before this item was judged'), performance.now() - t0);
-      }
-      const o: JudgeOutcome = await scorer.judge.judge(evalItem, watch.signal, order);
+    const judges = scorer.kind === 'judge' || (scorer.kind === 'criteria' && scorer.judges);
+    if (judges && budget.signal.aborted) {
+      // the sample is kept with this result: a retry of the run judges it without generating it again
+      return errorResult(item.id, new Error('budget exceeded before this item was judged'), performance.now() - t0);
+    }
+    /** One judge call on this item, its spend counted against the chunk's budget. */
+    const judged = async (judge: LlmJudge): Promise<JudgeOutcome> => {
+      const o = await judge.judge(evalItem, watch.signal, order);
       spentHere += o.cost_usd ?? 0;
       spend = addSpend(spend, o.usage, o.cost_usd);
+      return o;
+    };
+    if (scorer.kind === 'judge') {
+      const o = await judged(scorer.judge);
       const latency = performance.now() - t0;
       return o.kind === 'scored'
         ? { item_id: item.id, status: o.passed ? 'passed' : 'failed', score: o.score, passed: o.passed, reason: truncate(o.reason), error: null, latency_ms: latency, ...usageOf(o) }
         : { ...errorResult(item.id, new Error(o.error), latency), ...usageOf(o) };
     }
-    if (scorer.kind === 'criteria') {
-      if (scorer.judges && budget.signal.aborted) {
-        return errorResult(item.id, new Error('budget exceeded before this item was judged'), performance.now() - t0);
-      }
-      return scoreCriteria(scorer, item.id, evalItem, t0, async (judge) => {
-        const o = await judge.judge(evalItem, watch.signal, order);
-        spentHere += o.cost_usd ?? 0;
-        spend = addSpend(spend, o.usage, o.cost_usd);
-        return o;
-      });
-    }
+    if (scorer.kind === 'criteria') return scoreCriteria(scorer, item.id, evalItem, t0, judged);
     try {
       const r = await scorer.evaluate(evalItem);
       return scoredResult(item.id, r, performance.now() - t0);
