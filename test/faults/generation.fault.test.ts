@@ -11,7 +11,7 @@
 import { describe, expect } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';
 import { makeEval } from '../helpers/factories.ts';
-import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
+import { FAKE_JUDGE, startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
 import { faultTest, report, seconds, type Rig } from '../helpers/fault-rig.ts';
 import { waitFor } from '../helpers/stack.ts';
 
@@ -20,14 +20,6 @@ const genItems = (n: number) => Array.from({ length: n }, (_, i) => ({ input: { 
 
 const TARGET = { type: 'chat_completion', provider: 'fake', model: 'gen-1', messages: [{ role: 'user', content: '{{input.question}}' }] };
 
-const JUDGE = {
-  type: 'llm_judge',
-  provider: 'fake',
-  model: 'judge-1',
-  messages: [{ role: 'user', content: 'OUTPUT: {{output}}\nEXPECTED: {{expected_output}}' }],
-  output: { kind: 'numeric', min: 0, max: 10 },
-  pass_threshold: 0.5,
-};
 
 /** A worker's env: the fake as provider "fake", chunks of 20 items, `parallelism` items at a time per chunk. */
 function workerEnv(fake: FakeLlm, opts: { timeoutMs?: number; parallelism?: number } = {}): Record<string, string> {
@@ -213,7 +205,7 @@ describe('fault: generating runs', () => {
 
       // Run B judges the cached samples on the same (slow) fake: slow enough to be killed mid-run.
       fake.reset({ latencyMs: 100 });
-      const judge = await makeEval(rig.container, rig.tenant.id, JUDGE);
+      const judge = await makeEval(rig.container, rig.tenant.id, FAKE_JUDGE);
       const sched = await rig.schedule(api, ds, { evalVersionId: judge.evalVersionId, body: { target: TARGET, cache: true } });
       expect(sched.value.status, JSON.stringify(sched.value.body)).toBe(202);
       const runB = sched.value.body.id as string;

@@ -8,6 +8,16 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** An llm_judge config for the fake as provider "fake": it reads the OUTPUT and EXPECTED lines (10/10 when equal, else 2/10), passes at 0.5. */
+export const FAKE_JUDGE = {
+  type: 'llm_judge',
+  provider: 'fake',
+  model: 'judge-1',
+  messages: [{ role: 'user', content: 'OUTPUT: {{output}}\nEXPECTED: {{expected_output}}' }],
+  output: { kind: 'numeric', min: 0, max: 10 },
+  pass_threshold: 0.5,
+};
+
 export interface FakeBehavior {
   latencyMs: number;
   /** share of requests answered 429 (deterministic: by request number) */

@@ -10,23 +10,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';
 import { assertCountersExact, assertCriteriaCountersExact, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
-import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
+import { FAKE_JUDGE, startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
 import { api, scheduleRun, waitForRunEnd } from '../helpers/runs.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 
 type Json = Record<string, unknown>;
 
-const JUDGE = {
-  type: 'llm_judge',
-  provider: 'fake',
-  model: 'judge-1',
-  messages: [
-    { role: 'system', content: 'You grade answers.' },
-    { role: 'user', content: 'QUESTION: {{input}}\nOUTPUT: {{output}}\nEXPECTED: {{expected_output}}' },
-  ],
-  output: { kind: 'numeric', min: 0, max: 10 },
-  pass_threshold: 0.5,
-};
 
 /**
  * Item i's output, by i % 4: 0 and 3 the expected answer (every criterion passes), 1 the answer
@@ -99,7 +88,7 @@ describe('criteria config', () => {
     ['an unknown pass policy', { criteria: [{ name: 'a', evaluator: { type: 'is_json' } }], pass: 'most' }, /pass/],
     ['a bad nested evaluator', { criteria: [{ name: 'a', evaluator: { type: 'regex', pattern: '' } }] }, /criteria\.0\.evaluator\.pattern: pattern must not be empty/],
     ['a nested regex RE2 refuses', { criteria: [{ name: 'a', evaluator: { type: 'regex', pattern: '(a)\\1' } }] }, /evaluator\.criteria\.0\.evaluator\.pattern/],
-    ['a judge of an unknown provider', { criteria: [{ name: 'j', evaluator: { ...JUDGE, provider: 'nope' } }] }, /evaluator\.criteria\.0\.evaluator\.provider: unknown provider "nope"/],
+    ['a judge of an unknown provider', { criteria: [{ name: 'j', evaluator: { ...FAKE_JUDGE, provider: 'nope' } }] }, /evaluator\.criteria\.0\.evaluator\.provider: unknown provider "nope"/],
     ['an unknown key', { criteria: [{ name: 'a', evaluator: { type: 'is_json' } }], extra: 1 }, /extra/],
     ['an unknown evaluator type', { type: 'nope' }, /evaluator\.type: Invalid discriminator value/],
   ])('refuses %s with 400 naming the field', async (_what, evaluator, message) => {
@@ -282,7 +271,7 @@ describe('runs with several criteria', () => {
     const n = 30;
     // the fake judges 10/10 when OUTPUT equals EXPECTED, else 2/10; every third output is wrong
     const ds = await makeDataset(s.container, t.id, Array.from({ length: n }, (_, i) => ({ input: `q${i}`, expected_output: `a${i}`, output: i % 3 === 0 ? `w${i}` : `a${i}` })));
-    const ev = await makeEval(s.container, t.id, { criteria: [{ name: 'judge', evaluator: JUDGE }, { name: 'exact', evaluator: { type: 'exact_match' } }] });
+    const ev = await makeEval(s.container, t.id, { criteria: [{ name: 'judge', evaluator: FAKE_JUDGE }, { name: 'exact', evaluator: { type: 'exact_match' } }] });
     const run = await waitForRunEnd(s.baseUrl, t.keys.member, (await scheduleRun(s.baseUrl, t.keys.member, ds.datasetId, ev.evalVersionId)).id, 90_000);
     expect(run).toMatchObject({ status: 'completed', completed_count: n, passed_count: 20, failed_count: 10, error_count: 0 });
     expect(run.criteria).toEqual([

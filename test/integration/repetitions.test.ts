@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';
 import { assertCountersExact, assertCriteriaCountersExact, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
-import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
+import { FAKE_JUDGE, startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
 import { api, waitForRunEnd } from '../helpers/runs.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import type { EvalRunDto } from '../../domain/eval-runs/eval-run.schema.ts';
@@ -18,14 +18,6 @@ type Json = Record<string, unknown>;
 type Item = Json & { status: string; score: number | null; passed_repetitions: number | null; score_sd: number | null; repetitions: Json[] | null };
 
 const chat = { type: 'chat_completion', provider: 'fake', model: 'gen-1', messages: [{ role: 'user', content: '{{input}}' }] };
-const JUDGE = {
-  type: 'llm_judge',
-  provider: 'fake',
-  model: 'judge-1',
-  messages: [{ role: 'user', content: 'OUTPUT: {{output}}\nEXPECTED: {{expected_output}}' }],
-  output: { kind: 'numeric', min: 0, max: 10 },
-  pass_threshold: 0.5,
-};
 
 let fake: FakeLlm;
 let s: Stack;
@@ -177,7 +169,7 @@ describe('repetitions', () => {
   it('asks the judge once per repetition, with criteria folded per repetition', async () => {
     const n = 12;
     const ds = await makeDataset(s.container, t.id, Array.from({ length: n }, (_, i) => ({ input: `q${i}`, expected_output: `a${i}`, output: i % 4 === 0 ? `w${i}` : `a${i}` })));
-    const ev = await makeEval(s.container, t.id, { criteria: [{ name: 'judge', evaluator: JUDGE }, { name: 'exact', evaluator: { type: 'exact_match' } }] });
+    const ev = await makeEval(s.container, t.id, { criteria: [{ name: 'judge', evaluator: FAKE_JUDGE }, { name: 'exact', evaluator: { type: 'exact_match' } }] });
     const r = await schedule(ds.datasetId, { eval_version_id: ev.evalVersionId, repetitions: 2 });
     expect(r.status, JSON.stringify(r.body)).toBe(202);
     const run = await waitForRunEnd(s.baseUrl, t.keys.member, r.body.id as string, 90_000);

@@ -10,19 +10,11 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from '../../domain/shared/sql.ts';
 import { assertCountersExact, makeDataset, makeEval, makeTenant, type TenantFixture } from '../helpers/factories.ts';
 import { startFakeApp, type FakeApp } from '../helpers/fake-app.ts';
-import { startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
+import { FAKE_JUDGE, startFakeLlm, type FakeLlm } from '../helpers/fake-llm.ts';
 import { api, getRun, waitForProgress, waitForRunEnd } from '../helpers/runs.ts';
 import { startStack, waitFor, type Stack } from '../helpers/stack.ts';
 import type { EvalRunDto } from '../../domain/eval-runs/eval-run.schema.ts';
 
-const JUDGE = {
-  type: 'llm_judge',
-  provider: 'fake',
-  model: 'judge-1',
-  messages: [{ role: 'user', content: 'OUTPUT: {{output}}\nEXPECTED: {{expected_output}}' }],
-  output: { kind: 'numeric', min: 0, max: 10 },
-  pass_threshold: 0.5,
-};
 
 /** n items "q<i>"; the fake model upper-cases, so the even ones (expected "Q<i>") pass exact_match. */
 const items = (n: number) => Array.from({ length: n }, (_, i) => ({ input: { question: `q${i}` }, expected_output: i % 2 === 0 ? `Q${i}` : `nope${i}`, metadata: { i } }));
@@ -134,7 +126,7 @@ describe('chat_completion target', () => {
 
   it('judges the generated output ({{output}} is the sample) on the same provider budget', async () => {
     const ds = await makeDataset(s.container, t.id, items(20));
-    const ev = await makeEval(s.container, t.id, JUDGE);
+    const ev = await makeEval(s.container, t.id, FAKE_JUDGE);
     const done = await waitForRunEnd(s.baseUrl, t.keys.member, (await schedule(ds.datasetId, { eval_version_id: ev.evalVersionId, target: chat(), cache: false })).id, 60_000);
     expect(done).toMatchObject({ status: 'completed', passed_count: 10, failed_count: 10 });
     const kinds = fake.stats.log.map((e) => e.kind);
