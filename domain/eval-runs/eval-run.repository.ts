@@ -652,7 +652,7 @@ export async function recordResults(
     `with run as (
        -- a canceled (failed) run takes no more results, even from a chunk that was mid-flight;
        -- the lock keeps the run (and so these results' owner) from being deleted until commit
-       select criteria_stats from eval_runs where id = ? and status = 'running' for key share
+       select criteria_stats, repetitions from eval_runs where id = ? and status = 'running' for key share
      ), ins as (
        insert into eval_run_items (run_id, item_id, tenant_id, status, score, passed, reason, error, attempts, latency_ms,
                                    prompt_tokens, completion_tokens, cost_usd, scores, repetitions, passed_repetitions, score_sd, created_at)
@@ -674,7 +674,9 @@ export async function recordResults(
               coalesce(sum(score) filter (where status <> 'error'), 0) as s,
               -- one repetition: a passed item is one passed sample
               coalesce(sum(coalesce(passed_repetitions, case when status = 'passed' then 1 else 0 end)) filter (where status <> 'error'), 0)::bigint as ps,
-              coalesce(sum(score_sd) filter (where status <> 'error'), 0)::float8 as sd
+              coalesce(sum(score_sd) filter (where status <> 'error'), 0)::float8 as sd,
+              (count(*) filter (where status <> 'error'
+                                  and coalesce(passed_repetitions, case when status = 'passed' then 1 else 0 end) = (select repetitions from run)))::int as ap
          from ins
      ), chunk as (
        -- done only while the run takes results (a chunk landing after a cancel stays undone, so a retry
@@ -701,8 +703,7 @@ export async function recordResults(
        ${applyCriteriaDelta('+')},
        passed_samples = r.passed_samples + agg.ps,
        score_sd_sum = r.score_sd_sum + agg.sd,
-       all_passed_count = r.all_passed_count
-         + (select count(*) from ins where status <> 'error' and coalesce(passed_repetitions, case when status = 'passed' then 1 else 0 end) = r.repetitions)::int,
+       all_passed_count = r.all_passed_count + agg.ap,
        ${COMPLETES_ON_LAST_RESULT}`,
     [
       c.run_id,
