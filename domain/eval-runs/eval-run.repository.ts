@@ -414,9 +414,10 @@ export async function countRunsByStatus(em: EntityManager): Promise<{ status: st
 export async function lockRunForStart(em: EntityManager, runId: string): Promise<RunForStart | undefined> {
   const [run] = await sql<RunForStart>(
     em,
-    `select r.id, r.tenant_id, r.dataset_id, r.status, r.item_count, v.version, case when jsonb_typeof(ev.evaluator->'criteria') is distinct from 'array' then ev.evaluator->>'type'
-                 when exists (select 1 from jsonb_array_elements(ev.evaluator->'criteria') c where c->'evaluator'->>'type' = 'llm_judge') then 'llm_judge'
-                 else 'criteria' end as evaluator_type,
+    `select r.id, r.tenant_id, r.dataset_id, r.status, r.item_count, v.version, -- criteria with a judge among them are cut like a judge run
+            case when ev.evaluator->>'type' = 'criteria'
+                      and exists (select 1 from jsonb_array_elements(ev.evaluator->'criteria') c where c->'evaluator'->>'type' = 'llm_judge') then 'llm_judge'
+                 else ev.evaluator->>'type' end as evaluator_type,
             r.target is not null as generates
          from eval_runs r
          join dataset_versions v on v.id = r.dataset_version_id
