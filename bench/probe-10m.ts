@@ -69,7 +69,9 @@ function describePlan(out: Explained): { joins: string; rows: string; buffers: n
   const joins: string[] = [];
   const walk = (n: PlanNode) => {
     if (/Join|Nested Loop/.test(n['Node Type'])) joins.push(n['Node Type']);
-    if (n['Relation Name']) read[n['Relation Name']] = (read[n['Relation Name']] ?? 0) + n['Actual Rows'] * n['Actual Loops'];
+    // a partition (eval_run_items_p2026_12) counts as its table
+    const rel = n['Relation Name']?.replace(/_p(\d{4}_\d{2}|_before)$/, '');
+    if (rel) read[rel] = (read[rel] ?? 0) + n['Actual Rows'] * n['Actual Loops'];
     for (const c of n.Plans ?? []) walk(c);
   };
   walk(out.Plan);

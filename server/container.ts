@@ -5,7 +5,7 @@
  */
 import { settlesWithin } from '../domain/shared/deadline.ts';
 import type { Migrator } from '@mikro-orm/migrations';
-import { MikroORM } from '@mikro-orm/postgresql';
+import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
 import { createQueues, jobOptions, type Queues } from '../jobs/queues.ts';
 import { createJobProducer } from '../jobs/producer.ts';
 import type { JobDeps } from '../jobs/deps.ts';
@@ -19,6 +19,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createRedis, logRedisErrors, queuePrefix, redisTopology, type RedisClient, type RedisTopology } from './redis.ts';
 import { createBaseOrmConfig, mayHavePendingMigrations, ormOptions, prepareOrm } from './orm-config.ts';
 import { EvaluatorPool } from '../domain/evaluators/evaluator-pool.ts';
+import { ensureResultPartitions } from '../domain/eval-runs/result-partitions.service.ts';
 import { createProviderAgent } from '../domain/evaluators/llm-judge/provider-client.ts';
 import type { Agent } from 'undici';
 
@@ -71,6 +72,13 @@ export async function createContainer(env: Env, opts: ContainerOptions = {}): Pr
   if ((opts.migrate ?? true) && (await mayHavePendingMigrations(orm))) {
     const applied = await (await import('./mikro-orm.config.ts')).applyMigrations(orm, env.DATABASE_MIGRATION_URL);
     if (applied.length) log.info({ migrations: applied.map((m) => m.name) }, 'applied migrations');
+  }
+  // the results' partitions of this month and the next ones (no default partition: a month without one refuses its results)
+  try {
+    const created = await ensureResultPartitions(orm.em.fork() as EntityManager);
+    if (created > 0) log.info({ created }, 'created result partitions ahead');
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'could not create the result partitions of the months ahead; the reconciler tries again');
   }
 
   const redis = createRedis(topology, 'producer', 'evalgate-producer');

@@ -30,6 +30,7 @@ import {
   type PurgeTarget,
 } from './run-deletion.repository.ts';
 import type { EvalRunDeletionDto } from './run-deletion.schema.ts';
+import { maintainResultPartitions } from './result-partitions.service.ts';
 
 /** How long a request waits on Redis to enqueue the purge; the reconciler enqueues it otherwise. */
 const ENQUEUE_DEADLINE_MS = 2_000;
@@ -151,11 +152,16 @@ export async function purgeDeletions(deps: Pick<Deps, 'orm' | 'env'> & Partial<P
 
 /**
  * The reconciler's part: retention (finished runs that ended more than
- * RESULT_RETENTION_DAYS ago are deleted, RETENTION_RUNS_PER_SWEEP per sweep)
- * and a purge job while any deletion is left (a crash, Redis away when a run
+ * RESULT_RETENTION_DAYS ago are deleted, RETENTION_RUNS_PER_SWEEP per sweep),
+ * the results' monthly partitions (ahead, and dropping the months whose runs
+ * are all gone: result-partitions.service.ts) and a purge job while any deletion is left (a crash, Redis away when a run
  * was deleted, a dataset or tenant deleted, retention).
  */
-export async function sweepDeletions(deps: Deps, log: Logger, opts: { runsPerSweep?: number } = {}): Promise<{ expired: number; pending: boolean }> {
+export async function sweepDeletions(
+  deps: Deps,
+  log: Logger,
+  opts: { runsPerSweep?: number; now?: number } = {},
+): Promise<{ expired: number; pending: boolean; partitions: { created: number; dropped: string[]; failed: string[] } }> {
   const em = deps.orm.em.fork() as EntityManager;
   let expired = 0;
   const days = deps.env.RESULT_RETENTION_DAYS;
@@ -163,7 +169,9 @@ export async function sweepDeletions(deps: Deps, log: Logger, opts: { runsPerSwe
     expired = (await deleteExpiredRuns(em, days, opts.runsPerSweep ?? RETENTION_RUNS_PER_SWEEP)).length;
     if (expired > 0) log.info({ expired, days }, 'deleted runs past their retention; their results go in the background');
   }
+  // before the purge: a month whose runs are all gone is dropped whole, and the purge then finds none of its rows
+  const partitions = await maintainResultPartitions(em, log, opts.now);
   const pending = (await pendingDeletions(em, 1)).length > 0;
   if (pending) await deps.producer.purgeDeletions();
-  return { expired, pending };
+  return { expired, pending, partitions };
 }

@@ -14,6 +14,7 @@ import { Migration20261204190000Criteria } from './Migration20261204190000Criter
 import { Migration20261204200000Repetitions } from './Migration20261204200000Repetitions.ts';
 import { Migration20261204210000CompareSummaries } from './Migration20261204210000CompareSummaries.ts';
 import { Migration20261204220000RunDeletions } from './Migration20261204220000RunDeletions.ts';
+import { Migration20261206020000PartitionedResults } from './Migration20261206020000PartitionedResults.ts';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125000000Initial', class: Migration20261125000000Initial },
@@ -30,4 +31,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261204200000Repetitions', class: Migration20261204200000Repetitions },
   { name: 'Migration20261204210000CompareSummaries', class: Migration20261204210000CompareSummaries },
   { name: 'Migration20261204220000RunDeletions', class: Migration20261204220000RunDeletions },
+  { name: 'Migration20261206020000PartitionedResults', class: Migration20261206020000PartitionedResults },
 ];

@@ -88,7 +88,9 @@ async function rowsRead(
     const plan = (res.rows[0] as { 'QUERY PLAN': [{ Plan: PlanNode }] })['QUERY PLAN'][0].Plan;
     const read: Record<string, number> = {};
     const walk = (n: PlanNode) => {
-      if (n['Relation Name']) read[n['Relation Name']] = (read[n['Relation Name']] ?? 0) + n['Actual Rows'] * n['Actual Loops'];
+      // a partition (eval_run_items_p2026_12) counts as its table
+      const rel = n['Relation Name']?.replace(/_p(\d{4}_\d{2}|_before)$/, '');
+      if (rel) read[rel] = (read[rel] ?? 0) + n['Actual Rows'] * n['Actual Loops'];
       for (const c of n.Plans ?? []) walk(c);
     };
     const find = (n: PlanNode): PlanNode | undefined => (n['Node Type'] === 'Limit' ? n : (n.Plans ?? []).map(find).find((x) => x !== undefined));

@@ -271,8 +271,8 @@ describe('retention (RESULT_RETENTION_DAYS=30)', () => {
     // an active run is never retention's, whatever its timestamps say
     await sql(em(), `update eval_runs set status = 'running', completed_at = now() - interval '400 days' where id = ?`, [active.runId]);
 
-    expect(await sweepDeletions(s.container, log, { runsPerSweep: 1 })).toEqual({ expired: 1, pending: true });
-    expect(await sweepDeletions(s.container, log, { runsPerSweep: 1 })).toEqual({ expired: 1, pending: true });
+    expect(await sweepDeletions(s.container, log, { runsPerSweep: 1 })).toMatchObject({ expired: 1, pending: true });
+    expect(await sweepDeletions(s.container, log, { runsPerSweep: 1 })).toMatchObject({ expired: 1, pending: true });
     expect((await sweepDeletions(s.container, log, { runsPerSweep: 1 })).expired).toBe(0);
     for (const r of [old1, old2]) expect((await api(s.baseUrl, 'GET', `/v1/eval-runs/${r.runId}`, a.keys.viewer)).status).toBe(404);
     for (const r of [recent, active]) expect((await api(s.baseUrl, 'GET', `/v1/eval-runs/${r.runId}`, a.keys.viewer)).status).toBe(200);
